@@ -1,0 +1,9 @@
+//! Wire formats for ironmesh: pure data and parsing, no I/O.
+//!
+//! Protocol facts cite the fact sheets in `shared/spec/` (`meshcentral-control.md`,
+//! `meshcentral-agent.md`) by section.
+
+pub mod control;
+pub mod ids;
+pub mod meshauth;
+pub mod rights;

@@ -1,0 +1,225 @@
+//! Command line of `ironmesh-server`: run the server (default) or manage accounts.
+
+use std::io::{BufRead, IsTerminal};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use ironmesh_proto::ids::{normalize_id, IdKind};
+use ironmesh_proto::rights::SiteRights;
+
+use crate::config::{Config, Overrides, DEFAULT_DATA_DIR};
+use crate::domain::accounts::NewUser;
+use crate::domain::events::EventBus;
+use crate::domain::Domain;
+use crate::store::Store;
+
+#[derive(Parser, Debug)]
+#[command(name = "ironmesh-server", version, about = "ironmesh remote management server")]
+pub struct Cli {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Settings; each also readable from an `IRONMESH_*` variable and the TOML config file.
+#[derive(Args, Debug, Clone)]
+pub struct ServerArgs {
+    /// Data folder: certificates, SQLite database, config.toml.
+    #[arg(long = "data", env = "IRONMESH_DATA", default_value = DEFAULT_DATA_DIR, global = true)]
+    pub data_dir: PathBuf,
+    /// Config file (TOML); default `<data>/config.toml` if present.
+    #[arg(long, env = "IRONMESH_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Address to listen on (default 127.0.0.1).
+    #[arg(long, env = "IRONMESH_BIND", global = true)]
+    pub bind: Option<IpAddr>,
+    /// Port for HTTPS + WSS (default 4443; 0 = any free port).
+    #[arg(long, env = "IRONMESH_PORT", global = true)]
+    pub port: Option<u16>,
+    /// Name agents and browsers use to reach this server.
+    #[arg(long = "name", env = "IRONMESH_SERVER_NAME", global = true)]
+    pub server_name: Option<String>,
+    /// `sqlite://…` (default: ironmesh.db in the data folder) or `postgres://…`.
+    #[arg(long, env = "IRONMESH_DATABASE_URL", global = true)]
+    pub database_url: Option<String>,
+    /// RSA-2048 instead of RSA-3072 for a newly generated agent-server key.
+    #[arg(long, env = "IRONMESH_FAST_CERT", global = true)]
+    pub fast_cert: bool,
+    /// PEM certificate chain to serve instead of the generated web certificate.
+    #[arg(long, env = "IRONMESH_WEB_CERT", global = true)]
+    pub web_cert: Option<PathBuf>,
+    /// PEM private key of --web-cert.
+    #[arg(long, env = "IRONMESH_WEB_KEY", global = true)]
+    pub web_key: Option<PathBuf>,
+    /// Extra browser origin allowed on the control channel (repeatable).
+    #[arg(long = "allowed-origin", global = true)]
+    pub allowed_origins: Vec<String>,
+    /// Log filter, e.g. `info` or `ironmesh_server=debug`.
+    #[arg(long, env = "IRONMESH_LOG", default_value = "info", global = true)]
+    pub log: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the server (the default).
+    Run,
+    /// Manage user accounts directly in the database.
+    #[command(subcommand)]
+    Account(AccountCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AccountCommand {
+    /// Create an account. The password is asked for, or read from stdin with
+    /// --password-stdin; there is no default password.
+    Add {
+        name: String,
+        /// Full site administrator.
+        #[arg(long)]
+        admin: bool,
+        #[arg(long)]
+        email: Option<String>,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Set a new password.
+    Passwd {
+        name: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Remove an account.
+    Remove { name: String },
+    /// List accounts.
+    List,
+}
+
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&cli.server.log)
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(main(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn main(cli: Cli) -> anyhow::Result<()> {
+    let a = &cli.server;
+    let config = Config::resolve(
+        &a.data_dir,
+        a.config.as_deref(),
+        Overrides {
+            bind: a.bind,
+            port: a.port,
+            server_name: a.server_name.clone(),
+            database_url: a.database_url.clone(),
+            fast_cert: a.fast_cert,
+            web_cert: a.web_cert.clone(),
+            web_key: a.web_key.clone(),
+            allowed_origins: a.allowed_origins.clone(),
+        },
+    )?;
+    match cli.command {
+        None | Some(Command::Run) => crate::server::run(config).await,
+        Some(Command::Account(cmd)) => account(config, cmd).await,
+    }
+}
+
+async fn account(config: Config, cmd: AccountCommand) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating {}", config.data_dir.display()))?;
+    let store = Store::open(&config.database_url).await?;
+    let domain = Domain {
+        store: store.clone(),
+        events: EventBus::default(),
+    };
+    let result = match cmd {
+        AccountCommand::Add {
+            name,
+            admin,
+            email,
+            password_stdin,
+        } => {
+            let password = read_password(password_stdin)?;
+            let user = domain
+                .add_user(
+                    None,
+                    NewUser {
+                        username: name,
+                        password,
+                        email,
+                        site_rights: if admin { SiteRights::FULL } else { 0 },
+                        ..Default::default()
+                    },
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("created {}{}", user.id, if admin { " (site administrator)" } else { "" });
+            Ok(())
+        }
+        AccountCommand::Passwd { name, password_stdin } => {
+            let id = normalize_id(IdKind::User, &name).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let password = read_password(password_stdin)?;
+            domain
+                .set_password(None, &id, password)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("password of {id} changed");
+            Ok(())
+        }
+        AccountCommand::Remove { name } => {
+            let id = normalize_id(IdKind::User, &name).map_err(|e| anyhow::anyhow!("{e}"))?;
+            domain
+                .remove_user(None, &id)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("removed {id}");
+            Ok(())
+        }
+        AccountCommand::List => {
+            for u in store.users().await? {
+                let role = if SiteRights(u.site_rights).is_full() { "admin" } else { "user" };
+                println!("{}\t{}\t{}", u.id, role, u.email.unwrap_or_default());
+            }
+            Ok(())
+        }
+    };
+    store.close().await;
+    result
+}
+
+fn read_password(from_stdin: bool) -> anyhow::Result<String> {
+    let stdin = std::io::stdin();
+    if from_stdin || !stdin.is_terminal() {
+        let mut line = String::new();
+        stdin.lock().read_line(&mut line).context("reading the password from stdin")?;
+        let pw = line.trim_end_matches(['\r', '\n']).to_string();
+        anyhow::ensure!(!pw.is_empty(), "no password given on stdin");
+        return Ok(pw);
+    }
+    let first = rpassword::prompt_password("Password: ")?;
+    let second = rpassword::prompt_password("Repeat password: ")?;
+    anyhow::ensure!(first == second, "the passwords do not match");
+    Ok(first)
+}

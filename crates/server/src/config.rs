@@ -1,0 +1,184 @@
+//! Server configuration: defaults, then a TOML file, then environment variables, then flags
+//! (each later source wins). Flags and their `IRONMESH_*` variables are declared in
+//! [`crate::cli::ServerArgs`]; this module merges them with the file.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Deserialize;
+
+/// Everything a running server needs to know, fully resolved.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address of the one HTTPS + WSS port.
+    pub bind: SocketAddr,
+    /// Folder holding certificates, the SQLite database and the config file.
+    pub data_dir: PathBuf,
+    /// Name agents and browsers use to reach the server: web certificate subject and
+    /// the host written into `.msh` files.
+    pub server_name: String,
+    /// `sqlite://…` or `postgres://…`; defaults to `ironmesh.db` in the data folder.
+    pub database_url: String,
+    /// RSA size of the agent-server key: 3072, or 2048 with `--fast-cert`.
+    pub agent_key_bits: usize,
+    /// A user-supplied web certificate chain and key (PEM) replacing the generated one.
+    pub web_cert: Option<PathBuf>,
+    pub web_key: Option<PathBuf>,
+    /// Origins browsers may open the control channel from, besides the server's own.
+    pub allowed_origins: Vec<String>,
+    /// Failed logins per client address within `login_window_secs` before refusing.
+    pub login_max_failures: u32,
+    pub login_window_secs: u64,
+    /// Most simultaneous TCP connections; further ones wait in the accept backlog.
+    pub max_connections: usize,
+}
+
+/// The TOML file's shape; every key optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub bind: Option<IpAddr>,
+    pub port: Option<u16>,
+    pub server_name: Option<String>,
+    pub database_url: Option<String>,
+    pub fast_cert: Option<bool>,
+    pub web_cert: Option<PathBuf>,
+    pub web_key: Option<PathBuf>,
+    pub allowed_origins: Option<Vec<String>>,
+    pub login_max_failures: Option<u32>,
+    pub login_window_secs: Option<u64>,
+    pub max_connections: Option<usize>,
+}
+
+impl FileConfig {
+    pub fn load(path: &Path) -> anyhow::Result<FileConfig> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
+    }
+}
+
+pub const DEFAULT_PORT: u16 = 4443;
+pub const DEFAULT_DATA_DIR: &str = "ironmesh-data";
+
+/// Values from flags/environment (already merged by clap); `None` = not given.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub bind: Option<IpAddr>,
+    pub port: Option<u16>,
+    pub server_name: Option<String>,
+    pub database_url: Option<String>,
+    pub fast_cert: bool,
+    pub web_cert: Option<PathBuf>,
+    pub web_key: Option<PathBuf>,
+    pub allowed_origins: Vec<String>,
+}
+
+impl Config {
+    /// Resolves the configuration. The file is `config_file` if given, else
+    /// `<data_dir>/config.toml` when it exists.
+    pub fn resolve(
+        data_dir: &Path,
+        config_file: Option<&Path>,
+        flags: Overrides,
+    ) -> anyhow::Result<Config> {
+        let file = match config_file {
+            Some(path) => FileConfig::load(path)?,
+            None => {
+                let default = data_dir.join("config.toml");
+                if default.exists() {
+                    FileConfig::load(&default)?
+                } else {
+                    FileConfig::default()
+                }
+            }
+        };
+        let ip = flags
+            .bind
+            .or(file.bind)
+            .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        let port = flags.port.or(file.port).unwrap_or(DEFAULT_PORT);
+        let server_name = flags
+            .server_name
+            .or(file.server_name)
+            .unwrap_or_else(|| default_server_name(ip));
+        let database_url = flags.database_url.or(file.database_url).unwrap_or_else(|| {
+            format!("sqlite://{}?mode=rwc", data_dir.join("ironmesh.db").display())
+        });
+        let fast = flags.fast_cert || file.fast_cert.unwrap_or(false);
+        let web_cert = flags.web_cert.or(file.web_cert);
+        let web_key = flags.web_key.or(file.web_key);
+        if web_cert.is_some() != web_key.is_some() {
+            anyhow::bail!("a custom web certificate needs both --web-cert and --web-key");
+        }
+        let mut allowed_origins = file.allowed_origins.unwrap_or_default();
+        allowed_origins.extend(flags.allowed_origins);
+        Ok(Config {
+            bind: SocketAddr::new(ip, port),
+            data_dir: data_dir.to_path_buf(),
+            server_name,
+            database_url,
+            agent_key_bits: if fast { 2048 } else { 3072 },
+            web_cert,
+            web_key,
+            allowed_origins,
+            login_max_failures: file.login_max_failures.unwrap_or(10),
+            login_window_secs: file.login_window_secs.unwrap_or(300),
+            max_connections: file.max_connections.unwrap_or(200_000),
+        })
+    }
+
+    /// `host:port` as agents and browsers should use it (for `.msh` and links).
+    pub fn public_host_port(&self) -> String {
+        let host = if self.server_name.contains(':') {
+            format!("[{}]", self.server_name)
+        } else {
+            self.server_name.clone()
+        };
+        format!("{host}:{}", self.bind.port())
+    }
+}
+
+/// Loopback and unspecified binds get `localhost`; a specific address names itself.
+fn default_server_name(ip: IpAddr) -> String {
+    if ip.is_loopback() || ip.is_unspecified() {
+        "localhost".to_string()
+    } else {
+        ip.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_file_and_defaults_apply() {
+        let dir = std::env::temp_dir().join(format!("im-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("config.toml"), "port = 5000\nserver_name = \"mesh.example\"\n")
+            .unwrap();
+        let cfg = Config::resolve(&dir, None, Overrides::default()).unwrap();
+        assert_eq!(cfg.bind.port(), 5000);
+        assert_eq!(cfg.server_name, "mesh.example");
+        assert!(cfg.database_url.starts_with("sqlite://"));
+        assert_eq!(cfg.agent_key_bits, 3072);
+        let cfg = Config::resolve(
+            &dir,
+            None,
+            Overrides {
+                port: Some(6000),
+                fast_cert: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(cfg.bind.port(), 6000);
+        assert_eq!(cfg.agent_key_bits, 2048);
+        std::fs::write(dir.join("config.toml"), "prot = 1\n").unwrap();
+        let err = Config::resolve(&dir, None, Overrides::default()).unwrap_err();
+        assert!(format!("{err:#}").contains("unknown field"), "{err:#}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

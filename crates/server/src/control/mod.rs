@@ -1,0 +1,69 @@
+//! `/control.ashx`: the user control channel (control spec §1–§2). One WebSocket per
+//! console or `meshctrl.js` run; JSON text frames both ways.
+//!
+//! Flow: Origin check (browsers only), upgrade, authenticate (frames sent meanwhile wait in
+//! the socket), push `serverinfo` and `userinfo`, then handle requests in order while
+//! forwarding the events this user may see.
+
+mod actions;
+mod session;
+
+pub use actions::ACTION_NAMES;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use crate::auth::Credentials;
+use crate::state::{AppState, SharedState};
+
+/// Largest control message accepted; bigger frames close the socket with 1009.
+pub const MAX_MESSAGE: usize = 1 << 20;
+
+pub async fn upgrade(
+    State(state): State<SharedState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    // Browsers always send Origin; a foreign one means another site's page is trying to
+    // drive this user's session (cross-site WebSocket hijacking). Tools send none.
+    if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+        if !origin_allowed(&state, &headers, origin) {
+            tracing::warn!(%peer, origin, "control channel refused: foreign origin");
+            return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
+        }
+    }
+    let creds = Credentials::from_request(&headers, &query);
+    ws.max_message_size(MAX_MESSAGE)
+        .max_frame_size(MAX_MESSAGE)
+        .on_upgrade(move |socket| session::run(state, socket, peer, creds))
+}
+
+/// An Origin is allowed when it is this server as the browser reached it (`Host`), the
+/// configured server name, or listed in `allowed_origins`.
+pub fn origin_allowed(state: &AppState, headers: &HeaderMap, origin: &str) -> bool {
+    let origin = origin.trim_end_matches('/');
+    if state
+        .config
+        .allowed_origins
+        .iter()
+        .any(|o| o.trim_end_matches('/').eq_ignore_ascii_case(origin))
+    {
+        return true;
+    }
+    let Some(host) = origin.strip_prefix("https://") else {
+        return false;
+    };
+    let own = state.config.public_host_port();
+    let request_host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    host.eq_ignore_ascii_case(request_host) || host.eq_ignore_ascii_case(&own)
+}

@@ -1,0 +1,203 @@
+//! One control-channel connection.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures_util::{SinkExt, StreamExt};
+use ironmesh_proto::control::{close_frame, Reply, Request};
+use serde_json::{json, Value};
+use tokio::sync::{broadcast, mpsc};
+
+use super::actions;
+use crate::auth::{self, Credentials};
+use crate::domain::access::Actor;
+use crate::domain::events::Event;
+use crate::domain::{hex, random_bytes};
+use crate::state::SharedState;
+
+/// Outgoing frames waiting for a slow client before requests stop being read.
+const OUTBOX: usize = 256;
+
+/// Close code for refused authentication (RFC 6455 "policy violation").
+const CLOSE_POLICY: u16 = 1008;
+/// Close code for an over-size message.
+const CLOSE_TOO_BIG: u16 = 1009;
+
+/// State of one authenticated connection, handed to every action.
+pub struct ControlSession {
+    pub state: SharedState,
+    /// The user and their memberships, reloaded before every request.
+    pub actor: Actor,
+    /// `user//name/<40 hex>`: where agents' answers for this connection are routed.
+    pub session_id: String,
+    pub peer: SocketAddr,
+}
+
+pub async fn run(state: SharedState, socket: WebSocket, peer: SocketAddr, creds: Credentials) {
+    let (mut sink, mut stream) = socket.split();
+    let user = match auth::authenticate(&state, &creds, peer.ip()).await {
+        Ok(user) => user,
+        Err(failure) => {
+            let frame = close_frame(failure.cause, failure.msg);
+            let _ = sink.send(Message::Text(frame.to_string().into())).await;
+            let _ = sink
+                .send(Message::Close(Some(CloseFrame {
+                    code: CLOSE_POLICY,
+                    reason: truncate_reason(&format!("authentication failed: {}", failure.reason)).into(),
+                })))
+                .await;
+            return;
+        }
+    };
+    let actor = match Actor::load(&state.domain.store, &user.id).await {
+        Ok(Some(actor)) => actor,
+        _ => return,
+    };
+    // Subscribe before the first push so no event between push and loop is lost.
+    let mut events = state.domain.events.subscribe();
+    let mut session = ControlSession {
+        session_id: format!("{}/{}", user.id, hex(&random_bytes::<20>())),
+        state,
+        actor,
+        peer,
+    };
+    tracing::info!(session = %session.session_id, %peer, "control channel opened");
+
+    let (out, mut outbox) = mpsc::channel::<Message>(OUTBOX);
+    let writer = tokio::spawn(async move {
+        while let Some(msg) = outbox.recv().await {
+            let closing = matches!(msg, Message::Close(_));
+            if sink.send(msg).await.is_err() || closing {
+                break;
+            }
+        }
+        let _ = sink.close().await;
+    });
+
+    let greeting = [
+        actions::serverinfo_push(&session),
+        actions::userinfo_push(&session).await,
+    ];
+    for frame in greeting {
+        if send_json(&out, frame).await.is_err() {
+            return;
+        }
+    }
+
+    loop {
+        tokio::select! {
+            incoming = stream.next() => {
+                let Some(incoming) = incoming else { break };
+                match incoming {
+                    Ok(Message::Text(text)) => {
+                        if handle_text(&mut session, &out, text.as_str()).await.is_err() {
+                            break;
+                        }
+                    }
+                    Ok(Message::Binary(_)) => {
+                        let reply = Reply::new("error")
+                            .with("cause", "binary")
+                            .with("result", "Binary frames are not accepted here; send JSON text frames")
+                            .into_value();
+                        if send_json(&out, reply).await.is_err() { break; }
+                    }
+                    Ok(Message::Close(_)) => break,
+                    Ok(_) => {}
+                    Err(e) => {
+                        let text = e.to_string();
+                        if text.contains("Message too long") || text.contains("Space limit") {
+                            let reason = format!("Frame size exceeds maximum of {}", super::MAX_MESSAGE);
+                            let _ = out.send(Message::Close(Some(CloseFrame {
+                                code: CLOSE_TOO_BIG,
+                                reason: truncate_reason(&reason).into(),
+                            }))).await;
+                        }
+                        tracing::debug!(error = %text, "control channel read error");
+                        break;
+                    }
+                }
+            }
+            event = events.recv() => {
+                match event {
+                    Ok(event) => {
+                        if forward_event(&mut session, &out, &event).await.is_err() {
+                            break;
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!(skipped = n, user = %session.actor.user.id, "console lagged behind events");
+                    }
+                    Err(broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        }
+    }
+    drop(out);
+    let _ = writer.await;
+    tracing::info!(user = %session.actor.user.id, peer = %session.peer, "control channel closed");
+}
+
+struct Gone;
+
+async fn send_json(out: &mpsc::Sender<Message>, value: Value) -> Result<(), Gone> {
+    out.send(Message::Text(value.to_string().into()))
+        .await
+        .map_err(|_| Gone)
+}
+
+async fn handle_text(session: &mut ControlSession, out: &mpsc::Sender<Message>, text: &str) -> Result<(), Gone> {
+    let request = match Request::parse(text) {
+        Ok(r) => r,
+        Err(e) => {
+            let reply = Reply::new("error")
+                .with("cause", e.cause())
+                .with("result", e.to_string())
+                .into_value();
+            return send_json(out, reply).await;
+        }
+    };
+    // Rights may have changed since the last request: reload them.
+    match Actor::load(&session.state.domain.store, &session.actor.user.id).await {
+        Ok(Some(actor)) => session.actor = actor,
+        Ok(None) => {
+            let _ = send_json(out, close_frame("noauth", "accountremoved")).await;
+            return Err(Gone);
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "could not reload user");
+            return send_json(out, request.error("Internal error")).await;
+        }
+    }
+    for reply in actions::dispatch(session, &request).await {
+        send_json(out, reply).await?;
+    }
+    Ok(())
+}
+
+async fn forward_event(session: &mut ControlSession, out: &mpsc::Sender<Message>, event: &Arc<Event>) -> Result<(), Gone> {
+    let about_me = event.targets.iter().any(|t| t == &session.actor.user.id);
+    if about_me {
+        if event.action == "accountremove" {
+            let _ = send_json(out, close_frame("noauth", "accountremoved")).await;
+            return Err(Gone);
+        }
+        // Membership or rights changed: see the world as it now is.
+        if let Ok(Some(actor)) = Actor::load(&session.state.domain.store, &session.actor.user.id).await {
+            session.actor = actor;
+        }
+    }
+    if session.actor.may_see(&event.targets) {
+        send_json(out, json!({ "action": "event", "event": event.to_json() })).await?;
+    }
+    Ok(())
+}
+
+/// Close reasons are limited to 123 bytes by RFC 6455.
+pub fn truncate_reason(reason: &str) -> String {
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    reason[..end].to_string()
+}

@@ -1,0 +1,371 @@
+//! User accounts: argon2id passwords, creation and removal rules, login checks, login
+//! tokens.
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use ironmesh_proto::ids::{is_valid_username, normalize_id, IdKind};
+use ironmesh_proto::rights::SiteRights;
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+
+use super::access::{Actor, TARGET_USER_MANAGERS};
+use super::events::Event;
+use super::{hex, random_bytes, Domain, DomainError, DomainResult};
+use crate::store::{now_ms, LoginToken, StoreError, User};
+
+pub const MIN_PASSWORD_LEN: usize = 8;
+pub const MAX_PASSWORD_LEN: usize = 256;
+
+/// argon2id with the library's defaults (19 MiB, 2 passes, 1 lane: OWASP's recommendation).
+pub fn hash_password(password: &str) -> anyhow::Result<String> {
+    let salt = SaltString::generate(&mut rand::rngs::OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| anyhow::anyhow!("hashing password: {e}"))
+}
+
+pub fn verify_password(hash: &str, password: &str) -> bool {
+    PasswordHash::new(hash)
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+/// Hashing takes tens of milliseconds of CPU: keep it off the async workers.
+pub async fn hash_password_async(password: String) -> anyhow::Result<String> {
+    tokio::task::spawn_blocking(move || hash_password(&password)).await?
+}
+
+pub async fn verify_password_async(hash: String, password: String) -> bool {
+    tokio::task::spawn_blocking(move || verify_password(&hash, &password))
+        .await
+        .unwrap_or(false)
+}
+
+pub fn check_password_policy(password: &str) -> DomainResult<()> {
+    let n = password.chars().count();
+    if n < MIN_PASSWORD_LEN {
+        return Err(DomainError::Invalid(format!(
+            "Password too short: at least {MIN_PASSWORD_LEN} characters"
+        )));
+    }
+    if n > MAX_PASSWORD_LEN {
+        return Err(DomainError::Invalid(format!(
+            "Password too long: at most {MAX_PASSWORD_LEN} characters"
+        )));
+    }
+    Ok(())
+}
+
+/// A plausible e-mail address: something@host.tld, no spaces.
+pub fn is_valid_email(email: &str) -> bool {
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && email.len() <= 254
+        && !email.chars().any(|c| c.is_whitespace() || c == '"' || c == ',')
+}
+
+/// What `adduser` (or `account add`) asks for.
+#[derive(Debug, Clone, Default)]
+pub struct NewUser {
+    pub username: String,
+    pub password: String,
+    pub email: Option<String>,
+    pub email_verified: bool,
+    pub realname: Option<String>,
+    pub site_rights: u32,
+    pub reset_next_login: bool,
+}
+
+/// Why a password login failed. Deliberately coarse: a client learns "bad credentials",
+/// never whether the user exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginFailure {
+    BadCredentials,
+    /// The account has the LOCKED site right.
+    AccountLocked,
+    /// 2FA tokens are not supported yet; refuse rather than ignore one.
+    TokenUnsupported,
+}
+
+/// A deliberately valid hash used when the user does not exist, so both paths cost one
+/// argon2 verification.
+static DUMMY_HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+impl Domain {
+    /// Creates an account. `actor` is `None` for the server's own CLI, which may do
+    /// anything; otherwise the actor may not grant site rights they do not hold.
+    pub async fn add_user(&self, actor: Option<&Actor>, new: NewUser) -> DomainResult<User> {
+        if !is_valid_username(&new.username) {
+            return Err(DomainError::Invalid(
+                "Invalid username: 1-64 characters, no spaces, quotes, commas or slashes, not \
+                 starting with ~"
+                    .into(),
+            ));
+        }
+        if let Some(email) = &new.email {
+            if !is_valid_email(email) {
+                return Err(DomainError::Invalid("Invalid email".into()));
+            }
+        }
+        check_password_policy(&new.password)?;
+        if let Some(actor) = actor {
+            let mine = actor.site();
+            if !mine.is_full() && (new.site_rights & !mine.0) != 0 {
+                return Err(DomainError::Denied);
+            }
+        }
+        let id = normalize_id(IdKind::User, &new.username)
+            .map_err(|_| DomainError::Invalid("Invalid username".into()))?;
+        let now = now_ms();
+        let user = User {
+            id,
+            name: new.username.clone(),
+            email: new.email.filter(|e| !e.is_empty()),
+            email_verified: new.email_verified,
+            realname: new.realname.filter(|r| !r.is_empty()),
+            password_hash: hash_password_async(new.password).await?,
+            site_rights: new.site_rights,
+            reset_next_login: new.reset_next_login,
+            created_ms: now,
+            password_changed_ms: now,
+        };
+        match self.store.insert_user(&user).await {
+            Err(StoreError::Conflict) => return Err(DomainError::Conflict("User already exists")),
+            other => other?,
+        }
+        let mut event = Event::new("user", "accountcreate", format!("Account {} created", user.name))
+            .target(TARGET_USER_MANAGERS)
+            .target(&user.id)
+            .with("account", user_json(&user, &[]));
+        if let Some(a) = actor {
+            event = event.by(&a.user.id, &a.user.name);
+        }
+        self.events.publish(&self.store, event).await;
+        Ok(user)
+    }
+
+    /// Removes an account. Nobody removes themselves, and only full administrators remove
+    /// full administrators.
+    pub async fn remove_user(&self, actor: Option<&Actor>, user_id: &str) -> DomainResult<User> {
+        let not_found = DomainError::NotFound("User does not exists");
+        let Some(user) = self.store.user(user_id).await? else {
+            return Err(not_found);
+        };
+        if let Some(actor) = actor {
+            if actor.user.id == user.id {
+                return Err(DomainError::Invalid("You cannot remove your own account".into()));
+            }
+            if SiteRights(user.site_rights).is_full() && !actor.is_full_admin() {
+                return Err(DomainError::Denied);
+            }
+        }
+        if !self.store.delete_user(&user.id).await? {
+            return Err(not_found);
+        }
+        let mut event = Event::new("user", "accountremove", format!("Account {} removed", user.name))
+            .target(TARGET_USER_MANAGERS)
+            .target(&user.id)
+            .with("userid", user.id.clone());
+        if let Some(a) = actor {
+            event = event.by(&a.user.id, &a.user.name);
+        }
+        self.events.publish(&self.store, event).await;
+        Ok(user)
+    }
+
+    pub async fn set_password(
+        &self,
+        actor: Option<&Actor>,
+        user_id: &str,
+        password: String,
+    ) -> DomainResult<()> {
+        check_password_policy(&password)?;
+        let Some(user) = self.store.user(user_id).await? else {
+            return Err(DomainError::NotFound("User does not exists"));
+        };
+        if let Some(actor) = actor {
+            if SiteRights(user.site_rights).is_full() && !actor.is_full_admin() {
+                return Err(DomainError::Denied);
+            }
+        }
+        let hash = hash_password_async(password).await?;
+        self.store.set_password(&user.id, &hash, now_ms()).await?;
+        let mut event = Event::new("user", "accountchange", format!("Password of {} changed", user.name))
+            .target(TARGET_USER_MANAGERS)
+            .target(&user.id);
+        if let Some(a) = actor {
+            event = event.by(&a.user.id, &a.user.name);
+        }
+        self.events.publish(&self.store, event).await;
+        Ok(())
+    }
+
+    /// Checks a user name (or login-token user `~t:…`) and password. Always costs about
+    /// one argon2 verification, whether or not the user exists.
+    pub async fn check_login(
+        &self,
+        username: &str,
+        password: &str,
+        token: Option<&str>,
+    ) -> DomainResult<Result<User, LoginFailure>> {
+        if username.starts_with("~t:") {
+            return self.check_login_token(username, password).await;
+        }
+        let user = match normalize_id(IdKind::User, username) {
+            Ok(id) => self.store.user(&id).await?,
+            Err(_) => None,
+        };
+        let hash = match &user {
+            Some(u) => u.password_hash.clone(),
+            None => DUMMY_HASH
+                .get_or_init(|| hash_password("ironmesh-dummy-password").unwrap_or_default())
+                .clone(),
+        };
+        let ok = verify_password_async(hash, password.to_string()).await;
+        Ok(match user {
+            Some(user) if ok => {
+                if SiteRights(user.site_rights).restricted(SiteRights::LOCKED) {
+                    Err(LoginFailure::AccountLocked)
+                } else if token.is_some() {
+                    Err(LoginFailure::TokenUnsupported)
+                } else {
+                    Ok(user)
+                }
+            }
+            _ => Err(LoginFailure::BadCredentials),
+        })
+    }
+
+    async fn check_login_token(
+        &self,
+        token_user: &str,
+        password: &str,
+    ) -> DomainResult<Result<User, LoginFailure>> {
+        let Some(token) = self.store.login_token(token_user).await? else {
+            return Ok(Err(LoginFailure::BadCredentials));
+        };
+        let expired = token.expires_ms != 0 && token.expires_ms <= now_ms();
+        let matches = constant_time_eq(sha256_hex(password).as_bytes(), token.secret_hash.as_bytes());
+        if expired || !matches {
+            return Ok(Err(LoginFailure::BadCredentials));
+        }
+        match self.store.user(&token.user_id).await? {
+            Some(user) if SiteRights(user.site_rights).restricted(SiteRights::LOCKED) => {
+                Ok(Err(LoginFailure::AccountLocked))
+            }
+            Some(user) => Ok(Ok(user)),
+            None => Ok(Err(LoginFailure::BadCredentials)),
+        }
+    }
+
+    /// Creates a login token for the actor: returns it and its one-time-shown password.
+    /// `expire_minutes` 0 = never expires.
+    pub async fn create_login_token(
+        &self,
+        actor: &Actor,
+        name: &str,
+        expire_minutes: u64,
+    ) -> DomainResult<(LoginToken, String)> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 64 {
+            return Err(DomainError::Invalid("Invalid token name: 1-64 characters".into()));
+        }
+        let token_user = format!(
+            "~t:{}",
+            &ironmesh_proto::ids::b64_at_dollar(&random_bytes::<12>())
+                .replace(['@', '$'], "x")
+        );
+        let password = ironmesh_proto::ids::b64_at_dollar(&random_bytes::<24>())
+            .replace(['@', '$'], "x");
+        let now = now_ms();
+        let token = LoginToken {
+            token_user,
+            user_id: actor.user.id.clone(),
+            name: name.to_string(),
+            secret_hash: sha256_hex(&password),
+            created_ms: now,
+            expires_ms: if expire_minutes == 0 {
+                0
+            } else {
+                now + (expire_minutes.min(60 * 24 * 3650) as i64) * 60_000
+            },
+        };
+        self.store.insert_login_token(&token).await?;
+        let event = Event::new("user", "loginTokenAdded", format!("Login token {} created", token.name))
+            .by(&actor.user.id, &actor.user.name)
+            .target(&actor.user.id);
+        self.events.publish(&self.store, event).await;
+        Ok((token, password))
+    }
+}
+
+/// The user record as MeshCentral clients read it (control spec §2.3); never includes the
+/// password hash. `links` maps group ids to `{rights}`.
+pub fn user_json(user: &User, memberships: &[(String, u32)]) -> Value {
+    let mut links = Map::new();
+    for (group, rights) in memberships {
+        links.insert(group.clone(), json!({ "rights": rights }));
+    }
+    let mut obj = json!({
+        "_id": user.id,
+        "name": user.name,
+        "creation": user.created_ms / 1000,
+        "links": links,
+        "siteadmin": user.site_rights,
+        "passchange": user.password_changed_ms / 1000,
+    });
+    let map = obj.as_object_mut().expect("object");
+    if let Some(email) = &user.email {
+        map.insert("email".into(), email.clone().into());
+        map.insert("emailVerified".into(), user.email_verified.into());
+    }
+    if let Some(realname) = &user.realname {
+        map.insert("realname".into(), realname.clone().into());
+    }
+    if user.reset_next_login {
+        map.insert("resetNextLogin".into(), true.into());
+    }
+    obj
+}
+
+pub fn sha256_hex(text: &str) -> String {
+    hex(&Sha256::digest(text.as_bytes()))
+}
+
+/// Equality whose timing does not depend on where the inputs differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argon2id_hashes_verify() {
+        let h = hash_password("correct horse").unwrap();
+        assert!(h.starts_with("$argon2id$"));
+        assert!(verify_password(&h, "correct horse"));
+        assert!(!verify_password(&h, "wrong horse"));
+        assert!(!verify_password("not a hash", "x"));
+    }
+
+    #[test]
+    fn email_and_password_rules() {
+        assert!(is_valid_email("bob@example.com"));
+        assert!(!is_valid_email("bob@localhost"));
+        assert!(!is_valid_email("bob example.com"));
+        assert!(check_password_policy("short").is_err());
+        assert!(check_password_policy("long enough").is_ok());
+    }
+}

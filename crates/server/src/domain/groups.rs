@@ -1,0 +1,203 @@
+//! Device groups ("meshes"): creation, removal, membership.
+
+use ironmesh_proto::ids::b64_at_dollar;
+use ironmesh_proto::rights::{MeshRights, SiteRights};
+use serde_json::{json, Map, Value};
+
+use super::access::Actor;
+use super::events::Event;
+use super::{random_bytes, Domain, DomainError, DomainResult};
+use crate::store::{now_ms, DeviceGroup, GroupMember, StoreError};
+
+/// Agent-based group, the only kind ironmesh hosts (control spec §4.3).
+pub const MTYPE_AGENT: i64 = 2;
+
+pub fn new_group_id() -> String {
+    format!("mesh//{}", b64_at_dollar(&random_bytes::<48>()))
+}
+
+pub fn check_group_name(name: &str) -> DomainResult<String> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 128 || name.chars().any(char::is_control) {
+        return Err(DomainError::Invalid(
+            "Invalid group name: 1-128 printable characters".into(),
+        ));
+    }
+    Ok(name.to_string())
+}
+
+impl Domain {
+    pub async fn create_group(
+        &self,
+        actor: &Actor,
+        name: &str,
+        mtype: i64,
+        description: &str,
+    ) -> DomainResult<DeviceGroup> {
+        if actor.site().restricted(SiteRights::NO_NEW_GROUPS) {
+            return Err(DomainError::Denied);
+        }
+        let name = check_group_name(name)?;
+        if mtype != MTYPE_AGENT {
+            return Err(DomainError::Invalid(
+                "Unsupported group type: ironmesh hosts agent groups (meshtype 2)".into(),
+            ));
+        }
+        if description.chars().count() > 1024 {
+            return Err(DomainError::Invalid("Description too long: at most 1024 characters".into()));
+        }
+        let group = DeviceGroup {
+            id: new_group_id(),
+            name,
+            mtype,
+            description: description.to_string(),
+            flags: 0,
+            consent: 0,
+            creator_id: Some(actor.user.id.clone()),
+            creator_name: Some(actor.user.name.clone()),
+            created_ms: now_ms(),
+        };
+        match self
+            .store
+            .insert_group(&group, Some((&actor.user.id, MeshRights::FULL)))
+            .await
+        {
+            Err(StoreError::Conflict) => return Err(DomainError::Conflict("Group already exists")),
+            other => other?,
+        }
+        let members = self.store.group_members(&group.id).await?;
+        let event = Event::new("mesh", "createmesh", format!("Device group {} created", group.name))
+            .by(&actor.user.id, &actor.user.name)
+            .group(&group.id)
+            .with("mesh", group_json(&group, &members));
+        self.events.publish(&self.store, event).await;
+        Ok(group)
+    }
+
+    /// Removes a group with its devices and memberships. The caller has checked rights.
+    pub async fn delete_group(&self, actor: &Actor, group: &DeviceGroup) -> DomainResult<()> {
+        let members = self.store.group_members(&group.id).await?;
+        if !self.store.delete_group(&group.id).await? {
+            return Err(DomainError::NotFound("Invalid group id"));
+        }
+        let mut event = Event::new("mesh", "deletemesh", format!("Device group {} removed", group.name))
+            .by(&actor.user.id, &actor.user.name)
+            .group(&group.id)
+            .with("name", group.name.clone());
+        for m in &members {
+            event = event.target(&m.user_id);
+        }
+        self.events.publish(&self.store, event).await;
+        Ok(())
+    }
+
+    /// Grants `rights` on `group` to each named user. Returns, per name, Ok(user id) or
+    /// the reason it was not added. Nobody grants rights they do not hold themselves.
+    pub async fn add_group_members(
+        &self,
+        actor: &Actor,
+        group: &DeviceGroup,
+        actor_rights: MeshRights,
+        user_ids: &[String],
+        rights: u32,
+    ) -> DomainResult<Vec<Result<String, String>>> {
+        if !actor_rights.is_full() && (rights & !actor_rights.0) != 0 {
+            return Err(DomainError::Denied);
+        }
+        let mut outcome = Vec::new();
+        for user_id in user_ids {
+            match self.store.user(user_id).await? {
+                None => outcome.push(Err(format!("Unknown user {user_id}"))),
+                Some(user) => {
+                    self.store.set_group_member(&group.id, &user.id, rights).await?;
+                    let event = Event::new(
+                        "mesh",
+                        "addmeshuser",
+                        format!("Added user {} to device group {}", user.name, group.name),
+                    )
+                    .by(&actor.user.id, &actor.user.name)
+                    .group(&group.id)
+                    .target(&user.id)
+                    .with("targetuserid", user.id.clone())
+                    .with("rights", rights);
+                    self.events.publish(&self.store, event).await;
+                    outcome.push(Ok(user.name));
+                }
+            }
+        }
+        Ok(outcome)
+    }
+
+    pub async fn remove_group_member(
+        &self,
+        actor: &Actor,
+        group: &DeviceGroup,
+        user_id: &str,
+    ) -> DomainResult<()> {
+        if !self.store.remove_group_member(&group.id, user_id).await? {
+            return Err(DomainError::NotFound("User is not a member of this group"));
+        }
+        let event = Event::new(
+            "mesh",
+            "removemeshuser",
+            format!("Removed user {user_id} from device group {}", group.name),
+        )
+        .by(&actor.user.id, &actor.user.name)
+        .group(&group.id)
+        .target(user_id)
+        .with("targetuserid", user_id.to_string());
+        self.events.publish(&self.store, event).await;
+        Ok(())
+    }
+
+    pub async fn edit_group(
+        &self,
+        actor: &Actor,
+        mut group: DeviceGroup,
+        name: Option<&str>,
+        description: Option<&str>,
+    ) -> DomainResult<DeviceGroup> {
+        if let Some(name) = name {
+            group.name = check_group_name(name)?;
+        }
+        if let Some(desc) = description {
+            if desc.chars().count() > 1024 {
+                return Err(DomainError::Invalid("Description too long: at most 1024 characters".into()));
+            }
+            group.description = desc.to_string();
+        }
+        self.store.update_group(&group).await?;
+        let members = self.store.group_members(&group.id).await?;
+        let event = Event::new("mesh", "meshchange", format!("Device group {} changed", group.name))
+            .by(&actor.user.id, &actor.user.name)
+            .group(&group.id)
+            .with("mesh", group_json(&group, &members));
+        self.events.publish(&self.store, event).await;
+        Ok(group)
+    }
+}
+
+/// The group record as MeshCentral clients read it (control spec §2.3).
+pub fn group_json(group: &DeviceGroup, members: &[GroupMember]) -> Value {
+    let mut links = Map::new();
+    for m in members {
+        links.insert(
+            m.user_id.clone(),
+            json!({ "name": m.user_name, "rights": m.rights }),
+        );
+    }
+    json!({
+        "type": "mesh",
+        "_id": group.id,
+        "name": group.name,
+        "mtype": group.mtype,
+        "desc": group.description,
+        "flags": group.flags,
+        "consent": group.consent,
+        "domain": "",
+        "links": links,
+        "creation": group.created_ms,
+        "creatorid": group.creator_id,
+        "creatorname": group.creator_name,
+    })
+}

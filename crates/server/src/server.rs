@@ -1,0 +1,148 @@
+//! Starting and stopping a server: identity, database, state, listener.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::auth::cookie::{TokenCipher, KEY_LEN, KEY_SETTING};
+use crate::auth::ratelimit::LoginLimiter;
+use crate::config::Config;
+use crate::domain::events::EventBus;
+use crate::domain::{hex, random_bytes, Domain};
+use crate::identity::{IdentityOptions, ServerIdentity};
+use crate::state::AppState;
+use crate::store::{now_ms, Store};
+
+/// Runs until SIGINT/SIGTERM.
+pub async fn run(mut config: Config) -> anyhow::Result<()> {
+    let started = Instant::now();
+    prepare_data_dir(&config)?;
+    // Bind first: with port 0 the real port is known before anything reports it.
+    let listener = TcpListener::bind(config.bind)
+        .await
+        .with_context(|| format!("binding {}", config.bind))?;
+    config.bind = listener.local_addr()?;
+    let identity = {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || {
+            let custom = match (&config.web_cert, &config.web_key) {
+                (Some(c), Some(k)) => Some((c.as_path(), k.as_path())),
+                _ => None,
+            };
+            ServerIdentity::load_or_create(&IdentityOptions {
+                data_dir: &config.data_dir,
+                server_name: &config.server_name,
+                agent_key_bits: config.agent_key_bits,
+                custom_web: custom,
+            })
+        })
+        .await??
+    };
+    let tls = crate::tls::server_config(&identity.web)?;
+    let store = Store::open(&config.database_url).await?;
+    let cookie_key = store
+        .setting_or_insert(KEY_SETTING, &hex(&random_bytes::<KEY_LEN>()))
+        .await?;
+    let cookie_key = ironmesh_proto::ids::decode_hex(&cookie_key).context("stored cookie key is not hex")?;
+    let state = Arc::new(AppState {
+        tokens: TokenCipher::new(&cookie_key)?,
+        login_limiter: LoginLimiter::new(
+            config.login_max_failures,
+            std::time::Duration::from_secs(config.login_window_secs),
+        ),
+        domain: Domain {
+            store: store.clone(),
+            events: EventBus::default(),
+        },
+        identity,
+        started_ms: now_ms(),
+        config,
+    });
+
+    let local = state.config.bind;
+    // The ready line: scripts and tests wait for it and read the port from it.
+    println!(
+        "ironmesh-server ready on https://{local} (ServerID {}, {} ms)",
+        ironmesh_proto::ids::hex_upper(&state.identity.agent_server.server_id),
+        started.elapsed().as_millis()
+    );
+    if store.user_count().await? == 0 {
+        println!(
+            "No accounts yet. Create the first administrator with:\n  ironmesh-server --data {} account add --admin <name>",
+            state.config.data_dir.display()
+        );
+    }
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let router = crate::web::router(state.clone());
+    let server = tokio::spawn(crate::web::listener::serve(
+        listener,
+        tls,
+        router,
+        state.config.max_connections,
+        stop_rx,
+    ));
+    let sweeper = tokio::spawn(sweep_sessions(state.clone()));
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    let _ = stop_tx.send(true);
+    let _ = server.await;
+    sweeper.abort();
+    store.close().await;
+    Ok(())
+}
+
+/// Creates the data folder (mode 0700) and, for the default SQLite database, an empty
+/// database file with mode 0600 so that SQLite's WAL and shared-memory files inherit it.
+fn prepare_data_dir(config: &Config) -> anyhow::Result<()> {
+    let dir = &config.data_dir;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("restricting {}", dir.display()))?;
+        if let Some(path) = config
+            .database_url
+            .strip_prefix("sqlite://")
+            .map(|rest| rest.split('?').next().unwrap_or(rest))
+        {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o600)
+                .open(path)
+                .with_context(|| format!("creating database file {path}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Deletes expired web sessions hourly.
+async fn sweep_sessions(state: Arc<AppState>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        tick.tick().await;
+        if let Err(e) = state.domain.store.delete_expired_sessions(now_ms()).await {
+            tracing::warn!(error = %e, "could not sweep sessions");
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

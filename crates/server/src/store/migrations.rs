@@ -1,0 +1,126 @@
+//! Schema migrations: one ordered list, the same SQL for SQLite and PostgreSQL.
+//! Append new steps; never edit an applied one.
+
+use super::Store;
+
+const STEPS: &[(i64, &str)] = &[(
+    1,
+    r#"
+CREATE TABLE settings (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE users (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    email TEXT,
+    email_verified BIGINT NOT NULL DEFAULT 0,
+    realname TEXT,
+    password_hash TEXT NOT NULL,
+    site_rights BIGINT NOT NULL DEFAULT 0,
+    reset_next_login BIGINT NOT NULL DEFAULT 0,
+    created_ms BIGINT NOT NULL,
+    password_changed_ms BIGINT NOT NULL
+);
+CREATE TABLE device_groups (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    mtype BIGINT NOT NULL,
+    description TEXT NOT NULL DEFAULT '',
+    flags BIGINT NOT NULL DEFAULT 0,
+    consent BIGINT NOT NULL DEFAULT 0,
+    creator_id TEXT,
+    creator_name TEXT,
+    created_ms BIGINT NOT NULL
+);
+CREATE TABLE group_members (
+    group_id TEXT NOT NULL REFERENCES device_groups(id) ON DELETE CASCADE,
+    user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    rights BIGINT NOT NULL,
+    PRIMARY KEY (group_id, user_id)
+);
+CREATE INDEX group_members_user ON group_members(user_id);
+CREATE TABLE devices (
+    id TEXT PRIMARY KEY,
+    group_id TEXT NOT NULL REFERENCES device_groups(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    host TEXT NOT NULL DEFAULT '',
+    os_desc TEXT NOT NULL DEFAULT '',
+    icon BIGINT NOT NULL DEFAULT 1,
+    agent_id BIGINT NOT NULL DEFAULT 0,
+    agent_version BIGINT NOT NULL DEFAULT 0,
+    agent_caps BIGINT NOT NULL DEFAULT 0,
+    platform_type BIGINT NOT NULL DEFAULT 1,
+    core_info TEXT,
+    net_info TEXT,
+    sys_info TEXT,
+    sessions TEXT,
+    first_connect_ms BIGINT NOT NULL,
+    last_connect_ms BIGINT NOT NULL,
+    last_addr TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX devices_group ON devices(group_id);
+CREATE TABLE events (
+    id TEXT PRIMARY KEY,
+    time_ms BIGINT NOT NULL,
+    etype TEXT NOT NULL,
+    action TEXT NOT NULL,
+    user_id TEXT,
+    group_id TEXT,
+    node_id TEXT,
+    msg TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX events_time ON events(time_ms);
+CREATE INDEX events_node ON events(node_id, time_ms);
+CREATE INDEX events_group ON events(group_id, time_ms);
+CREATE INDEX events_user ON events(user_id, time_ms);
+CREATE TABLE web_sessions (
+    token_hash TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    created_ms BIGINT NOT NULL,
+    expires_ms BIGINT NOT NULL
+);
+CREATE TABLE login_tokens (
+    token_user TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    secret_hash TEXT NOT NULL,
+    created_ms BIGINT NOT NULL,
+    expires_ms BIGINT NOT NULL
+);
+CREATE INDEX login_tokens_user ON login_tokens(user_id);
+"#,
+)];
+
+pub async fn run(store: &Store) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_ms BIGINT NOT NULL)",
+    )
+    .execute(&store.pool)
+    .await?;
+    for (version, sql) in STEPS {
+        let mut tx = store.pool.begin().await?;
+        let applied: Option<(i64,)> =
+            sqlx::query_as("SELECT version FROM schema_migrations WHERE version = $1")
+                .bind(*version)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if applied.is_some() {
+            continue;
+        }
+        for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+            sqlx::query(statement).execute(&mut *tx).await?;
+        }
+        // Two servers starting together on one PostgreSQL: the loser's insert fails on the
+        // primary key and its transaction rolls back; it then finds the step applied.
+        sqlx::query("INSERT INTO schema_migrations (version, applied_ms) VALUES ($1, $2)")
+            .bind(*version)
+            .bind(super::now_ms())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        tracing::info!(version, "applied database migration");
+    }
+    Ok(())
+}

@@ -1,0 +1,168 @@
+//! Server-rendered pages: login, logout, and the landing page. No inline script or style
+//! (the CSP forbids both); every interpolated value is HTML-escaped.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::Form;
+use serde::Deserialize;
+
+use crate::auth::{self, SESSION_COOKIE, SESSION_TTL_MS};
+use crate::state::SharedState;
+
+pub fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn page(title: &str, body: &str) -> String {
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{} - ironmesh</title></head><body><main>{}</main></body></html>",
+        escape_html(title),
+        body
+    )
+}
+
+fn login_form(error: Option<&str>) -> String {
+    let error = error
+        .map(|e| format!("<p role=\"alert\" id=\"login-error\">{}</p>", escape_html(e)))
+        .unwrap_or_default();
+    page(
+        "Sign in",
+        &format!(
+            "<h1>ironmesh</h1>{error}<form method=\"post\" action=\"/login\">\
+             <label>User name <input name=\"username\" autocomplete=\"username\" required></label>\
+             <label>Password <input name=\"password\" type=\"password\" \
+             autocomplete=\"current-password\" required></label>\
+             <button type=\"submit\">Sign in</button></form>"
+        ),
+    )
+}
+
+pub async fn login_page() -> Html<String> {
+    Html(login_form(None))
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    username: String,
+    password: String,
+}
+
+fn session_cookie_header(value: &str, max_age_secs: i64) -> String {
+    format!(
+        "{SESSION_COOKIE}={value}; Path=/; Max-Age={max_age_secs}; HttpOnly; Secure; SameSite=Strict"
+    )
+}
+
+/// Refuses cross-site form posts: a browser always sends `Origin` on POST.
+fn same_origin(state: &SharedState, headers: &HeaderMap) -> bool {
+    match headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+        None => true,
+        Some(origin) => crate::control::origin_allowed(state, headers, origin),
+    }
+}
+
+pub async fn login_submit(
+    State(state): State<SharedState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    if !same_origin(&state, &headers) {
+        return (StatusCode::FORBIDDEN, Html(login_form(Some("Cross-site login refused.")))).into_response();
+    }
+    match auth::password_login(&state, &form.username, &form.password, None, peer.ip()).await {
+        Ok(user) => match auth::create_web_session(&state, &user).await {
+            Ok(token) => (
+                StatusCode::SEE_OTHER,
+                [
+                    (header::SET_COOKIE, session_cookie_header(&token, SESSION_TTL_MS / 1000)),
+                    (header::LOCATION, "/".to_string()),
+                ],
+            )
+                .into_response(),
+            Err(e) => {
+                tracing::error!(error = %e, "could not create session");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    Html(login_form(Some("The server could not start a session; try again."))),
+                )
+                    .into_response()
+            }
+        },
+        Err(failure) => {
+            let (status, text) = if failure.msg == "locked" {
+                (StatusCode::TOO_MANY_REQUESTS, format!("Sign-in refused: {}.", failure.reason))
+            } else {
+                (StatusCode::UNAUTHORIZED, "Invalid user name or password.".to_string())
+            };
+            (status, Html(login_form(Some(&text)))).into_response()
+        }
+    }
+}
+
+pub async fn logout(State(state): State<SharedState>, headers: HeaderMap) -> Response {
+    if let Some(cookie) = auth::session_cookie(&headers) {
+        auth::end_web_session(&state, &cookie).await;
+    }
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (header::SET_COOKIE, session_cookie_header("", 0)),
+            (header::LOCATION, "/login".to_string()),
+        ],
+    )
+        .into_response()
+}
+
+pub async fn index(State(state): State<SharedState>, headers: HeaderMap) -> Response {
+    let Some(cookie) = auth::session_cookie(&headers) else {
+        return Redirect::to("/login").into_response();
+    };
+    let Some(user) = auth::user_from_session(&state, &cookie).await else {
+        return Redirect::to("/login").into_response();
+    };
+    Html(page(
+        "Home",
+        &format!(
+            "<h1>ironmesh</h1><p id=\"signed-in\">Signed in as {}.</p>\
+             <form method=\"post\" action=\"/logout\"><button type=\"submit\">Sign out</button></form>",
+            escape_html(&user.name)
+        ),
+    ))
+    .into_response()
+}
+
+pub async fn health() -> &'static str {
+    "ok"
+}
+
+pub async fn not_found() -> (StatusCode, &'static str) {
+    (StatusCode::NOT_FOUND, "not found")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn escapes_markup() {
+        assert_eq!(
+            super::escape_html("<script>alert('x')</script>&\""),
+            "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;&quot;"
+        );
+    }
+}
