@@ -46,7 +46,7 @@ pub fn hex_upper(bytes: &[u8]) -> String {
 
 /// Parses hex of either case.
 pub fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len())
@@ -184,7 +184,10 @@ mod tests {
         let full = format!("node//{key}");
         assert_eq!(normalize_id(IdKind::Node, &full).unwrap(), full);
         assert_eq!(normalize_id(IdKind::Node, key).unwrap(), full);
-        assert_eq!(normalize_id(IdKind::Node, &format!("@{key}")).unwrap(), full);
+        assert_eq!(
+            normalize_id(IdKind::Node, &format!("@{key}")).unwrap(),
+            full
+        );
         // A key that starts with '@' is not mangled.
         let at_key = format!("@{}", &key[1..]);
         assert_eq!(
@@ -206,7 +209,10 @@ mod tests {
     #[test]
     fn user_ids_are_lower_cased_and_checked() {
         assert_eq!(normalize_id(IdKind::User, "Bob").unwrap(), "user//bob");
-        assert_eq!(normalize_id(IdKind::User, "user//Bob").unwrap(), "user//bob");
+        assert_eq!(
+            normalize_id(IdKind::User, "user//Bob").unwrap(),
+            "user//bob"
+        );
         assert_eq!(normalize_id(IdKind::User, "b o"), Err(IdError::BadKey));
         assert_eq!(normalize_id(IdKind::User, "~t:x"), Err(IdError::BadKey));
         assert_eq!(id_key("user//bob"), "bob");

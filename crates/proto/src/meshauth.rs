@@ -75,6 +75,9 @@ mod tests {
         assert_eq!(parse("YQ=="), Err(MeshAuthError::PartCount));
         assert_eq!(parse("a,b,c,d"), Err(MeshAuthError::PartCount));
         assert_eq!(parse("!!,YQ=="), Err(MeshAuthError::Encoding));
-        assert_eq!(parse(&format!("{h},MTIz")).unwrap().token.as_deref(), Some("123"));
+        assert_eq!(
+            parse(&format!("{h},MTIz")).unwrap().token.as_deref(),
+            Some("123")
+        );
     }
 }

@@ -17,7 +17,11 @@ use crate::domain::Domain;
 use crate::store::Store;
 
 #[derive(Parser, Debug)]
-#[command(name = "ironmesh-server", version, about = "ironmesh remote management server")]
+#[command(
+    name = "ironmesh-server",
+    version,
+    about = "ironmesh remote management server"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub server: ServerArgs,
@@ -108,7 +112,10 @@ pub fn run() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -175,10 +182,17 @@ async fn account(config: Config, cmd: AccountCommand) -> anyhow::Result<()> {
                 )
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!("created {}{}", user.id, if admin { " (site administrator)" } else { "" });
+            println!(
+                "created {}{}",
+                user.id,
+                if admin { " (site administrator)" } else { "" }
+            );
             Ok(())
         }
-        AccountCommand::Passwd { name, password_stdin } => {
+        AccountCommand::Passwd {
+            name,
+            password_stdin,
+        } => {
             let id = normalize_id(IdKind::User, &name).map_err(|e| anyhow::anyhow!("{e}"))?;
             let password = read_password(password_stdin)?;
             domain
@@ -199,7 +213,11 @@ async fn account(config: Config, cmd: AccountCommand) -> anyhow::Result<()> {
         }
         AccountCommand::List => {
             for u in store.users().await? {
-                let role = if SiteRights(u.site_rights).is_full() { "admin" } else { "user" };
+                let role = if SiteRights(u.site_rights).is_full() {
+                    "admin"
+                } else {
+                    "user"
+                };
                 println!("{}\t{}\t{}", u.id, role, u.email.unwrap_or_default());
             }
             Ok(())
@@ -213,7 +231,10 @@ fn read_password(from_stdin: bool) -> anyhow::Result<String> {
     let stdin = std::io::stdin();
     if from_stdin || !stdin.is_terminal() {
         let mut line = String::new();
-        stdin.lock().read_line(&mut line).context("reading the password from stdin")?;
+        stdin
+            .lock()
+            .read_line(&mut line)
+            .context("reading the password from stdin")?;
         let pw = line.trim_end_matches(['\r', '\n']).to_string();
         anyhow::ensure!(!pw.is_empty(), "no password given on stdin");
         return Ok(pw);

@@ -104,7 +104,10 @@ impl Config {
             .or(file.server_name)
             .unwrap_or_else(|| default_server_name(ip));
         let database_url = flags.database_url.or(file.database_url).unwrap_or_else(|| {
-            format!("sqlite://{}?mode=rwc", data_dir.join("ironmesh.db").display())
+            format!(
+                "sqlite://{}?mode=rwc",
+                data_dir.join("ironmesh.db").display()
+            )
         });
         let fast = flags.fast_cert || file.fast_cert.unwrap_or(false);
         let web_cert = flags.web_cert.or(file.web_cert);
@@ -157,8 +160,11 @@ mod tests {
     fn flags_win_over_file_and_defaults_apply() {
         let dir = std::env::temp_dir().join(format!("im-cfg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("config.toml"), "port = 5000\nserver_name = \"mesh.example\"\n")
-            .unwrap();
+        std::fs::write(
+            dir.join("config.toml"),
+            "port = 5000\nserver_name = \"mesh.example\"\n",
+        )
+        .unwrap();
         let cfg = Config::resolve(&dir, None, Overrides::default()).unwrap();
         assert_eq!(cfg.bind.port(), 5000);
         assert_eq!(cfg.server_name, "mesh.example");

@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, KeyPair, KeyUsagePurpose, SanType, PKCS_ECDSA_P256_SHA256, PKCS_RSA_SHA384,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose, SanType, PKCS_ECDSA_P256_SHA256, PKCS_RSA_SHA384,
 };
 use rsa::pkcs1::EncodeRsaPublicKey;
 use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey};
@@ -83,7 +83,9 @@ impl ServerIdentity {
         let root = load_or_create_root(dir)?;
         let agent_server = load_or_create_agent_server(dir, &root, opts.agent_key_bits)?;
         let web = match opts.custom_web {
-            Some((cert, key)) => load_web(cert, key).context("loading the custom web certificate")?,
+            Some((cert, key)) => {
+                load_web(cert, key).context("loading the custom web certificate")?
+            }
             None => load_or_create_web(dir, &root, opts.server_name)?,
         };
         Ok(ServerIdentity {
@@ -311,24 +313,35 @@ mod tests {
             custom_web: None,
         };
         let first = ServerIdentity::load_or_create(&opts).unwrap();
-        let files: Vec<_> = [ROOT_CERT, ROOT_KEY, WEB_CERT, WEB_KEY, AGENT_CERT, AGENT_KEY]
-            .iter()
-            .map(|f| std::fs::read(dir.path().join(f)).unwrap())
-            .collect();
+        let files: Vec<_> = [
+            ROOT_CERT, ROOT_KEY, WEB_CERT, WEB_KEY, AGENT_CERT, AGENT_KEY,
+        ]
+        .iter()
+        .map(|f| std::fs::read(dir.path().join(f)).unwrap())
+        .collect();
         #[cfg(unix)]
         for f in [ROOT_KEY, WEB_KEY, AGENT_KEY, AGENT_CERT] {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join(f)).unwrap().permissions().mode();
+            let mode = std::fs::metadata(dir.path().join(f))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600, "{f}");
         }
         let second = ServerIdentity::load_or_create(&opts).unwrap();
         assert_eq!(first.agent_server.server_id, second.agent_server.server_id);
         assert_eq!(first.web.cert_hash, second.web.cert_hash);
-        for (f, before) in [ROOT_CERT, ROOT_KEY, WEB_CERT, WEB_KEY, AGENT_CERT, AGENT_KEY]
-            .iter()
-            .zip(files)
+        for (f, before) in [
+            ROOT_CERT, ROOT_KEY, WEB_CERT, WEB_KEY, AGENT_CERT, AGENT_KEY,
+        ]
+        .iter()
+        .zip(files)
         {
-            assert_eq!(std::fs::read(dir.path().join(f)).unwrap(), before, "{f} changed");
+            assert_eq!(
+                std::fs::read(dir.path().join(f)).unwrap(),
+                before,
+                "{f} changed"
+            );
         }
         // The ServerID is the hash of the certificate's PKCS#1 key, as agents compute it.
         assert_eq!(

@@ -46,7 +46,8 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     let cookie_key = store
         .setting_or_insert(KEY_SETTING, &hex(&random_bytes::<KEY_LEN>()))
         .await?;
-    let cookie_key = ironmesh_proto::ids::decode_hex(&cookie_key).context("stored cookie key is not hex")?;
+    let cookie_key =
+        ironmesh_proto::ids::decode_hex(&cookie_key).context("stored cookie key is not hex")?;
     let state = Arc::new(AppState {
         tokens: TokenCipher::new(&cookie_key)?,
         login_limiter: LoginLimiter::new(

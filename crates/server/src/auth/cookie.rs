@@ -76,7 +76,10 @@ impl TokenCipher {
         let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(plain) else {
             return Err(TokenError::Invalid);
         };
-        let time = map.get("time").and_then(Value::as_i64).ok_or(TokenError::Invalid)?;
+        let time = map
+            .get("time")
+            .and_then(Value::as_i64)
+            .ok_or(TokenError::Invalid)?;
         if time > now_secs + 30 {
             return Err(TokenError::Invalid);
         }
@@ -119,6 +122,9 @@ mod tests {
         let mut raw = decode_b64_at_dollar(&t).unwrap();
         let last = raw.len() - 1;
         raw[last] ^= 1;
-        assert_eq!(c.open(&b64_at_dollar(&raw), 3600, 1000), Err(TokenError::Invalid));
+        assert_eq!(
+            c.open(&b64_at_dollar(&raw), 3600, 1000),
+            Err(TokenError::Invalid)
+        );
     }
 }

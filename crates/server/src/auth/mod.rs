@@ -83,7 +83,11 @@ impl AuthFailure {
 /// Tries each credential in MeshCentral's order (control spec §1.3): `auth=` token,
 /// `x-meshauth`, `user`/`pass` query, session cookie. A bad `auth=` token falls through
 /// to the next method, as in MeshCentral.
-pub async fn authenticate(state: &AppState, creds: &Credentials, ip: IpAddr) -> Result<User, AuthFailure> {
+pub async fn authenticate(
+    state: &AppState,
+    creds: &Credentials,
+    ip: IpAddr,
+) -> Result<User, AuthFailure> {
     if let Some(token) = &creds.auth_token {
         if let Some(user) = user_from_auth_token(state, token, ip).await {
             return Ok(user);
@@ -173,8 +177,16 @@ pub async fn password_login(
 /// (same /24, or both private/loopback), as MeshCentral's default does.
 async fn user_from_auth_token(state: &AppState, token: &str, ip: IpAddr) -> Option<User> {
     let now = now_ms() / 1000;
-    let payload = state.tokens.open(token, AUTH_TOKEN_MAX_AGE_SECS, now).ok()?;
-    if payload.get("domainid").and_then(|v| v.as_str()).unwrap_or("") != "" {
+    let payload = state
+        .tokens
+        .open(token, AUTH_TOKEN_MAX_AGE_SECS, now)
+        .ok()?;
+    if !payload
+        .get("domainid")
+        .and_then(|v| v.as_str())
+        .unwrap_or("")
+        .is_empty()
+    {
         return None;
     }
     if let Some(bound) = payload.get("ip").and_then(|v| v.as_str()) {
@@ -191,9 +203,10 @@ async fn user_from_auth_token(state: &AppState, token: &str, ip: IpAddr) -> Opti
 /// Issues the `{userid, domainid, ip}` token clients put in `?auth=`.
 pub fn issue_auth_token(state: &AppState, user: &User, ip: IpAddr) -> String {
     let payload = json!({ "userid": user.id, "domainid": "", "ip": ip.to_string() });
-    state
-        .tokens
-        .seal(payload.as_object().cloned().unwrap_or_default(), now_ms() / 1000)
+    state.tokens.seal(
+        payload.as_object().cloned().unwrap_or_default(),
+        now_ms() / 1000,
+    )
 }
 
 fn ip_matches_loosely(a: IpAddr, b: IpAddr) -> bool {
@@ -241,7 +254,12 @@ pub async fn user_from_session(state: &AppState, cookie: &str) -> Option<User> {
 }
 
 pub async fn end_web_session(state: &AppState, cookie: &str) {
-    if let Err(e) = state.domain.store.delete_web_session(&sha256_hex(cookie)).await {
+    if let Err(e) = state
+        .domain
+        .store
+        .delete_web_session(&sha256_hex(cookie))
+        .await
+    {
         tracing::warn!(error = %e, "could not delete web session");
     }
 }

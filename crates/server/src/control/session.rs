@@ -44,7 +44,8 @@ pub async fn run(state: SharedState, socket: WebSocket, peer: SocketAddr, creds:
             let _ = sink
                 .send(Message::Close(Some(CloseFrame {
                     code: CLOSE_POLICY,
-                    reason: truncate_reason(&format!("authentication failed: {}", failure.reason)).into(),
+                    reason: truncate_reason(&format!("authentication failed: {}", failure.reason))
+                        .into(),
                 })))
                 .await;
             return;
@@ -146,7 +147,11 @@ async fn send_json(out: &mpsc::Sender<Message>, value: Value) -> Result<(), Gone
         .map_err(|_| Gone)
 }
 
-async fn handle_text(session: &mut ControlSession, out: &mpsc::Sender<Message>, text: &str) -> Result<(), Gone> {
+async fn handle_text(
+    session: &mut ControlSession,
+    out: &mpsc::Sender<Message>,
+    text: &str,
+) -> Result<(), Gone> {
     let request = match Request::parse(text) {
         Ok(r) => r,
         Err(e) => {
@@ -175,7 +180,11 @@ async fn handle_text(session: &mut ControlSession, out: &mpsc::Sender<Message>, 
     Ok(())
 }
 
-async fn forward_event(session: &mut ControlSession, out: &mpsc::Sender<Message>, event: &Arc<Event>) -> Result<(), Gone> {
+async fn forward_event(
+    session: &mut ControlSession,
+    out: &mpsc::Sender<Message>,
+    event: &Arc<Event>,
+) -> Result<(), Gone> {
     let about_me = event.targets.iter().any(|t| t == &session.actor.user.id);
     if about_me {
         if event.action == "accountremove" {
@@ -183,7 +192,9 @@ async fn forward_event(session: &mut ControlSession, out: &mpsc::Sender<Message>
             return Err(Gone);
         }
         // Membership or rights changed: see the world as it now is.
-        if let Ok(Some(actor)) = Actor::load(&session.state.domain.store, &session.actor.user.id).await {
+        if let Ok(Some(actor)) =
+            Actor::load(&session.state.domain.store, &session.actor.user.id).await
+        {
             session.actor = actor;
         }
     }

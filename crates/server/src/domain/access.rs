@@ -85,7 +85,7 @@ pub enum Granted {
         rights: MeshRights,
     },
     Device {
-        device: DeviceRecord,
+        device: Box<DeviceRecord>,
         group: DeviceGroup,
         rights: MeshRights,
     },
@@ -102,8 +102,7 @@ pub async fn authorize(store: &Store, actor: &Actor, need: &Need) -> DomainResul
             }
         }
         Need::Group { id, rights } => {
-            let (Some(have), Some(group)) = (actor.group_rights(id), store.group(id).await?)
-            else {
+            let (Some(have), Some(group)) = (actor.group_rights(id), store.group(id).await?) else {
                 return Err(DomainError::NotFound("Invalid group id"));
             };
             check(have, *rights)?;
@@ -125,7 +124,7 @@ pub async fn authorize(store: &Store, actor: &Actor, need: &Need) -> DomainResul
             };
             check(have, *rights)?;
             Ok(Granted::Device {
-                device,
+                device: Box::new(device),
                 group,
                 rights: have,
             })

@@ -71,7 +71,9 @@ pub fn is_valid_email(email: &str) -> bool {
         && !domain.starts_with('.')
         && !domain.ends_with('.')
         && email.len() <= 254
-        && !email.chars().any(|c| c.is_whitespace() || c == '"' || c == ',')
+        && !email
+            .chars()
+            .any(|c| c.is_whitespace() || c == '"' || c == ',')
 }
 
 /// What `adduser` (or `account add`) asks for.
@@ -143,10 +145,14 @@ impl Domain {
             Err(StoreError::Conflict) => return Err(DomainError::Conflict("User already exists")),
             other => other?,
         }
-        let mut event = Event::new("user", "accountcreate", format!("Account {} created", user.name))
-            .target(TARGET_USER_MANAGERS)
-            .target(&user.id)
-            .with("account", user_json(&user, &[]));
+        let mut event = Event::new(
+            "user",
+            "accountcreate",
+            format!("Account {} created", user.name),
+        )
+        .target(TARGET_USER_MANAGERS)
+        .target(&user.id)
+        .with("account", user_json(&user, &[]));
         if let Some(a) = actor {
             event = event.by(&a.user.id, &a.user.name);
         }
@@ -163,7 +169,9 @@ impl Domain {
         };
         if let Some(actor) = actor {
             if actor.user.id == user.id {
-                return Err(DomainError::Invalid("You cannot remove your own account".into()));
+                return Err(DomainError::Invalid(
+                    "You cannot remove your own account".into(),
+                ));
             }
             if SiteRights(user.site_rights).is_full() && !actor.is_full_admin() {
                 return Err(DomainError::Denied);
@@ -172,10 +180,14 @@ impl Domain {
         if !self.store.delete_user(&user.id).await? {
             return Err(not_found);
         }
-        let mut event = Event::new("user", "accountremove", format!("Account {} removed", user.name))
-            .target(TARGET_USER_MANAGERS)
-            .target(&user.id)
-            .with("userid", user.id.clone());
+        let mut event = Event::new(
+            "user",
+            "accountremove",
+            format!("Account {} removed", user.name),
+        )
+        .target(TARGET_USER_MANAGERS)
+        .target(&user.id)
+        .with("userid", user.id.clone());
         if let Some(a) = actor {
             event = event.by(&a.user.id, &a.user.name);
         }
@@ -200,9 +212,13 @@ impl Domain {
         }
         let hash = hash_password_async(password).await?;
         self.store.set_password(&user.id, &hash, now_ms()).await?;
-        let mut event = Event::new("user", "accountchange", format!("Password of {} changed", user.name))
-            .target(TARGET_USER_MANAGERS)
-            .target(&user.id);
+        let mut event = Event::new(
+            "user",
+            "accountchange",
+            format!("Password of {} changed", user.name),
+        )
+        .target(TARGET_USER_MANAGERS)
+        .target(&user.id);
         if let Some(a) = actor {
             event = event.by(&a.user.id, &a.user.name);
         }
@@ -255,7 +271,10 @@ impl Domain {
             return Ok(Err(LoginFailure::BadCredentials));
         };
         let expired = token.expires_ms != 0 && token.expires_ms <= now_ms();
-        let matches = constant_time_eq(sha256_hex(password).as_bytes(), token.secret_hash.as_bytes());
+        let matches = constant_time_eq(
+            sha256_hex(password).as_bytes(),
+            token.secret_hash.as_bytes(),
+        );
         if expired || !matches {
             return Ok(Err(LoginFailure::BadCredentials));
         }
@@ -278,15 +297,16 @@ impl Domain {
     ) -> DomainResult<(LoginToken, String)> {
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 64 {
-            return Err(DomainError::Invalid("Invalid token name: 1-64 characters".into()));
+            return Err(DomainError::Invalid(
+                "Invalid token name: 1-64 characters".into(),
+            ));
         }
         let token_user = format!(
             "~t:{}",
-            &ironmesh_proto::ids::b64_at_dollar(&random_bytes::<12>())
-                .replace(['@', '$'], "x")
+            &ironmesh_proto::ids::b64_at_dollar(&random_bytes::<12>()).replace(['@', '$'], "x")
         );
-        let password = ironmesh_proto::ids::b64_at_dollar(&random_bytes::<24>())
-            .replace(['@', '$'], "x");
+        let password =
+            ironmesh_proto::ids::b64_at_dollar(&random_bytes::<24>()).replace(['@', '$'], "x");
         let now = now_ms();
         let token = LoginToken {
             token_user,
@@ -301,9 +321,13 @@ impl Domain {
             },
         };
         self.store.insert_login_token(&token).await?;
-        let event = Event::new("user", "loginTokenAdded", format!("Login token {} created", token.name))
-            .by(&actor.user.id, &actor.user.name)
-            .target(&actor.user.id);
+        let event = Event::new(
+            "user",
+            "loginTokenAdded",
+            format!("Login token {} created", token.name),
+        )
+        .by(&actor.user.id, &actor.user.name)
+        .target(&actor.user.id);
         self.events.publish(&self.store, event).await;
         Ok((token, password))
     }

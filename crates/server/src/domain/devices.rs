@@ -42,7 +42,11 @@ pub fn node_json(d: &DeviceRecord, live: LiveState) -> Value {
     if live.conn != 0 {
         node["agct"] = live.connected_ms.into();
     }
-    if let Some(core) = d.core_info.as_deref().and_then(|c| serde_json::from_str::<Value>(c).ok()) {
+    if let Some(core) = d
+        .core_info
+        .as_deref()
+        .and_then(|c| serde_json::from_str::<Value>(c).ok())
+    {
         if let Some(v) = core.get("value") {
             node["agent"]["core"] = v.clone();
         }

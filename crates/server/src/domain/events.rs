@@ -174,6 +174,9 @@ mod tests {
     #[test]
     fn iso_time_format() {
         assert_eq!(super::iso_time(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(super::iso_time(1_795_363_281_123), "2026-11-22T14:01:21.123Z");
+        assert_eq!(
+            super::iso_time(1_795_363_281_123),
+            "2026-11-22T16:01:21.123Z"
+        );
     }
 }

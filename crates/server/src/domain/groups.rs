@@ -44,7 +44,9 @@ impl Domain {
             ));
         }
         if description.chars().count() > 1024 {
-            return Err(DomainError::Invalid("Description too long: at most 1024 characters".into()));
+            return Err(DomainError::Invalid(
+                "Description too long: at most 1024 characters".into(),
+            ));
         }
         let group = DeviceGroup {
             id: new_group_id(),
@@ -66,10 +68,14 @@ impl Domain {
             other => other?,
         }
         let members = self.store.group_members(&group.id).await?;
-        let event = Event::new("mesh", "createmesh", format!("Device group {} created", group.name))
-            .by(&actor.user.id, &actor.user.name)
-            .group(&group.id)
-            .with("mesh", group_json(&group, &members));
+        let event = Event::new(
+            "mesh",
+            "createmesh",
+            format!("Device group {} created", group.name),
+        )
+        .by(&actor.user.id, &actor.user.name)
+        .group(&group.id)
+        .with("mesh", group_json(&group, &members));
         self.events.publish(&self.store, event).await;
         Ok(group)
     }
@@ -80,10 +86,14 @@ impl Domain {
         if !self.store.delete_group(&group.id).await? {
             return Err(DomainError::NotFound("Invalid group id"));
         }
-        let mut event = Event::new("mesh", "deletemesh", format!("Device group {} removed", group.name))
-            .by(&actor.user.id, &actor.user.name)
-            .group(&group.id)
-            .with("name", group.name.clone());
+        let mut event = Event::new(
+            "mesh",
+            "deletemesh",
+            format!("Device group {} removed", group.name),
+        )
+        .by(&actor.user.id, &actor.user.name)
+        .group(&group.id)
+        .with("name", group.name.clone());
         for m in &members {
             event = event.target(&m.user_id);
         }
@@ -109,7 +119,9 @@ impl Domain {
             match self.store.user(user_id).await? {
                 None => outcome.push(Err(format!("Unknown user {user_id}"))),
                 Some(user) => {
-                    self.store.set_group_member(&group.id, &user.id, rights).await?;
+                    self.store
+                        .set_group_member(&group.id, &user.id, rights)
+                        .await?;
                     let event = Event::new(
                         "mesh",
                         "addmeshuser",
@@ -162,16 +174,22 @@ impl Domain {
         }
         if let Some(desc) = description {
             if desc.chars().count() > 1024 {
-                return Err(DomainError::Invalid("Description too long: at most 1024 characters".into()));
+                return Err(DomainError::Invalid(
+                    "Description too long: at most 1024 characters".into(),
+                ));
             }
             group.description = desc.to_string();
         }
         self.store.update_group(&group).await?;
         let members = self.store.group_members(&group.id).await?;
-        let event = Event::new("mesh", "meshchange", format!("Device group {} changed", group.name))
-            .by(&actor.user.id, &actor.user.name)
-            .group(&group.id)
-            .with("mesh", group_json(&group, &members));
+        let event = Event::new(
+            "mesh",
+            "meshchange",
+            format!("Device group {} changed", group.name),
+        )
+        .by(&actor.user.id, &actor.user.name)
+        .group(&group.id)
+        .with("mesh", group_json(&group, &members));
         self.events.publish(&self.store, event).await;
         Ok(group)
     }

@@ -166,12 +166,14 @@ impl Store {
         let col = report.column();
         let done = match os_desc {
             Some(os) => {
-                sqlx::query(&format!("UPDATE devices SET {col} = $2, os_desc = $3 WHERE id = $1"))
-                    .bind(id)
-                    .bind(json)
-                    .bind(os)
-                    .execute(&self.pool)
-                    .await?
+                sqlx::query(&format!(
+                    "UPDATE devices SET {col} = $2, os_desc = $3 WHERE id = $1"
+                ))
+                .bind(id)
+                .bind(json)
+                .bind(os)
+                .execute(&self.pool)
+                .await?
             }
             None => {
                 sqlx::query(&format!("UPDATE devices SET {col} = $2 WHERE id = $1"))

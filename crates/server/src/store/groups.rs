@@ -81,22 +81,26 @@ impl Store {
         .await
         .map_err(StoreError::from_insert)?;
         if let Some((user_id, rights)) = creator {
-            sqlx::query("INSERT INTO group_members (group_id, user_id, rights) VALUES ($1, $2, $3)")
-                .bind(&group.id)
-                .bind(user_id)
-                .bind(rights as i64)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO group_members (group_id, user_id, rights) VALUES ($1, $2, $3)",
+            )
+            .bind(&group.id)
+            .bind(user_id)
+            .bind(rights as i64)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(())
     }
 
     pub async fn group(&self, id: &str) -> StoreResult<Option<DeviceGroup>> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM device_groups WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM device_groups WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.as_ref().map(from_row).transpose()?)
     }
 
@@ -150,7 +154,12 @@ impl Store {
     }
 
     /// Adds a member or replaces its rights.
-    pub async fn set_group_member(&self, group_id: &str, user_id: &str, rights: u32) -> StoreResult<()> {
+    pub async fn set_group_member(
+        &self,
+        group_id: &str,
+        user_id: &str,
+        rights: u32,
+    ) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO group_members (group_id, user_id, rights) VALUES ($1, $2, $3) \
              ON CONFLICT (group_id, user_id) DO UPDATE SET rights = excluded.rights",
@@ -190,7 +199,12 @@ impl Store {
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
-            .map(|r| Ok((r.try_get("group_id")?, r.try_get::<i64, _>("rights")? as u32)))
+            .map(|r| {
+                Ok((
+                    r.try_get("group_id")?,
+                    r.try_get::<i64, _>("rights")? as u32,
+                ))
+            })
             .collect::<Result<_, sqlx::Error>>()
             .map_err(StoreError::from)
     }

@@ -55,7 +55,11 @@ impl Store {
     }
 
     /// The session, if it exists and has not expired at `now_ms`.
-    pub async fn web_session(&self, token_hash: &str, now_ms: i64) -> StoreResult<Option<WebSession>> {
+    pub async fn web_session(
+        &self,
+        token_hash: &str,
+        now_ms: i64,
+    ) -> StoreResult<Option<WebSession>> {
         let row = sqlx::query(
             "SELECT token_hash, user_id, created_ms, expires_ms FROM web_sessions \
              WHERE token_hash = $1 AND expires_ms > $2",

@@ -14,11 +14,16 @@ impl Store {
     /// Stores `value` unless the setting exists, then returns the stored value. Safe when
     /// several servers start at once: all of them end up with the first writer's value.
     pub async fn setting_or_insert(&self, name: &str, value: &str) -> StoreResult<String> {
-        sqlx::query("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
-            .bind(name)
-            .bind(value)
-            .execute(&self.pool)
-            .await?;
-        Ok(self.setting(name).await?.unwrap_or_else(|| value.to_string()))
+        sqlx::query(
+            "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(value)
+        .execute(&self.pool)
+        .await?;
+        Ok(self
+            .setting(name)
+            .await?
+            .unwrap_or_else(|| value.to_string()))
     }
 }

@@ -39,7 +39,12 @@ fn page(title: &str, body: &str) -> String {
 
 fn login_form(error: Option<&str>) -> String {
     let error = error
-        .map(|e| format!("<p role=\"alert\" id=\"login-error\">{}</p>", escape_html(e)))
+        .map(|e| {
+            format!(
+                "<p role=\"alert\" id=\"login-error\">{}</p>",
+                escape_html(e)
+            )
+        })
         .unwrap_or_default();
     page(
         "Sign in",
@@ -84,14 +89,21 @@ pub async fn login_submit(
     Form(form): Form<LoginForm>,
 ) -> Response {
     if !same_origin(&state, &headers) {
-        return (StatusCode::FORBIDDEN, Html(login_form(Some("Cross-site login refused.")))).into_response();
+        return (
+            StatusCode::FORBIDDEN,
+            Html(login_form(Some("Cross-site login refused."))),
+        )
+            .into_response();
     }
     match auth::password_login(&state, &form.username, &form.password, None, peer.ip()).await {
         Ok(user) => match auth::create_web_session(&state, &user).await {
             Ok(token) => (
                 StatusCode::SEE_OTHER,
                 [
-                    (header::SET_COOKIE, session_cookie_header(&token, SESSION_TTL_MS / 1000)),
+                    (
+                        header::SET_COOKIE,
+                        session_cookie_header(&token, SESSION_TTL_MS / 1000),
+                    ),
                     (header::LOCATION, "/".to_string()),
                 ],
             )
@@ -100,16 +112,24 @@ pub async fn login_submit(
                 tracing::error!(error = %e, "could not create session");
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    Html(login_form(Some("The server could not start a session; try again."))),
+                    Html(login_form(Some(
+                        "The server could not start a session; try again.",
+                    ))),
                 )
                     .into_response()
             }
         },
         Err(failure) => {
             let (status, text) = if failure.msg == "locked" {
-                (StatusCode::TOO_MANY_REQUESTS, format!("Sign-in refused: {}.", failure.reason))
+                (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!("Sign-in refused: {}.", failure.reason),
+                )
             } else {
-                (StatusCode::UNAUTHORIZED, "Invalid user name or password.".to_string())
+                (
+                    StatusCode::UNAUTHORIZED,
+                    "Invalid user name or password.".to_string(),
+                )
             };
             (status, Html(login_form(Some(&text)))).into_response()
         }

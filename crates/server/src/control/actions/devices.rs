@@ -39,9 +39,15 @@ pub mod list {
         }
         for d in &devices {
             let live = s.state.live_state(&d.id);
-            by_group.entry(d.group_id.clone()).or_default().push(node_json(d, live));
+            by_group
+                .entry(d.group_id.clone())
+                .or_default()
+                .push(node_json(d, live));
         }
-        let nodes: Map<String, Value> = by_group.into_iter().map(|(k, v)| (k, Value::Array(v))).collect();
+        let nodes: Map<String, Value> = by_group
+            .into_iter()
+            .map(|(k, v)| (k, Value::Array(v)))
+            .collect();
         Ok(vec![req.reply().with("nodes", nodes).into_value()])
     }
 }

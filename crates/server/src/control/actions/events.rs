@@ -19,7 +19,8 @@ pub mod list {
     pub async fn need(_: &ControlSession, req: &Request) -> DomainResult<Need> {
         match optional_str(req, "nodeid")? {
             Some(id) => Ok(Need::Device {
-                id: normalize_id(IdKind::Node, id).map_err(|_| DomainError::NotFound("Invalid device id"))?,
+                id: normalize_id(IdKind::Node, id)
+                    .map_err(|_| DomainError::NotFound("Invalid device id"))?,
                 rights: 0,
             }),
             None => Ok(Need::Login),
@@ -27,21 +28,30 @@ pub mod list {
     }
 
     pub async fn run(s: &mut ControlSession, req: &Request, g: Granted) -> DomainResult<Replies> {
-        let limit = optional_u32(req, "limit")?.unwrap_or(MAX_EVENTS).clamp(1, MAX_EVENTS);
+        let limit = optional_u32(req, "limit")?
+            .unwrap_or(MAX_EVENTS)
+            .clamp(1, MAX_EVENTS);
         let node_id = match &g {
             Granted::Device { device, .. } => Some(device.id.clone()),
             _ => None,
         };
         // meshctrl sends `user` for --userid (control spec §6.11); accept both.
         let user_filter = match optional_str(req, "userid")?.or(optional_str(req, "user")?) {
-            Some(u) => Some(normalize_id(IdKind::User, u).map_err(|_| DomainError::NotFound("User does not exists"))?),
+            Some(u) => Some(
+                normalize_id(IdKind::User, u)
+                    .map_err(|_| DomainError::NotFound("User does not exists"))?,
+            ),
             None => None,
         };
         let me = s.actor.user.id.clone();
         let filter = EventFilter {
             node_id: node_id.as_deref(),
             user_id: user_filter.as_deref(),
-            visible_to: if s.actor.is_full_admin() { None } else { Some(&me) },
+            visible_to: if s.actor.is_full_admin() {
+                None
+            } else {
+                Some(&me)
+            },
             limit: limit as i64,
         };
         let records = s.state.domain.store.events(&filter).await?;

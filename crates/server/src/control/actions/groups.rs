@@ -17,10 +17,13 @@ use crate::store::DeviceGroup;
 /// groups the caller can see).
 pub async fn resolve_group(s: &ControlSession, req: &Request) -> DomainResult<String> {
     if let Some(id) = optional_str(req, "meshid")? {
-        return normalize_id(IdKind::Mesh, id).map_err(|_| DomainError::NotFound("Invalid group id"));
+        return normalize_id(IdKind::Mesh, id)
+            .map_err(|_| DomainError::NotFound("Invalid group id"));
     }
     let Some(name) = optional_str(req, "meshname")? else {
-        return Err(DomainError::Invalid("Missing field: meshid or meshname".into()));
+        return Err(DomainError::Invalid(
+            "Missing field: meshid or meshname".into(),
+        ));
     };
     let matches: Vec<DeviceGroup> = visible_groups(s)
         .await?
@@ -60,7 +63,9 @@ pub async fn visible_groups(s: &ControlSession) -> DomainResult<Vec<(DeviceGroup
 fn granted_group(granted: Granted) -> DomainResult<(DeviceGroup, MeshRights)> {
     match granted {
         Granted::Group { group, rights } => Ok((group, rights)),
-        _ => Err(DomainError::Internal(anyhow::anyhow!("expected a group grant"))),
+        _ => Err(DomainError::Internal(anyhow::anyhow!(
+            "expected a group grant"
+        ))),
     }
 }
 
@@ -77,7 +82,10 @@ pub mod list {
             let members = s.state.domain.store.group_members(&group.id).await?;
             meshes.push(group_json(&group, &members));
         }
-        Ok(vec![req.reply().with("meshes", Value::Array(meshes)).into_value()])
+        Ok(vec![req
+            .reply()
+            .with("meshes", Value::Array(meshes))
+            .into_value()])
     }
 }
 
@@ -90,12 +98,21 @@ pub mod create {
 
     pub async fn run(s: &mut ControlSession, req: &Request, _: Granted) -> DomainResult<Replies> {
         let name = required_str(req, "meshname")?;
-        let mtype = optional_u32(req, "meshtype")?.map(i64::from).unwrap_or(MTYPE_AGENT);
+        let mtype = optional_u32(req, "meshtype")?
+            .map(i64::from)
+            .unwrap_or(MTYPE_AGENT);
         let desc = optional_str(req, "desc")?.unwrap_or("");
-        let group = s.state.domain.create_group(&s.actor, name, mtype, desc).await?;
+        let group = s
+            .state
+            .domain
+            .create_group(&s.actor, name, mtype, desc)
+            .await?;
         let members = s.state.domain.store.group_members(&group.id).await?;
         let links = group_json(&group, &members)["links"].clone();
-        Ok(vec![ok(req).with("meshid", group.id).with("links", links).into_value()])
+        Ok(vec![ok(req)
+            .with("meshid", group.id)
+            .with("links", links)
+            .into_value()])
     }
 }
 
@@ -135,7 +152,10 @@ pub mod edit {
             None => optional_str(req, "newname")?,
         };
         let desc = optional_str(req, "desc")?;
-        s.state.domain.edit_group(&s.actor, group, new_name, desc).await?;
+        s.state
+            .domain
+            .edit_group(&s.actor, group, new_name, desc)
+            .await?;
         Ok(vec![ok(req).into_value()])
     }
 }
@@ -157,8 +177,14 @@ pub mod add_member {
                 .iter()
                 .map(|v| v.as_str().map(str::to_string))
                 .collect::<Option<_>>()
-                .ok_or_else(|| DomainError::Invalid("Field usernames must be a list of names".into()))?,
-            Some(_) => return Err(DomainError::Invalid("Field usernames must be a list of names".into())),
+                .ok_or_else(|| {
+                    DomainError::Invalid("Field usernames must be a list of names".into())
+                })?,
+            Some(_) => {
+                return Err(DomainError::Invalid(
+                    "Field usernames must be a list of names".into(),
+                ))
+            }
             None => vec![required_str(req, "userid")?.to_string()],
         };
         if names.is_empty() {
@@ -214,7 +240,10 @@ pub mod remove_member {
         let (group, _) = granted_group(g)?;
         let user = normalize_id(IdKind::User, required_str(req, "userid")?)
             .map_err(|_| DomainError::NotFound("User does not exists"))?;
-        s.state.domain.remove_group_member(&s.actor, &group, &user).await?;
+        s.state
+            .domain
+            .remove_group_member(&s.actor, &group, &user)
+            .await?;
         Ok(vec![ok(req).into_value()])
     }
 }

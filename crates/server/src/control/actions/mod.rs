@@ -89,7 +89,9 @@ pub fn required_str<'a>(req: &'a Request, key: &str) -> DomainResult<&'a str> {
     match req.body.get(key) {
         Some(Value::String(s)) if !s.is_empty() => Ok(s),
         Some(Value::String(_)) | None => Err(DomainError::Invalid(format!("Missing field: {key}"))),
-        Some(_) => Err(DomainError::Invalid(format!("Field {key} must be a string"))),
+        Some(_) => Err(DomainError::Invalid(format!(
+            "Field {key} must be a string"
+        ))),
     }
 }
 
@@ -98,7 +100,9 @@ pub fn optional_str<'a>(req: &'a Request, key: &str) -> DomainResult<Option<&'a 
     match req.body.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(DomainError::Invalid(format!("Field {key} must be a string"))),
+        Some(_) => Err(DomainError::Invalid(format!(
+            "Field {key} must be a string"
+        ))),
     }
 }
 
@@ -110,7 +114,9 @@ pub fn optional_u32(req: &Request, key: &str) -> DomainResult<Option<u32>> {
             .as_u64()
             .and_then(|n| u32::try_from(n).ok())
             .map(Some)
-            .ok_or_else(|| DomainError::Invalid(format!("Field {key} must be a number from 0 to 4294967295"))),
+            .ok_or_else(|| {
+                DomainError::Invalid(format!("Field {key} must be a number from 0 to 4294967295"))
+            }),
     }
 }
 

@@ -22,10 +22,10 @@ pub mod authcookie {
     pub async fn run(s: &mut ControlSession, req: &Request, _: Granted) -> DomainResult<Replies> {
         let cookie = issue_auth_token(&s.state, &s.actor.user, s.peer.ip());
         let relay = json!({ "ruserid": s.actor.user.id, "x": hex(&random_bytes::<6>()) });
-        let rcookie = s
-            .state
-            .tokens
-            .seal(relay.as_object().cloned().unwrap_or_default(), now_ms() / 1000);
+        let rcookie = s.state.tokens.seal(
+            relay.as_object().cloned().unwrap_or_default(),
+            now_ms() / 1000,
+        );
         Ok(vec![req
             .reply()
             .with("cookie", cookie)

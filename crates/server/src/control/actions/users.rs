@@ -25,7 +25,10 @@ pub mod list {
             let memberships = store.memberships(&user.id).await?;
             users.push(user_json(&user, &memberships));
         }
-        Ok(vec![req.reply().with("users", Value::Array(users)).into_value()])
+        Ok(vec![req
+            .reply()
+            .with("users", Value::Array(users))
+            .into_value()])
     }
 }
 

@@ -1,0 +1,275 @@
+//! The store against both databases: every query, the portability rules and the
+//! constraints the domain relies on.
+
+use ironmesh_server::store::events::EventFilter;
+use ironmesh_server::store::{
+    DeviceGroup, DeviceRecord, LoginToken, Store, StoreError, User, WebSession,
+};
+use ironmesh_testkit::postgres;
+
+async fn sqlite() -> (Store, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+    (Store::open(&url).await.unwrap(), dir)
+}
+
+fn user(name: &str) -> User {
+    User {
+        id: format!("user//{name}"),
+        name: name.to_string(),
+        email: None,
+        email_verified: false,
+        realname: None,
+        password_hash: "$argon2id$x".into(),
+        site_rights: 0,
+        reset_next_login: false,
+        created_ms: 1,
+        password_changed_ms: 1,
+    }
+}
+
+fn group(id: &str, name: &str) -> DeviceGroup {
+    DeviceGroup {
+        id: id.to_string(),
+        name: name.to_string(),
+        mtype: 2,
+        description: String::new(),
+        flags: 0,
+        consent: 0,
+        creator_id: None,
+        creator_name: None,
+        created_ms: 5,
+    }
+}
+
+async fn exercise(store: Store) {
+    // Users: insert, unique ids, u32 rights survive the i64 column.
+    let mut admin = user("admin");
+    admin.site_rights = u32::MAX;
+    store.insert_user(&admin).await.unwrap();
+    store.insert_user(&user("bob")).await.unwrap();
+    assert!(matches!(
+        store.insert_user(&user("bob")).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(
+        store
+            .user("user//admin")
+            .await
+            .unwrap()
+            .unwrap()
+            .site_rights,
+        u32::MAX
+    );
+    assert_eq!(store.user_count().await.unwrap(), 2);
+    assert!(store
+        .set_password("user//bob", "$argon2id$y", 9)
+        .await
+        .unwrap());
+    assert_eq!(
+        store
+            .user("user//bob")
+            .await
+            .unwrap()
+            .unwrap()
+            .password_hash,
+        "$argon2id$y"
+    );
+
+    // Groups and members, with cascade on delete.
+    store
+        .insert_group(&group("mesh//g1", "one"), Some(("user//admin", u32::MAX)))
+        .await
+        .unwrap();
+    store
+        .insert_group(&group("mesh//g2", "two"), None)
+        .await
+        .unwrap();
+    store
+        .set_group_member("mesh//g1", "user//bob", 8)
+        .await
+        .unwrap();
+    store
+        .set_group_member("mesh//g1", "user//bob", 24)
+        .await
+        .unwrap();
+    let members = store.group_members("mesh//g1").await.unwrap();
+    assert_eq!(members.len(), 2);
+    assert_eq!(
+        members
+            .iter()
+            .find(|m| m.user_id == "user//bob")
+            .unwrap()
+            .rights,
+        24
+    );
+    assert_eq!(store.groups_of_user("user//bob").await.unwrap().len(), 1);
+    assert_eq!(store.groups().await.unwrap().len(), 2);
+
+    // Devices: the stored group and name win on reconnect.
+    let mut d = DeviceRecord {
+        id: "node//n1".into(),
+        group_id: "mesh//g1".into(),
+        name: "host1".into(),
+        host: "host1".into(),
+        first_connect_ms: 10,
+        last_connect_ms: 10,
+        ..Default::default()
+    };
+    store.upsert_device_on_connect(&d).await.unwrap();
+    assert!(store.rename_device("node//n1", "renamed").await.unwrap());
+    d.group_id = "mesh//g2".into();
+    d.host = "host1b".into();
+    d.last_connect_ms = 20;
+    store.upsert_device_on_connect(&d).await.unwrap();
+    let back = store.device("node//n1").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            back.group_id.as_str(),
+            back.name.as_str(),
+            back.host.as_str()
+        ),
+        ("mesh//g1", "renamed", "host1b")
+    );
+    assert_eq!((back.first_connect_ms, back.last_connect_ms), (10, 20));
+    assert_eq!(store.devices_of_user("user//bob").await.unwrap().len(), 1);
+    assert_eq!(store.devices_in_group("mesh//g2").await.unwrap().len(), 0);
+
+    // Events: newest first, visibility through memberships.
+    for (i, (gid, uid)) in [
+        (Some("mesh//g1"), None),
+        (Some("mesh//g2"), None),
+        (None, Some("user//bob")),
+    ]
+    .iter()
+    .enumerate()
+    {
+        store
+            .insert_event(&ironmesh_server::store::EventRecord {
+                id: format!("e{i}"),
+                time_ms: 100 + i as i64,
+                etype: "mesh".into(),
+                action: "x".into(),
+                user_id: uid.map(str::to_string),
+                group_id: gid.map(str::to_string),
+                node_id: None,
+                msg: format!("m{i}"),
+                body: "{}".into(),
+            })
+            .await
+            .unwrap();
+    }
+    let all = store
+        .events(&EventFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        all.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+        ["e2", "e1", "e0"]
+    );
+    let bobs = store
+        .events(&EventFilter {
+            visible_to: Some("user//bob"),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        bobs.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+        ["e2", "e0"]
+    );
+    let limited = store
+        .events(&EventFilter {
+            limit: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(limited.len(), 1);
+
+    // Sessions expire; tokens belong to their user.
+    store
+        .insert_web_session(&WebSession {
+            token_hash: "h".into(),
+            user_id: "user//bob".into(),
+            created_ms: 1,
+            expires_ms: 50,
+        })
+        .await
+        .unwrap();
+    assert!(store.web_session("h", 49).await.unwrap().is_some());
+    assert!(store.web_session("h", 50).await.unwrap().is_none());
+    assert_eq!(store.delete_expired_sessions(60).await.unwrap(), 1);
+    let token = LoginToken {
+        token_user: "~t:abc".into(),
+        user_id: "user//bob".into(),
+        name: "ci".into(),
+        secret_hash: "s".into(),
+        created_ms: 1,
+        expires_ms: 0,
+    };
+    store.insert_login_token(&token).await.unwrap();
+    assert_eq!(store.login_token("~t:abc").await.unwrap().unwrap(), token);
+    assert!(!store
+        .delete_login_token("user//admin", "~t:abc")
+        .await
+        .unwrap());
+
+    // Settings: the first writer wins.
+    assert_eq!(
+        store.setting_or_insert("k", "first").await.unwrap(),
+        "first"
+    );
+    assert_eq!(
+        store.setting_or_insert("k", "second").await.unwrap(),
+        "first"
+    );
+
+    // Deleting a group takes its devices and memberships; deleting a user its tokens.
+    assert!(store.delete_group("mesh//g1").await.unwrap());
+    assert!(store.device("node//n1").await.unwrap().is_none());
+    assert!(store.groups_of_user("user//bob").await.unwrap().is_empty());
+    assert!(store.delete_user("user//bob").await.unwrap());
+    assert!(store.login_token("~t:abc").await.unwrap().is_none());
+    assert!(!store.delete_user("user//bob").await.unwrap());
+}
+
+#[tokio::test]
+async fn store_on_sqlite() {
+    let (store, _dir) = sqlite().await;
+    exercise(store).await;
+}
+
+#[tokio::test]
+async fn store_on_postgres() {
+    if !postgres::enabled() {
+        return;
+    }
+    let url = postgres::fresh_database().await;
+    exercise(Store::open(&url).await.unwrap()).await;
+    // Opening again finds the schema current (migrations are idempotent).
+    let again = Store::open(&url).await.unwrap();
+    assert_eq!(again.user_count().await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn sqlite_reopen_keeps_data_and_uses_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+    let store = Store::open(&url).await.unwrap();
+    store.insert_user(&user("carol")).await.unwrap();
+    store.close().await;
+    let store = Store::open(&url).await.unwrap();
+    assert!(store.user("user//carol").await.unwrap().is_some());
+    assert!(dir.path().join("t.db-wal").exists() || dir.path().join("t.db-shm").exists());
+}
+
+#[tokio::test]
+async fn refuses_unknown_database_urls() {
+    let err = Store::open("mysql://x").await.err().unwrap();
+    assert!(format!("{err:#}").contains("unsupported database URL"));
+}

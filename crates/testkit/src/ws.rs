@@ -1,0 +1,177 @@
+//! WebSocket and HTTPS clients for tests: TLS without certificate checks (like meshctrl),
+//! loopback only.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use serde_json::Value;
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+pub type Ws = WebSocketStream<TlsStream<TcpStream>>;
+
+#[derive(Debug)]
+struct AcceptAny(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAny {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// A TLS client configuration that accepts any server certificate.
+pub fn insecure_tls(
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Arc<rustls::ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(versions)
+        .expect("versions")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Arc::new(config)
+}
+
+/// Opens TLS to 127.0.0.1:port.
+pub async fn tls_connect(port: u16) -> std::io::Result<TlsStream<TcpStream>> {
+    let tcp = TcpStream::connect(("127.0.0.1", port)).await?;
+    let connector = TlsConnector::from(insecure_tls(&[
+        &rustls::version::TLS13,
+        &rustls::version::TLS12,
+    ]));
+    connector
+        .connect(ServerName::try_from("localhost").expect("name"), tcp)
+        .await
+}
+
+/// Opens a WebSocket to `path` (with query) on the test server, with extra headers.
+pub async fn connect(port: u16, path: &str, headers: &[(&str, &str)]) -> anyhow::Result<Ws> {
+    let tls = tls_connect(port).await?;
+    let mut request = format!("wss://127.0.0.1:{port}{path}").into_client_request()?;
+    for (k, v) in headers {
+        request.headers_mut().insert(
+            HeaderName::from_bytes(k.as_bytes())?,
+            HeaderValue::from_str(v)?,
+        );
+    }
+    let (ws, _) = tokio_tungstenite::client_async(request, tls).await?;
+    Ok(ws)
+}
+
+/// Opens the control channel logged in with `x-meshauth`, and reads the two greeting
+/// pushes (`serverinfo`, `userinfo`).
+pub async fn control(port: u16, user: &str, pass: &str) -> anyhow::Result<Ws> {
+    let header = format!("{},{}", b64(user.as_bytes()), b64(pass.as_bytes()));
+    let mut ws = connect(port, "/control.ashx", &[("x-meshauth", &header)]).await?;
+    for expected in ["serverinfo", "userinfo"] {
+        let v = recv_json(&mut ws).await?;
+        anyhow::ensure!(v["action"] == expected, "expected {expected}, got {v}");
+    }
+    Ok(ws)
+}
+
+/// Standard base64.
+pub fn b64(bytes: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// The next text frame parsed as JSON, skipping `event` pushes; fails after 10 s.
+pub async fn recv_json(ws: &mut Ws) -> anyhow::Result<Value> {
+    loop {
+        let v = recv_any_json(ws).await?;
+        if v["action"] != "event" {
+            return Ok(v);
+        }
+    }
+}
+
+/// The next text frame parsed as JSON, events included.
+pub async fn recv_any_json(ws: &mut Ws) -> anyhow::Result<Value> {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .map_err(|_| anyhow::anyhow!("no message within 10 s"))?
+            .ok_or_else(|| anyhow::anyhow!("socket closed"))??;
+        match msg {
+            Message::Text(t) => return Ok(serde_json::from_str(t.as_str())?),
+            Message::Close(c) => anyhow::bail!("closed: {c:?}"),
+            _ => continue,
+        }
+    }
+}
+
+/// Sends one JSON text frame.
+pub async fn send_json(ws: &mut Ws, v: &Value) -> anyhow::Result<()> {
+    ws.send(Message::Text(v.to_string().into())).await?;
+    Ok(())
+}
+
+/// Sends a request and returns the first non-event reply.
+pub async fn request(ws: &mut Ws, v: &Value) -> anyhow::Result<Value> {
+    send_json(ws, v).await?;
+    recv_json(ws).await
+}
