@@ -62,6 +62,13 @@ pub struct ServerArgs {
     /// Extra browser origin allowed on the control channel (repeatable).
     #[arg(long = "allowed-origin", global = true)]
     pub allowed_origins: Vec<String>,
+    /// An installed `meshcentral` npm package folder: stock MeshCentral agents get its
+    /// JavaScript core.
+    #[arg(long, env = "IRONMESH_MESHCENTRAL_DIR", global = true)]
+    pub meshcentral_dir: Option<PathBuf>,
+    /// The ironmesh-agent binary to serve for download (default: beside this executable).
+    #[arg(long, env = "IRONMESH_AGENT_BINARY", global = true)]
+    pub agent_binary: Option<PathBuf>,
     /// Log filter, e.g. `info` or `ironmesh_server=debug`.
     #[arg(long, env = "IRONMESH_LOG", default_value = "info", global = true)]
     pub log: String,
@@ -145,6 +152,8 @@ async fn main(cli: Cli) -> anyhow::Result<()> {
             web_cert: a.web_cert.clone(),
             web_key: a.web_key.clone(),
             allowed_origins: a.allowed_origins.clone(),
+            meshcentral_dir: a.meshcentral_dir.clone(),
+            agent_binary: a.agent_binary.clone(),
         },
     )?;
     match cli.command {

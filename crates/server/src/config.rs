@@ -32,6 +32,11 @@ pub struct Config {
     pub login_window_secs: u64,
     /// Most simultaneous TCP connections; further ones wait in the accept backlog.
     pub max_connections: usize,
+    /// An installed `meshcentral` npm package, from which stock agents' cores are built.
+    pub meshcentral_dir: Option<PathBuf>,
+    /// The `ironmesh-agent` binary served at `/agents/ironmesh-agent` (default: next to
+    /// the server executable).
+    pub agent_binary: Option<PathBuf>,
 }
 
 /// The TOML file's shape; every key optional.
@@ -49,6 +54,8 @@ pub struct FileConfig {
     pub login_max_failures: Option<u32>,
     pub login_window_secs: Option<u64>,
     pub max_connections: Option<usize>,
+    pub meshcentral_dir: Option<PathBuf>,
+    pub agent_binary: Option<PathBuf>,
 }
 
 impl FileConfig {
@@ -73,6 +80,8 @@ pub struct Overrides {
     pub web_cert: Option<PathBuf>,
     pub web_key: Option<PathBuf>,
     pub allowed_origins: Vec<String>,
+    pub meshcentral_dir: Option<PathBuf>,
+    pub agent_binary: Option<PathBuf>,
 }
 
 impl Config {
@@ -129,6 +138,8 @@ impl Config {
             login_max_failures: file.login_max_failures.unwrap_or(10),
             login_window_secs: file.login_window_secs.unwrap_or(300),
             max_connections: file.max_connections.unwrap_or(200_000),
+            meshcentral_dir: flags.meshcentral_dir.or(file.meshcentral_dir),
+            agent_binary: flags.agent_binary.or(file.agent_binary),
         })
     }
 

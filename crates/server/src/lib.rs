@@ -5,9 +5,11 @@
 //! rules (accounts, rights, device groups, events) without knowing about sockets or SQL
 //! dialects; `web` and `control` are transports that call into `domain`.
 
+pub mod agents;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod consoles;
 pub mod control;
 pub mod domain;
 pub mod identity;

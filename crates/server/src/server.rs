@@ -7,6 +7,8 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::agents::connection::AgentSigner;
+use crate::agents::core::CoreProvider;
 use crate::auth::cookie::{TokenCipher, KEY_LEN, KEY_SETTING};
 use crate::auth::ratelimit::LoginLimiter;
 use crate::config::Config;
@@ -48,7 +50,20 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         .await?;
     let cookie_key =
         ironmesh_proto::ids::decode_hex(&cookie_key).context("stored cookie key is not hex")?;
+    let cores = match &config.meshcentral_dir {
+        Some(dir) => {
+            let dir = dir.clone();
+            tokio::task::spawn_blocking(move || CoreProvider::from_meshcentral(&dir))
+                .await?
+                .context("assembling MeshCentral agent cores")?
+        }
+        None => CoreProvider::default(),
+    };
     let state = Arc::new(AppState {
+        agents: Default::default(),
+        consoles: Default::default(),
+        agent_signer: AgentSigner::new(&identity.agent_server.key_pkcs8)?,
+        cores,
         tokens: TokenCipher::new(&cookie_key)?,
         login_limiter: LoginLimiter::new(
             config.login_max_failures,

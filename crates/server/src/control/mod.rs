@@ -9,6 +9,7 @@ mod actions;
 mod session;
 
 pub use actions::ACTION_NAMES;
+pub use session::truncate_reason;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

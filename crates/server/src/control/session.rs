@@ -64,6 +64,11 @@ pub async fn run(state: SharedState, socket: WebSocket, peer: SocketAddr, creds:
         peer,
     };
     tracing::info!(session = %session.session_id, %peer, "control channel opened");
+    let (routed_tx, mut routed) = mpsc::channel::<Value>(crate::consoles::CONSOLE_INBOX);
+    session
+        .state
+        .consoles
+        .register(&session.session_id, &session.actor.user.id, routed_tx);
 
     let (out, mut outbox) = mpsc::channel::<Message>(OUTBOX);
     let writer = tokio::spawn(async move {
@@ -119,6 +124,12 @@ pub async fn run(state: SharedState, socket: WebSocket, peer: SocketAddr, creds:
                     }
                 }
             }
+            Some(message) = routed.recv() => {
+                // An agent's answer addressed to this session or user.
+                if send_json(&out, message).await.is_err() {
+                    break;
+                }
+            }
             event = events.recv() => {
                 match event {
                     Ok(event) => {
@@ -134,6 +145,7 @@ pub async fn run(state: SharedState, socket: WebSocket, peer: SocketAddr, creds:
             }
         }
     }
+    session.state.consoles.unregister(&session.session_id);
     drop(out);
     let _ = writer.await;
     tracing::info!(user = %session.actor.user.id, peer = %session.peer, "control channel closed");

@@ -56,3 +56,133 @@ pub fn node_json(d: &DeviceRecord, live: LiveState) -> Value {
     }
     node
 }
+
+use ironmesh_proto::agent::AuthInfo;
+use ironmesh_proto::ids::{b64_at_dollar, hex_upper};
+
+use super::events::Event;
+use super::groups::MTYPE_AGENT;
+use super::{Domain, DomainError, DomainResult};
+use crate::store::devices::DeviceReport;
+use crate::store::now_ms;
+
+/// The group id an agent's command 3 names: b64@$ of 48 bytes, or lower-case hex of a
+/// legacy 32-byte id (agent spec §3.1).
+pub fn group_id_from_agent(mesh_id: &[u8]) -> String {
+    if mesh_id.len() == 32 {
+        format!("mesh//{}", hex_upper(mesh_id).to_ascii_lowercase())
+    } else {
+        format!("mesh//{}", b64_at_dollar(mesh_id))
+    }
+}
+
+/// Outcome of an agent registration.
+pub struct Registration {
+    pub device: DeviceRecord,
+    pub is_new: bool,
+}
+
+impl Domain {
+    /// Creates or refreshes the device of an authenticated agent. A known device keeps its
+    /// stored group and name; a new one joins the group its command 3 names, which must
+    /// exist and be an agent group.
+    pub async fn register_agent(
+        &self,
+        node_id: &str,
+        info: &AuthInfo,
+        agent_name: Option<&str>,
+        addr: &str,
+    ) -> DomainResult<Registration> {
+        let now = now_ms();
+        let existing = self.store.device(node_id).await?;
+        let is_new = existing.is_none();
+        let device = match existing {
+            Some(mut d) => {
+                d.host = info.hostname.clone();
+                d.agent_id = info.agent_id as i64;
+                d.agent_version = info.agent_version as i64;
+                d.agent_caps = info.capabilities as i64;
+                d.platform_type = info.platform_type as i64;
+                d.last_connect_ms = now;
+                d.last_addr = addr.to_string();
+                d
+            }
+            None => {
+                let group_id = group_id_from_agent(&info.mesh_id);
+                match self.store.group(&group_id).await? {
+                    Some(g) if g.mtype == MTYPE_AGENT => {}
+                    _ => return Err(DomainError::NotFound("unknown or deleted device group")),
+                }
+                DeviceRecord {
+                    id: node_id.to_string(),
+                    group_id,
+                    name: agent_name.unwrap_or(&info.hostname).to_string(),
+                    host: info.hostname.clone(),
+                    icon: icon_for_platform(info.platform_type),
+                    agent_id: info.agent_id as i64,
+                    agent_version: info.agent_version as i64,
+                    agent_caps: info.capabilities as i64,
+                    platform_type: info.platform_type as i64,
+                    first_connect_ms: now,
+                    last_connect_ms: now,
+                    last_addr: addr.to_string(),
+                    ..Default::default()
+                }
+            }
+        };
+        self.store.upsert_device_on_connect(&device).await?;
+        if is_new {
+            let event = Event::new("node", "addnode", format!("Added device {}", device.name))
+                .group(&device.group_id)
+                .node(&device.id)
+                .with("node", node_json(&device, LiveState::default()));
+            self.events.publish(&self.store, event).await;
+        }
+        Ok(Registration { device, is_new })
+    }
+
+    /// Announces a device's connection state (live only; not written to the event log).
+    pub async fn announce_connection(&self, device: &DeviceRecord, live: LiveState) {
+        let event = Event::new("node", "nodeconnect", "")
+            .group(&device.group_id)
+            .node(&device.id)
+            .with("conn", live.conn)
+            .with("pwr", live.pwr)
+            .with("ct", live.connected_ms)
+            .live_only();
+        self.events.publish(&self.store, event).await;
+    }
+
+    /// Stores one agent report and tells consoles the device changed.
+    pub async fn store_agent_report(
+        &self,
+        node_id: &str,
+        report: DeviceReport,
+        json: &str,
+        os_desc: Option<&str>,
+        live: LiveState,
+    ) -> DomainResult<()> {
+        self.store
+            .set_device_report(node_id, report, json, os_desc)
+            .await?;
+        if let Some(device) = self.store.device(node_id).await? {
+            let event = Event::new("node", "changenode", "")
+                .group(&device.group_id)
+                .node(&device.id)
+                .with("node", node_json(&device, live))
+                .live_only();
+            self.events.publish(&self.store, event).await;
+        }
+        Ok(())
+    }
+}
+
+/// MeshCentral's device icons: 1 desktop, 2 laptop, 3 phone, 4 server, 5 disk, 6 router,
+/// 7 pi, 8 virtual.
+fn icon_for_platform(platform: u32) -> i64 {
+    if (1..=8).contains(&platform) {
+        platform as i64
+    } else {
+        1
+    }
+}

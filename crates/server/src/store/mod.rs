@@ -7,7 +7,7 @@
 //! Unix milliseconds, `INSERT … ON CONFLICT` for upserts. The store tests run against both
 //! databases.
 
-mod devices;
+pub mod devices;
 pub mod events;
 mod groups;
 mod migrations;

@@ -2,6 +2,7 @@
 //! response headers. WebSocket endpoints live in their own modules (`crate::control`).
 
 pub mod headers;
+pub mod install;
 pub mod listener;
 pub mod pages;
 
@@ -17,6 +18,11 @@ pub fn router(state: SharedState) -> Router {
         .route("/logout", get(pages::logout).post(pages::logout))
         .route("/health", get(pages::health))
         .route("/control.ashx", get(crate::control::upgrade))
+        .route("/agent.ashx", get(crate::agents::upgrade))
+        .route("/agent.ashx/.websocket", get(crate::agents::upgrade))
+        .route("/meshsettings", get(install::mesh_settings))
+        .route("/meshagents", get(install::mesh_agents))
+        .route("/agents/ironmesh-agent", get(install::ironmesh_agent))
         .fallback(pages::not_found)
         .layer(axum::middleware::from_fn(headers::security_headers))
         .with_state(state)

@@ -1,0 +1,10 @@
+//! ironmesh-agent as a library: the binary wires these together; the benchmark and tests
+//! reuse the handshake and identity to simulate many agents.
+
+pub mod backoff;
+pub mod connection;
+pub mod handshake;
+pub mod identity;
+pub mod reports;
+pub mod run;
+pub mod settings;

@@ -1,0 +1,249 @@
+//! The agent's life: connect, authenticate, serve, and after any failure wait (with
+//! backoff) and start again. Nothing accumulates while the server is unreachable: each
+//! attempt starts from the same small state.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use ironmesh_proto::agent::{self, caps, cmd};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::backoff::Backoff;
+use crate::connection::{self, AgentSocket};
+use crate::handshake::{AgentDescription, ClientHandshake, Progress};
+use crate::identity::{AgentIdentity, AgentState};
+use crate::reports;
+use crate::settings::AgentSettings;
+
+/// Silence after which the agent pings the server (as the stock agent does).
+const KEEPALIVE_AFTER: Duration = Duration::from_secs(120);
+/// How long a ping may go unanswered.
+const PONG_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct Agent {
+    pub settings: AgentSettings,
+    pub state: AgentState,
+    pub identity: AgentIdentity,
+    pub tls: Arc<rustls::ClientConfig>,
+    /// Capabilities announced in command 3 and `coreinfo`.
+    pub caps: u32,
+}
+
+/// How one connection ended.
+#[derive(Debug)]
+pub enum Ended {
+    /// Failed before authentication.
+    BeforeAuth(anyhow::Error),
+    /// Was authenticated, then the connection ended.
+    AfterAuth(anyhow::Error),
+}
+
+impl Agent {
+    pub fn new(settings: AgentSettings, state_dir: PathBuf) -> anyhow::Result<Agent> {
+        let state = AgentState::new(&state_dir);
+        let identity = state.load_or_create_identity()?;
+        Ok(Agent {
+            settings,
+            state,
+            identity,
+            tls: connection::tls_config(),
+            caps: caps::CONSOLE,
+        })
+    }
+
+    pub fn description(&self) -> AgentDescription {
+        AgentDescription {
+            agent_id: reports::agent_arch_id(),
+            platform_type: 1,
+            capabilities: self.caps,
+            hostname: reports::hostname(),
+            host_info: reports::host_info(),
+            build_date: concat!("ironmesh-agent ", env!("CARGO_PKG_VERSION")).to_string(),
+        }
+    }
+
+    /// Runs forever, reconnecting with backoff.
+    pub async fn run(&self) -> ! {
+        let mut backoff = Backoff::new();
+        loop {
+            match self.connect_once(&mut backoff).await {
+                Ended::BeforeAuth(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "could not connect")
+                }
+                Ended::AfterAuth(e) => tracing::warn!(error = %format!("{e:#}"), "connection lost"),
+            }
+            let delay = backoff.next_delay();
+            tracing::info!(?delay, "reconnecting after a pause");
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// One connection, from TCP connect to its end.
+    pub async fn connect_once(&self, backoff: &mut Backoff) -> Ended {
+        let mut socket = match self.authenticate().await {
+            Ok(s) => s,
+            Err(e) => return Ended::BeforeAuth(e),
+        };
+        backoff.reset();
+        tracing::info!(node = %self.identity.node_id, "authenticated");
+        Ended::AfterAuth(self.serve(&mut socket).await)
+    }
+
+    async fn authenticate(&self) -> anyhow::Result<AgentSocket> {
+        let (host, port, path) = self.settings.endpoint()?;
+        let (mut socket, cert) =
+            connection::connect(self.tls.clone(), &host, port, &path, None).await?;
+        let trusted = self.state.trusted_tls_hash();
+        let mut hs = ClientHandshake::new(
+            &self.identity,
+            self.settings.server_id,
+            self.settings.mesh_id.clone(),
+            self.description(),
+            &cert,
+            trusted,
+        );
+        tracing::debug!(skip = hs.skipping(), "handshake");
+        for frame in hs.opening() {
+            socket.send(Message::Binary(frame.into())).await?;
+        }
+        let trust = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
+            loop {
+                let frame = match socket.next().await {
+                    Some(Ok(Message::Binary(b))) => b,
+                    Some(Ok(Message::Close(c))) => {
+                        anyhow::bail!("server closed: {}", close_text(c))
+                    }
+                    Some(Ok(_)) => continue,
+                    Some(Err(e)) => return Err(e.into()),
+                    None => anyhow::bail!("server closed the connection"),
+                };
+                match hs.on_frame(&frame)? {
+                    Progress::Send(frames) => {
+                        for f in frames {
+                            socket.send(Message::Binary(f.into())).await?;
+                        }
+                    }
+                    Progress::Authenticated { trust_tls_hash } => return Ok(trust_tls_hash),
+                }
+            }
+        })
+        .await
+        .map_err(|_| anyhow::anyhow!("handshake timed out"))??;
+        if let Some(hash) = trust {
+            if let Err(e) = self.state.remember_tls_hash(&hash) {
+                tracing::warn!(error = %e, "could not remember the server certificate");
+            }
+        }
+        Ok(socket)
+    }
+
+    /// After authentication: answers the server until the connection ends.
+    async fn serve(&self, socket: &mut AgentSocket) -> anyhow::Error {
+        match self.serve_inner(socket).await {
+            Ok(()) => anyhow::anyhow!("server closed the connection"),
+            Err(e) => e,
+        }
+    }
+
+    async fn serve_inner(&self, socket: &mut AgentSocket) -> anyhow::Result<()> {
+        // The tag (command 15, empty).
+        socket
+            .send(Message::Binary(agent::bare(cmd::AGENT_TAG).into()))
+            .await?;
+        let mut last_rx = Instant::now();
+        let mut ping_sent: Option<Instant> = None;
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tokio::select! {
+                msg = socket.next() => {
+                    let msg = match msg {
+                        None => return Ok(()),
+                        Some(m) => m?,
+                    };
+                    last_rx = Instant::now();
+                    ping_sent = None;
+                    match msg {
+                        Message::Binary(b) if b.first() == Some(&b'{') => self.on_json(socket, &b).await?,
+                        Message::Binary(b) => self.on_command(socket, &b).await?,
+                        Message::Text(t) => self.on_json(socket, t.as_bytes()).await?,
+                        Message::Close(c) => anyhow::bail!("server closed: {}", close_text(c)),
+                        _ => {}
+                    }
+                }
+                _ = tick.tick() => {
+                    match ping_sent {
+                        Some(at) if at.elapsed() > PONG_TIMEOUT => anyhow::bail!("server did not answer a ping"),
+                        None if last_rx.elapsed() > KEEPALIVE_AFTER => {
+                            socket.send(Message::Ping(Vec::new().into())).await?;
+                            ping_sent = Some(Instant::now());
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+
+    async fn on_command(&self, socket: &mut AgentSocket, frame: &[u8]) -> anyhow::Result<()> {
+        let Ok(Some(command)) = agent::command_of(frame) else {
+            return Ok(());
+        };
+        match command {
+            // "Which core do you run?" — none in JavaScript: 48 zero bytes mean "custom core,
+            // leave it" (agent spec §4.1). A pushed core is declined the same way.
+            cmd::CORE_MODULE_HASH | cmd::CORE_MODULE | cmd::COMPRESSED_CORE_MODULE => {
+                let reply = agent::with_request_id(cmd::CORE_MODULE_HASH, &[0u8; 48]);
+                socket.send(Message::Binary(reply.into())).await?;
+            }
+            // "Which binary are you?" — all zeros: never replace me.
+            cmd::AGENT_HASH => {
+                let reply = agent::with_request_id(cmd::AGENT_HASH, &[0u8; 48]);
+                socket.send(Message::Binary(reply.into())).await?;
+            }
+            cmd::CORE_OK => {
+                for report in [reports::coreinfo(self.caps), reports::netinfo()] {
+                    send_json(socket, &report).await?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    async fn on_json(&self, socket: &mut AgentSocket, bytes: &[u8]) -> anyhow::Result<()> {
+        let Ok(Value::Object(obj)) = serde_json::from_slice::<Value>(bytes) else {
+            return Ok(());
+        };
+        match obj.get("action").and_then(Value::as_str).unwrap_or("") {
+            "sysinfo" => {
+                let report = reports::sysinfo();
+                let unchanged =
+                    obj.get("hash").and_then(Value::as_str) == report["data"]["hash"].as_str();
+                if !unchanged {
+                    send_json(socket, &report).await?;
+                }
+            }
+            "ping" => send_json(socket, &json!({ "action": "pong" })).await?,
+            "serverInfo" | "pong" => {}
+            other => tracing::debug!(action = other, "server request not handled by this agent"),
+        }
+        Ok(())
+    }
+}
+
+async fn send_json(socket: &mut AgentSocket, value: &Value) -> anyhow::Result<()> {
+    socket.send(Message::Text(value.to_string().into())).await?;
+    Ok(())
+}
+
+fn close_text(c: Option<tokio_tungstenite::tungstenite::protocol::CloseFrame>) -> String {
+    match c {
+        Some(f) => format!("{} ({})", f.reason, u16::from(f.code)),
+        None => "no reason".into(),
+    }
+}

@@ -1,0 +1,93 @@
+//! Connected agents, by node id. The registry is the source of live state (online,
+//! since when) and the way user sessions reach an agent.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use tokio::sync::mpsc;
+
+use crate::domain::devices::LiveState;
+
+/// Something to send to a connected agent.
+#[derive(Debug)]
+pub enum ToAgent {
+    /// A JSON object (serialised), sent as a binary frame like MeshCentral does.
+    Json(String),
+    /// Close the connection with this reason.
+    Close(String),
+}
+
+/// One live agent connection.
+#[derive(Debug, Clone)]
+pub struct AgentHandle {
+    /// Distinguishes a connection from a newer one of the same node.
+    pub conn_id: u64,
+    pub group_id: String,
+    pub agent_id: u32,
+    pub connected_ms: i64,
+    pub addr: SocketAddr,
+    pub tx: mpsc::Sender<ToAgent>,
+}
+
+#[derive(Default)]
+pub struct AgentRegistry {
+    agents: Mutex<HashMap<String, AgentHandle>>,
+    next_conn: AtomicU64,
+}
+
+impl AgentRegistry {
+    pub fn next_conn_id(&self) -> u64 {
+        self.next_conn.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Registers a connection; returns the one it replaces (same node id), which the
+    /// caller closes.
+    pub fn insert(&self, node_id: &str, handle: AgentHandle) -> Option<AgentHandle> {
+        self.agents
+            .lock()
+            .expect("registry lock")
+            .insert(node_id.to_string(), handle)
+    }
+
+    /// Removes the entry only if it is still this connection's (a newer one may have
+    /// replaced it). Returns whether it was removed.
+    pub fn remove(&self, node_id: &str, conn_id: u64) -> bool {
+        let mut agents = self.agents.lock().expect("registry lock");
+        match agents.get(node_id) {
+            Some(h) if h.conn_id == conn_id => {
+                agents.remove(node_id);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub fn get(&self, node_id: &str) -> Option<AgentHandle> {
+        self.agents
+            .lock()
+            .expect("registry lock")
+            .get(node_id)
+            .cloned()
+    }
+
+    pub fn live_state(&self, node_id: &str) -> LiveState {
+        match self.agents.lock().expect("registry lock").get(node_id) {
+            Some(h) => LiveState {
+                conn: 1,
+                pwr: 1,
+                connected_ms: h.connected_ms,
+            },
+            None => LiveState::default(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.agents.lock().expect("registry lock").len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
