@@ -42,6 +42,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let settings = match (&cli.msh, &cli.server, &cli.mesh_id, &cli.server_id) {
         (Some(path), _, _, _) => AgentSettings::from_msh(path),

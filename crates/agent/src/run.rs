@@ -85,16 +85,17 @@ impl Agent {
 
     /// One connection, from TCP connect to its end.
     pub async fn connect_once(&self, backoff: &mut Backoff) -> Ended {
-        let mut socket = match self.authenticate().await {
+        let (mut socket, skipped) = match self.authenticate().await {
             Ok(s) => s,
             Err(e) => return Ended::BeforeAuth(e),
         };
         backoff.reset();
-        tracing::info!(node = %self.identity.node_id, "authenticated");
+        tracing::info!(node = %self.identity.node_id, skip_path = skipped, "authenticated");
         Ended::AfterAuth(self.serve(&mut socket).await)
     }
 
-    async fn authenticate(&self) -> anyhow::Result<AgentSocket> {
+    /// Returns the socket and whether the skip path was taken.
+    async fn authenticate(&self) -> anyhow::Result<(AgentSocket, bool)> {
         let (host, port, path) = self.settings.endpoint()?;
         let (mut socket, cert) =
             connection::connect(self.tls.clone(), &host, port, &path, None).await?;
@@ -107,7 +108,7 @@ impl Agent {
             &cert,
             trusted,
         );
-        tracing::debug!(skip = hs.skipping(), "handshake");
+        let skipping = hs.skipping();
         for frame in hs.opening() {
             socket.send(Message::Binary(frame.into())).await?;
         }
@@ -139,7 +140,7 @@ impl Agent {
                 tracing::warn!(error = %e, "could not remember the server certificate");
             }
         }
-        Ok(socket)
+        Ok((socket, skipping))
     }
 
     /// After authentication: answers the server until the connection ends.

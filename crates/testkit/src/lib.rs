@@ -1,6 +1,7 @@
 //! Test harness shared by the integration tests of every ironmesh crate. Everything here
 //! talks to loopback only.
 
+pub mod agent;
 pub mod http;
 pub mod meshctrl;
 pub mod postgres;

@@ -53,6 +53,11 @@ pub fn node_json(d: &DeviceRecord, live: LiveState) -> Value {
         if let Some(root) = core.get("root") {
             node["agent"]["root"] = root.clone();
         }
+        // Console and JavaScript bits come from command 3, the rest from the core
+        // (agent spec §5.3).
+        if let Some(caps) = core.get("caps").and_then(Value::as_i64) {
+            node["agent"]["caps"] = ((d.agent_caps & 0x18) | caps).into();
+        }
     }
     node
 }

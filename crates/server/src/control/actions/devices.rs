@@ -51,3 +51,116 @@ pub mod list {
         Ok(vec![req.reply().with("nodes", nodes).into_value()])
     }
 }
+
+/// The device a request names in `nodeid` (full or bare).
+pub fn device_need(req: &Request, rights: u32) -> DomainResult<Need> {
+    let id = super::required_str(req, "nodeid")?;
+    Ok(Need::Device {
+        id: ironmesh_proto::ids::normalize_id(ironmesh_proto::ids::IdKind::Node, id)
+            .map_err(|_| crate::domain::DomainError::NotFound("Invalid device id"))?,
+        rights,
+    })
+}
+
+fn granted_device(
+    g: Granted,
+) -> DomainResult<(
+    crate::store::DeviceRecord,
+    ironmesh_proto::rights::MeshRights,
+)> {
+    match g {
+        Granted::Device { device, rights, .. } => Ok((*device, rights)),
+        _ => Err(crate::domain::DomainError::Internal(anyhow::anyhow!(
+            "expected a device grant"
+        ))),
+    }
+}
+
+/// A stored report's JSON object, if any.
+fn stored(json: &Option<String>) -> Option<Map<String, Value>> {
+    json.as_deref()
+        .and_then(|t| serde_json::from_str::<Value>(t).ok())
+        .and_then(|v| match v {
+            Value::Object(m) => Some(m),
+            _ => None,
+        })
+}
+
+pub mod network_info {
+    use super::*;
+
+    pub async fn need(_: &ControlSession, req: &Request) -> DomainResult<Need> {
+        device_need(req, 0)
+    }
+
+    /// `netif2` as the agent reported it; `null` when nothing is stored (no `result`:
+    /// meshctrl `deviceinfo` treats a `result` here as fatal).
+    pub async fn run(_: &mut ControlSession, req: &Request, g: Granted) -> DomainResult<Replies> {
+        let (device, _) = granted_device(g)?;
+        let report = stored(&device.net_info);
+        let netif2 = report
+            .as_ref()
+            .and_then(|r| r.get("netif2").cloned())
+            .unwrap_or(Value::Null);
+        Ok(vec![req
+            .reply()
+            .with("nodeid", device.id)
+            .with("updateTime", device.last_connect_ms)
+            .with("netif", Value::Null)
+            .with("netif2", netif2)
+            .into_value()])
+    }
+}
+
+pub mod last_connect {
+    use super::*;
+
+    pub async fn need(_: &ControlSession, req: &Request) -> DomainResult<Need> {
+        device_need(req, 0)
+    }
+
+    pub async fn run(_: &mut ControlSession, req: &Request, g: Granted) -> DomainResult<Replies> {
+        let (device, _) = granted_device(g)?;
+        Ok(vec![req
+            .reply()
+            .with("nodeid", device.id)
+            .with("time", device.last_connect_ms)
+            .with("addr", device.last_addr)
+            .into_value()])
+    }
+}
+
+pub mod sys_info {
+    use super::*;
+
+    pub async fn need(_: &ControlSession, req: &Request) -> DomainResult<Need> {
+        device_need(req, 0)
+    }
+
+    /// The stored `sysinfo` data (e.g. `hardware`), plus the node and the caller's rights.
+    pub async fn run(s: &mut ControlSession, req: &Request, g: Granted) -> DomainResult<Replies> {
+        let (device, rights) = granted_device(g)?;
+        let mut reply = req.reply();
+        let data = stored(&device.sys_info).and_then(|r| match r.get("data") {
+            Some(Value::Object(d)) => Some(d.clone()),
+            _ => None,
+        });
+        match data {
+            Some(d) => {
+                for (k, v) in d {
+                    if k != "action" {
+                        reply = reply.with(&k, v);
+                    }
+                }
+            }
+            None => reply = reply.with("noinfo", true),
+        }
+        if req.bool_field("nodeinfo") == Some(true) {
+            reply = reply.with("node", node_json(&device, s.state.live_state(&device.id)));
+        }
+        Ok(vec![reply
+            .with("nodeid", device.id)
+            .with("rights", rights.0)
+            .into_value()])
+    }
+}

@@ -1,0 +1,270 @@
+//! Agents for tests: the real `ironmesh-agent` binary, the stock MeshCentral agent, and an
+//! in-process simulated agent that can be told to misbehave.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use ironmesh_agent::connection::{self, AgentSocket};
+use ironmesh_agent::handshake::{AgentDescription, ClientHandshake, Progress};
+use ironmesh_agent::identity::AgentIdentity;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::server::TestServer;
+
+/// Creates a device group through the control channel and returns its full id.
+pub async fn create_group(server: &TestServer, admin: &str, pass: &str, name: &str) -> String {
+    let mut c = crate::ws::control(server.port, admin, pass)
+        .await
+        .expect("control channel");
+    let r = crate::ws::request(
+        &mut c,
+        &serde_json::json!({"action":"createmesh","meshname":name}),
+    )
+    .await
+    .expect("createmesh");
+    assert_eq!(r["result"], "ok", "{r}");
+    r["meshid"].as_str().expect("meshid").to_string()
+}
+
+/// The `.msh` text the server hands out for a group.
+pub async fn fetch_msh(server: &TestServer, group_id: &str) -> String {
+    let key = group_id
+        .trim_start_matches("mesh//")
+        .replace('$', "%24")
+        .replace('@', "%40");
+    let r = crate::http::request(
+        server.port,
+        "GET",
+        &format!("/meshsettings?id={key}"),
+        &[],
+        b"",
+    )
+    .await
+    .expect("meshsettings");
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.text()
+}
+
+/// A running `ironmesh-agent` process.
+pub struct TestAgent {
+    child: Option<Child>,
+    pub state_dir: PathBuf,
+    _state: Option<tempfile::TempDir>,
+    msh: PathBuf,
+    /// Lines of the agent's log, as they arrive.
+    pub log: mpsc::UnboundedReceiver<String>,
+}
+
+impl TestAgent {
+    /// Writes `msh` to a fresh state folder and starts the agent.
+    pub async fn start(msh: &str) -> TestAgent {
+        let state = tempfile::Builder::new()
+            .prefix("ironmesh-agent-")
+            .tempdir()
+            .expect("tempdir");
+        let msh_path = state.path().join("agent.msh");
+        std::fs::write(&msh_path, msh).expect("write msh");
+        let mut agent = TestAgent {
+            child: None,
+            state_dir: state.path().join("state"),
+            _state: Some(state),
+            msh: msh_path,
+            log: mpsc::unbounded_channel().1,
+        };
+        agent.launch();
+        agent
+    }
+
+    fn launch(&mut self) {
+        let mut child = Command::new(crate::binary("ironmesh-agent"))
+            .arg("--msh")
+            .arg(&self.msh)
+            .arg("--state-dir")
+            .arg(&self.state_dir)
+            .arg("--log")
+            .arg("info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawning ironmesh-agent");
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                let _ = tx.send(line);
+            }
+        });
+        self.log = rx;
+        self.child = Some(child);
+    }
+
+    /// Waits for a log line containing `needle`; returns it.
+    pub async fn wait_for_log(&mut self, needle: &str, timeout: Duration) -> String {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match tokio::time::timeout_at(deadline, self.log.recv()).await {
+                Ok(Some(line)) if line.contains(needle) => return line,
+                Ok(Some(_)) => continue,
+                Ok(None) => panic!("agent exited before logging {needle:?}"),
+                Err(_) => panic!("agent did not log {needle:?} within {timeout:?}"),
+            }
+        }
+    }
+
+    pub async fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill().await;
+        }
+    }
+
+    /// Kills and starts again with the same state (same key, same trust record).
+    pub async fn restart(&mut self) {
+        self.kill().await;
+        self.launch();
+    }
+}
+
+/// An in-process agent speaking the real handshake, for tests that need to break it.
+pub struct SimAgent {
+    pub identity: Arc<AgentIdentity>,
+    pub server_id: [u8; 48],
+    pub mesh_id: Vec<u8>,
+    pub port: u16,
+}
+
+impl SimAgent {
+    pub fn new(identity: Arc<AgentIdentity>, msh: &str, port: u16) -> SimAgent {
+        let parsed = ironmesh_proto::msh::MeshSettings::parse(msh).expect("msh");
+        SimAgent {
+            identity,
+            server_id: parsed.server_id.try_into().expect("48-byte server id"),
+            mesh_id: parsed.mesh_id,
+            port,
+        }
+    }
+
+    pub fn description() -> AgentDescription {
+        AgentDescription {
+            agent_id: 6,
+            platform_type: 1,
+            capabilities: 0x08,
+            hostname: "sim".into(),
+            host_info: "Simulated - x64".into(),
+            build_date: "sim".into(),
+        }
+    }
+
+    /// Opens the socket; returns it and the server's TLS certificate.
+    pub async fn open(&self) -> (AgentSocket, Vec<u8>) {
+        connection::connect(
+            connection::tls_config(),
+            "127.0.0.1",
+            self.port,
+            "/agent.ashx",
+            None,
+        )
+        .await
+        .expect("connect to /agent.ashx")
+    }
+
+    /// A complete, honest handshake; returns the authenticated socket.
+    pub async fn connect(
+        &self,
+        trusted: Option<[u8; 48]>,
+    ) -> anyhow::Result<(AgentSocket, Option<[u8; 48]>)> {
+        let (mut socket, cert) = self.open().await;
+        let mut hs = ClientHandshake::new(
+            &self.identity,
+            self.server_id,
+            self.mesh_id.clone(),
+            Self::description(),
+            &cert,
+            trusted,
+        );
+        for f in hs.opening() {
+            socket.send(Message::Binary(f.into())).await?;
+        }
+        loop {
+            let frame = match tokio::time::timeout(Duration::from_secs(10), socket.next()).await? {
+                Some(Ok(Message::Binary(b))) => b,
+                Some(Ok(Message::Close(c))) => anyhow::bail!("closed: {c:?}"),
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => return Err(e.into()),
+                None => anyhow::bail!("socket ended"),
+            };
+            match hs.on_frame(&frame)? {
+                Progress::Send(frames) => {
+                    for f in frames {
+                        socket.send(Message::Binary(f.into())).await?;
+                    }
+                }
+                Progress::Authenticated { trust_tls_hash } => return Ok((socket, trust_tls_hash)),
+            }
+        }
+    }
+}
+
+/// Reads until the server closes; returns the close reason (or a description of how the
+/// socket ended).
+pub async fn close_reason(socket: &mut AgentSocket) -> String {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), socket.next()).await {
+            Ok(Some(Ok(Message::Close(Some(c))))) => {
+                return format!("{} {}", u16::from(c.code), c.reason)
+            }
+            Ok(Some(Ok(Message::Close(None)))) => return "close without reason".into(),
+            Ok(Some(Ok(_))) => continue,
+            Ok(Some(Err(e))) => return format!("error: {e}"),
+            Ok(None) => return "ended".into(),
+            Err(_) => return "timeout".into(),
+        }
+    }
+}
+
+/// The stock MeshCentral agent (`agents/meshagent_x86-64` from the npm package), run in
+/// the foreground from a private folder with the `.msh` beside it.
+pub struct StockAgent {
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl StockAgent {
+    pub async fn start(msh: &str) -> StockAgent {
+        let source = crate::meshctrl::script()
+            .parent()
+            .expect("package dir")
+            .join("agents/meshagent_x86-64");
+        let dir = tempfile::Builder::new()
+            .prefix("stock-agent-")
+            .tempdir()
+            .expect("tempdir");
+        let exe = dir.path().join("meshagent");
+        std::fs::copy(&source, &exe).expect("copy stock agent");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        }
+        std::fs::write(dir.path().join("meshagent.msh"), msh).expect("write msh");
+        let child = Command::new(&exe)
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("starting the stock agent");
+        StockAgent { child, _dir: dir }
+    }
+
+    pub async fn kill(&mut self) {
+        let _ = self.child.kill().await;
+    }
+}
