@@ -81,6 +81,23 @@ pub enum Command {
     /// Manage user accounts directly in the database.
     #[command(subcommand)]
     Account(AccountCommand),
+    /// Manage device groups directly in the database.
+    #[command(subcommand)]
+    Group(GroupCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum GroupCommand {
+    /// Create an agent device group owned (full rights) by an existing user.
+    Add {
+        name: String,
+        #[arg(long)]
+        owner: String,
+    },
+    /// List device groups: id and name.
+    List,
+    /// Print the `.msh` agent settings of a group (by name or id), for installing agents.
+    Msh { group: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -160,6 +177,7 @@ async fn main(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         None | Some(Command::Run) => crate::server::run(config).await,
         Some(Command::Account(cmd)) => account(config, cmd).await,
+        Some(Command::Group(cmd)) => group(config, cmd).await,
     }
 }
 
@@ -230,6 +248,74 @@ async fn account(config: Config, cmd: AccountCommand) -> anyhow::Result<()> {
                 };
                 println!("{}\t{}\t{}", u.id, role, u.email.unwrap_or_default());
             }
+            Ok(())
+        }
+    };
+    store.close().await;
+    result
+}
+
+async fn group(config: Config, cmd: GroupCommand) -> anyhow::Result<()> {
+    let store = Store::open(&config.database_url).await?;
+    let domain = Domain {
+        store: store.clone(),
+        events: EventBus::default(),
+    };
+    let find = |groups: &[crate::store::DeviceGroup],
+                key: &str|
+     -> anyhow::Result<crate::store::DeviceGroup> {
+        let matches: Vec<_> = groups
+            .iter()
+            .filter(|g| g.id == key || g.name == key)
+            .collect();
+        match matches.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => anyhow::bail!("no device group named {key}"),
+            _ => anyhow::bail!("several device groups are named {key}; use the id"),
+        }
+    };
+    let result = match cmd {
+        GroupCommand::Add { name, owner } => {
+            let id = normalize_id(IdKind::User, &owner).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let actor = crate::domain::access::Actor::load(&store, &id)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .ok_or_else(|| anyhow::anyhow!("no user {id}"))?;
+            let group = domain
+                .create_group(&actor, &name, crate::domain::groups::MTYPE_AGENT, "")
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{}", group.id);
+            Ok(())
+        }
+        GroupCommand::List => {
+            for g in store.groups().await? {
+                println!("{}\t{}", g.id, g.name);
+            }
+            Ok(())
+        }
+        GroupCommand::Msh { group } => {
+            let group = find(&store.groups().await?, &group)?;
+            let cert = config.data_dir.join("agent-server-cert.pem");
+            anyhow::ensure!(
+                cert.exists(),
+                "{} is missing: start the server once first",
+                cert.display()
+            );
+            let pem = std::fs::read_to_string(&cert)?;
+            let der = rustls_pki_types::pem::PemObject::from_pem_slice(pem.as_bytes())
+                .map(|c: rustls_pki_types::CertificateDer| c.to_vec())
+                .map_err(|e| anyhow::anyhow!("parsing {}: {e:?}", cert.display()))?;
+            let settings = ironmesh_proto::msh::MeshSettings {
+                mesh_name: group.name.clone(),
+                mesh_id: ironmesh_proto::ids::decode_b64_at_dollar(ironmesh_proto::ids::id_key(
+                    &group.id,
+                ))
+                .ok_or_else(|| anyhow::anyhow!("group id is not base64"))?,
+                server_id: crate::identity::public_key_hash(&der)?.to_vec(),
+                server_url: format!("wss://{}/agent.ashx", config.public_host_port()),
+            };
+            print!("{}", settings.render());
             Ok(())
         }
     };

@@ -1,0 +1,259 @@
+//! The agents scenario.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use ironmesh_agent::connection::{self, AgentSocket};
+use ironmesh_agent::handshake::{AgentDescription, ClientHandshake, Progress};
+use ironmesh_agent::identity::AgentIdentity;
+use ironmesh_proto::msh::MeshSettings;
+use tokio::sync::Semaphore;
+use tokio_tungstenite::tungstenite::Message;
+
+#[derive(clap::Args)]
+pub struct AgentsArgs {
+    /// The `.msh` of the device group the agents join (server URL, group, ServerID).
+    #[arg(long)]
+    msh: PathBuf,
+    /// Number of simulated agents.
+    #[arg(long, default_value_t = 1000)]
+    n: usize,
+    /// Handshakes in flight at once.
+    #[arg(long, default_value_t = 200)]
+    concurrency: usize,
+    /// Server process id, to report its memory (VmRSS) per connected agent.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Number of 127.0.0.x source addresses to spread connections over (for N beyond
+    /// one address's ephemeral ports).
+    #[arg(long, default_value_t = 1)]
+    sources: u8,
+    /// Folder of cached agent keys.
+    #[arg(long)]
+    key_dir: Option<PathBuf>,
+    /// Longest time any phase may take before the run stops.
+    #[arg(long, default_value_t = 600)]
+    timeout_secs: u64,
+}
+
+struct Connected {
+    /// Held open until the phase is over.
+    _socket: AgentSocket,
+    trust: Option<[u8; 48]>,
+}
+
+pub async fn run(args: AgentsArgs) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(&args.msh)?;
+    let msh = MeshSettings::parse(&text).map_err(|e| anyhow::anyhow!(e))?;
+    let (host, port, path) = ironmesh_agent::settings::parse_wss(&msh.server_url)?;
+    anyhow::ensure!(
+        host == "localhost" || host.starts_with("127.") || host == "::1",
+        "benchmarks only target loopback servers (got {host})"
+    );
+    let server_id: [u8; 48] = msh
+        .server_id
+        .clone()
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("bad ServerID"))?;
+    let key_dir = args.key_dir.clone().unwrap_or_else(crate::default_key_dir);
+    let identities = tokio::task::spawn_blocking({
+        let n = args.n;
+        move || crate::keys::load_or_generate(&key_dir, n)
+    })
+    .await??;
+    let target = Target {
+        host,
+        port,
+        path,
+        server_id,
+        mesh_id: msh.mesh_id.clone(),
+        tls: connection::tls_config(),
+        sources: args.sources.max(1),
+    };
+    let rss_before = args.server_pid.and_then(rss_kib);
+    println!(
+        "agents scenario: n={} concurrency={} server={}",
+        args.n, args.concurrency, msh.server_url
+    );
+
+    // Phase 1: new agents, the server signs every handshake.
+    let limit = Duration::from_secs(args.timeout_secs);
+    let (fresh, fresh_time, fresh_fail) =
+        connect_all(&target, &identities, None, args.concurrency, limit).await;
+    // Let the server finish registering before reading its memory.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_connected = args.server_pid.and_then(rss_kib);
+    let trust: Vec<Option<[u8; 48]>> = fresh
+        .iter()
+        .map(|c| c.as_ref().and_then(|c| c.trust))
+        .collect();
+    let connected = fresh.iter().filter(|c| c.is_some()).count();
+    drop(fresh);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Phase 2: the same agents return with the remembered TLS hash: the skip path.
+    let (back, back_time, back_fail) =
+        connect_all(&target, &identities, Some(&trust), args.concurrency, limit).await;
+    let returned = back.iter().filter(|c| c.is_some()).count();
+    drop(back);
+
+    let rate = |n: usize, t: Duration| n as f64 / t.as_secs_f64().max(1e-9);
+    println!();
+    println!(
+        "{:<34} {:>10} {:>10} {:>12}",
+        "phase", "agents", "seconds", "handshakes/s"
+    );
+    println!(
+        "{:<34} {:>10} {:>10.2} {:>12.0}",
+        "new agents (server signs)",
+        connected,
+        fresh_time.as_secs_f64(),
+        rate(connected, fresh_time)
+    );
+    println!(
+        "{:<34} {:>10} {:>10.2} {:>12.0}",
+        "returning agents (skip path)",
+        returned,
+        back_time.as_secs_f64(),
+        rate(returned, back_time)
+    );
+    println!("failed handshakes: new {fresh_fail}, returning {back_fail}");
+    if let (Some(before), Some(after)) = (rss_before, rss_connected) {
+        let per = (after.saturating_sub(before)) as f64 * 1024.0 / connected.max(1) as f64;
+        println!(
+            "server RSS: {:.1} MiB before, {:.1} MiB with {connected} agents connected: {:.1} KiB per agent",
+            before as f64 / 1024.0,
+            after as f64 / 1024.0,
+            per / 1024.0
+        );
+    }
+    Ok(())
+}
+
+struct Target {
+    host: String,
+    port: u16,
+    path: String,
+    server_id: [u8; 48],
+    mesh_id: Vec<u8>,
+    tls: Arc<rustls::ClientConfig>,
+    sources: u8,
+}
+
+/// Connects every identity (at most `concurrency` handshakes at a time) and keeps them
+/// connected; returns the sockets (None = failed), the wall time and the failure count.
+async fn connect_all(
+    target: &Target,
+    identities: &[Arc<AgentIdentity>],
+    trust: Option<&[Option<[u8; 48]>]>,
+    concurrency: usize,
+    limit: Duration,
+) -> (Vec<Option<Connected>>, Duration, usize) {
+    let gate = Arc::new(Semaphore::new(concurrency.max(1)));
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(identities.len());
+    for (i, identity) in identities.iter().enumerate() {
+        let gate = gate.clone();
+        let identity = identity.clone();
+        let trusted = trust.and_then(|t| t[i]);
+        let source = std::net::IpAddr::V4(std::net::Ipv4Addr::new(
+            127,
+            0,
+            0,
+            1 + (i % target.sources as usize) as u8,
+        ));
+        let (host, port, path, server_id, mesh_id, tls) = (
+            target.host.clone(),
+            target.port,
+            target.path.clone(),
+            target.server_id,
+            target.mesh_id.clone(),
+            target.tls.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let _permit = gate.acquire_owned().await.ok()?;
+            let attempt = async {
+                let (mut socket, cert) =
+                    connection::connect(tls, &host, port, &path, Some(source)).await?;
+                let mut hs = ClientHandshake::new(
+                    &identity,
+                    server_id,
+                    mesh_id,
+                    description(),
+                    &cert,
+                    trusted,
+                );
+                for f in hs.opening() {
+                    socket.send(Message::Binary(f.into())).await?;
+                }
+                loop {
+                    let frame = match socket.next().await {
+                        Some(Ok(Message::Binary(b))) => b,
+                        Some(Ok(Message::Close(c))) => anyhow::bail!("closed: {c:?}"),
+                        Some(Ok(_)) => continue,
+                        Some(Err(e)) => return Err(e.into()),
+                        None => anyhow::bail!("ended"),
+                    };
+                    match hs.on_frame(&frame)? {
+                        Progress::Send(frames) => {
+                            for f in frames {
+                                socket.send(Message::Binary(f.into())).await?;
+                            }
+                        }
+                        Progress::Authenticated { trust_tls_hash } => {
+                            return Ok(Connected {
+                                _socket: socket,
+                                trust: trust_tls_hash.or(trusted),
+                            })
+                        }
+                    }
+                }
+            };
+            match tokio::time::timeout(Duration::from_secs(60), attempt).await {
+                Ok(Ok(c)) => Some(c),
+                Ok(Err(e)) => {
+                    eprintln!("agent {i}: {e:#}");
+                    None
+                }
+                Err(_) => {
+                    eprintln!("agent {i}: handshake timed out");
+                    None
+                }
+            }
+        }));
+    }
+    let mut results = Vec::with_capacity(tasks.len());
+    let deadline = tokio::time::Instant::now() + limit;
+    for t in tasks {
+        match tokio::time::timeout_at(deadline, t).await {
+            Ok(Ok(r)) => results.push(r),
+            _ => results.push(None),
+        }
+    }
+    let elapsed = started.elapsed();
+    let failed = results.iter().filter(|r| r.is_none()).count();
+    (results, elapsed, failed)
+}
+
+fn description() -> AgentDescription {
+    AgentDescription {
+        agent_id: 6,
+        platform_type: 1,
+        capabilities: 0x08,
+        hostname: "bench".into(),
+        host_info: "Simulated - x64".into(),
+        build_date: "bench".into(),
+    }
+}
+
+/// Resident memory of a process in KiB.
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+}

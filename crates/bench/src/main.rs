@@ -1,0 +1,40 @@
+//! `ironmesh-bench`: load scenarios against a running server, on loopback only.
+
+mod agents;
+mod keys;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "ironmesh-bench",
+    about = "Load scenarios against an ironmesh or MeshCentral server (loopback only)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    /// N simulated agents: handshakes/s for new (server signs) and returning (skip path)
+    /// agents, and server memory per connected agent.
+    Agents(agents::AgentsArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match cli.scenario {
+        Scenario::Agents(args) => runtime.block_on(agents::run(args)),
+    }
+}
+
+/// Where cached keys live by default.
+pub fn default_key_dir() -> PathBuf {
+    PathBuf::from(".deps/bench-keys")
+}
