@@ -2,9 +2,11 @@
 //! reuse the handshake and identity to simulate many agents.
 
 pub mod backoff;
+pub mod commands;
 pub mod connection;
 pub mod handshake;
 pub mod identity;
 pub mod reports;
 pub mod run;
 pub mod settings;
+pub mod tunnel;

@@ -12,11 +12,14 @@ use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::backoff::Backoff;
+use crate::commands;
 use crate::connection::{self, AgentSocket};
 use crate::handshake::{AgentDescription, ClientHandshake, Progress};
 use crate::identity::{AgentIdentity, AgentState};
 use crate::reports;
 use crate::settings::AgentSettings;
+use crate::tunnel::{self, ControlLink, TunnelRequest};
+use sha2::Digest;
 
 /// Silence after which the agent pings the server (as the stock agent does).
 const KEEPALIVE_AFTER: Duration = Duration::from_secs(120);
@@ -52,7 +55,7 @@ impl Agent {
             state,
             identity,
             tls: connection::tls_config(),
-            caps: caps::CONSOLE,
+            caps: caps::TERMINAL | caps::FILES | caps::CONSOLE,
         })
     }
 
@@ -85,17 +88,17 @@ impl Agent {
 
     /// One connection, from TCP connect to its end.
     pub async fn connect_once(&self, backoff: &mut Backoff) -> Ended {
-        let (mut socket, skipped) = match self.authenticate().await {
+        let (mut socket, skipped, tls_hash) = match self.authenticate().await {
             Ok(s) => s,
             Err(e) => return Ended::BeforeAuth(e),
         };
         backoff.reset();
         tracing::info!(node = %self.identity.node_id, skip_path = skipped, "authenticated");
-        Ended::AfterAuth(self.serve(&mut socket).await)
+        Ended::AfterAuth(self.serve(&mut socket, tls_hash).await)
     }
 
-    /// Returns the socket and whether the skip path was taken.
-    async fn authenticate(&self) -> anyhow::Result<(AgentSocket, bool)> {
+    /// Returns the socket, whether the skip path was taken, and the TLS certificate hash.
+    async fn authenticate(&self) -> anyhow::Result<(AgentSocket, bool, [u8; 48])> {
         let (host, port, path) = self.settings.endpoint()?;
         let (mut socket, cert) =
             connection::connect(self.tls.clone(), &host, port, &path, None).await?;
@@ -109,6 +112,7 @@ impl Agent {
             trusted,
         );
         let skipping = hs.skipping();
+        let tls_hash: [u8; 48] = sha2::Sha384::digest(&cert).into();
         for frame in hs.opening() {
             socket.send(Message::Binary(frame.into())).await?;
         }
@@ -140,22 +144,34 @@ impl Agent {
                 tracing::warn!(error = %e, "could not remember the server certificate");
             }
         }
-        Ok((socket, skipping))
+        Ok((socket, skipping, tls_hash))
     }
 
     /// After authentication: answers the server until the connection ends.
-    async fn serve(&self, socket: &mut AgentSocket) -> anyhow::Error {
-        match self.serve_inner(socket).await {
+    async fn serve(&self, socket: &mut AgentSocket, tls_hash: [u8; 48]) -> anyhow::Error {
+        match self.serve_inner(socket, tls_hash).await {
             Ok(()) => anyhow::anyhow!("server closed the connection"),
             Err(e) => e,
         }
     }
 
-    async fn serve_inner(&self, socket: &mut AgentSocket) -> anyhow::Result<()> {
+    async fn serve_inner(
+        &self,
+        socket: &mut AgentSocket,
+        tls_hash: [u8; 48],
+    ) -> anyhow::Result<()> {
         // The tag (command 15, empty).
         socket
             .send(Message::Binary(agent::bare(cmd::AGENT_TAG).into()))
             .await?;
+        let link = ControlLink {
+            server_url: self.settings.server_url.clone(),
+            tls_hash,
+            tls: self.tls.clone(),
+        };
+        // Work started from here (commands, sessions) reports back through this queue.
+        let (outbox_tx, mut outbox) = tokio::sync::mpsc::channel::<Value>(64);
+        let runner = commands::CommandRunner::default();
         let mut last_rx = Instant::now();
         let mut ping_sent: Option<Instant> = None;
         let mut tick = tokio::time::interval(Duration::from_secs(5));
@@ -169,13 +185,14 @@ impl Agent {
                     last_rx = Instant::now();
                     ping_sent = None;
                     match msg {
-                        Message::Binary(b) if b.first() == Some(&b'{') => self.on_json(socket, &b).await?,
+                        Message::Binary(b) if b.first() == Some(&b'{') => self.on_json(socket, &b, &link, &outbox_tx, &runner).await?,
                         Message::Binary(b) => self.on_command(socket, &b).await?,
-                        Message::Text(t) => self.on_json(socket, t.as_bytes()).await?,
+                        Message::Text(t) => self.on_json(socket, t.as_bytes(), &link, &outbox_tx, &runner).await?,
                         Message::Close(c) => anyhow::bail!("server closed: {}", close_text(c)),
                         _ => {}
                     }
                 }
+                Some(report) = outbox.recv() => send_json(socket, &report).await?,
                 _ = tick.tick() => {
                     match ping_sent {
                         Some(at) if at.elapsed() > PONG_TIMEOUT => anyhow::bail!("server did not answer a ping"),
@@ -216,7 +233,14 @@ impl Agent {
         Ok(())
     }
 
-    async fn on_json(&self, socket: &mut AgentSocket, bytes: &[u8]) -> anyhow::Result<()> {
+    async fn on_json(
+        &self,
+        socket: &mut AgentSocket,
+        bytes: &[u8],
+        link: &ControlLink,
+        outbox: &tokio::sync::mpsc::Sender<Value>,
+        runner: &commands::CommandRunner,
+    ) -> anyhow::Result<()> {
         let Ok(Value::Object(obj)) = serde_json::from_slice::<Value>(bytes) else {
             return Ok(());
         };
@@ -230,6 +254,31 @@ impl Agent {
                 }
             }
             "ping" => send_json(socket, &json!({ "action": "pong" })).await?,
+            "msg" if obj.get("type").and_then(Value::as_str) == Some("tunnel") => {
+                match TunnelRequest::from_json(&obj) {
+                    Some(req) => {
+                        let link = link.clone();
+                        tokio::spawn(async move {
+                            if let Err(e) = tunnel::run(link, req).await {
+                                tracing::warn!(error = %format!("{e:#}"), "relay session failed");
+                            }
+                        });
+                    }
+                    None => tracing::warn!("tunnel request without a relay URL"),
+                }
+            }
+            "msg" if obj.get("type").and_then(Value::as_str) == Some("console") => {
+                let mut reply = json!({
+                    "action": "msg",
+                    "type": "console",
+                    "value": "ironmesh-agent has no agent console; use a terminal session or runcommands",
+                });
+                if let Some(sid) = obj.get("sessionid") {
+                    reply["sessionid"] = sid.clone();
+                }
+                send_json(socket, &reply).await?;
+            }
+            "runcommands" => runner.start(&obj, outbox.clone()),
             "serverInfo" | "pong" => {}
             other => tracing::debug!(action = other, "server request not handled by this agent"),
         }

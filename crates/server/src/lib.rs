@@ -13,6 +13,7 @@ pub mod consoles;
 pub mod control;
 pub mod domain;
 pub mod identity;
+pub mod relay;
 pub mod server;
 pub mod state;
 pub mod store;

@@ -62,6 +62,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     let state = Arc::new(AppState {
         agents: Default::default(),
         consoles: Default::default(),
+        relays: Default::default(),
         agent_signer: AgentSigner::new(&identity.agent_server.key_pkcs8)?,
         cores,
         tokens: TokenCipher::new(&cookie_key)?,

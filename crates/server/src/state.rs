@@ -28,6 +28,8 @@ pub struct AppState {
     pub agent_signer: AgentSigner,
     /// JavaScript cores for stock agents.
     pub cores: CoreProvider,
+    /// Relay sessions being paired, and used relay ids and tokens.
+    pub relays: crate::relay::hub::RelayHub,
     /// Unix ms of process start, reported in `serverinfo`.
     pub started_ms: i64,
 }

@@ -1,6 +1,10 @@
 //! Encrypted tokens in MeshCentral's cookie format (control spec §1.5): a JSON object with
-//! `time` (Unix seconds) added, sealed with AES-256-GCM, written as
-//! `b64@$(IV(12) ‖ tag(16) ‖ ciphertext)`.
+//! `time` (Unix seconds) added, sealed with AES-256-GCM, as `IV(12) ‖ tag(16) ‖ ciphertext`.
+//!
+//! ironmesh writes tokens in unpadded base64url, not MeshCentral's b64@$: `meshctrl.js`
+//! splices the relay token into a URL with JavaScript's `String.replace`, which turns `$$`
+//! into `$` (and `$&`, `` $` ``, `$'` into other text), so a b64@$ token fails now and then.
+//! Both alphabets are accepted when opening (`meshctrl --loginkey` builds b64@$ ones).
 //!
 //! The key is 80 random bytes kept in the database (`settings.login_cookie_key`), so every
 //! server on one database accepts the others' tokens; the first 32 bytes are the AES key,
@@ -9,7 +13,9 @@
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
 use serde_json::{Map, Value};
 
-use ironmesh_proto::ids::{b64_at_dollar, decode_b64_at_dollar};
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, URL_SAFE_NO_PAD};
+use base64::engine::DecodePaddingMode;
+use base64::Engine;
 
 pub const KEY_SETTING: &str = "login_cookie_key";
 pub const KEY_LEN: usize = 80;
@@ -49,7 +55,7 @@ impl TokenCipher {
         out.extend_from_slice(&iv);
         out.extend_from_slice(tag.as_ref());
         out.extend_from_slice(&data);
-        b64_at_dollar(&out)
+        URL_SAFE_NO_PAD.encode(&out)
     }
 
     /// Opens a token and checks its age: at most `max_age_secs` old, at most 30 s in the
@@ -60,7 +66,7 @@ impl TokenCipher {
         max_age_secs: i64,
         now_secs: i64,
     ) -> Result<Map<String, Value>, TokenError> {
-        let raw = decode_b64_at_dollar(token.trim()).ok_or(TokenError::Invalid)?;
+        let raw = decode_any_base64(token.trim()).ok_or(TokenError::Invalid)?;
         if raw.len() < 12 + 16 + 2 {
             return Err(TokenError::Invalid);
         }
@@ -97,9 +103,28 @@ impl TokenCipher {
     }
 }
 
+/// Decodes base64 in any of the alphabets tokens travel in: standard, b64@$, base64url;
+/// padded or not.
+fn decode_any_base64(text: &str) -> Option<Vec<u8>> {
+    const LENIENT: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::URL_SAFE,
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+    let normalized: String = text
+        .chars()
+        .map(|c| match c {
+            '@' | '+' => '-',
+            '$' | '/' => '_',
+            c => c,
+        })
+        .collect();
+    LENIENT.decode(normalized).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ironmesh_proto::ids::{b64_at_dollar, decode_b64_at_dollar};
     use serde_json::json;
 
     fn obj(v: Value) -> Map<String, Value> {
@@ -110,7 +135,12 @@ mod tests {
     fn seal_open_and_expiry() {
         let c = TokenCipher::new(&[7u8; KEY_LEN]).unwrap();
         let t = c.seal(obj(json!({"userid":"user//admin"})), 1000);
-        assert!(!t.contains('+') && !t.contains('/'));
+        // Safe in URLs and in JavaScript replacement strings: no `$`, `@`, `+`, `/`, `=`.
+        assert!(
+            t.chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_'),
+            "{t}"
+        );
         let back = c.open(&t, 3600, 1000 + 3599).unwrap();
         assert_eq!(back["userid"], "user//admin");
         assert_eq!(c.open(&t, 3600, 1000 + 3601), Err(TokenError::Expired));
@@ -119,7 +149,13 @@ mod tests {
         assert_eq!(other.open(&t, 3600, 1000), Err(TokenError::Invalid));
         assert_eq!(c.open("garbage", 3600, 1000), Err(TokenError::Invalid));
         // Flip one ciphertext bit: authentication fails.
-        let mut raw = decode_b64_at_dollar(&t).unwrap();
+        // MeshCentral's alphabet is accepted too.
+        let raw = decode_any_base64(&t).unwrap();
+        assert_eq!(
+            c.open(&b64_at_dollar(&raw), 3600, 1000).unwrap()["userid"],
+            "user//admin"
+        );
+        let mut raw = decode_b64_at_dollar(&b64_at_dollar(&raw)).unwrap();
         let last = raw.len() - 1;
         raw[last] ^= 1;
         assert_eq!(

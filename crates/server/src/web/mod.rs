@@ -20,6 +20,8 @@ pub fn router(state: SharedState) -> Router {
         .route("/control.ashx", get(crate::control::upgrade))
         .route("/agent.ashx", get(crate::agents::upgrade))
         .route("/agent.ashx/.websocket", get(crate::agents::upgrade))
+        .route("/meshrelay.ashx", get(crate::relay::upgrade))
+        .route("/meshrelay.ashx/.websocket", get(crate::relay::upgrade))
         .route("/meshsettings", get(install::mesh_settings))
         .route("/meshagents", get(install::mesh_agents))
         .route("/agents/ironmesh-agent", get(install::ironmesh_agent))

@@ -7,6 +7,7 @@ mod devices;
 mod events;
 mod groups;
 mod info;
+mod remote;
 mod tokens;
 mod users;
 
@@ -61,6 +62,8 @@ control_actions! {
     "getnetworkinfo" => devices::network_info,
     "lastconnect" => devices::last_connect,
     "getsysinfo" => devices::sys_info,
+    "msg" => remote::msg,
+    "runcommands" => remote::runcommands,
     "events" => events::list,
     "authcookie" => tokens::authcookie,
     "createLoginToken" => tokens::create_login_token,

@@ -1,0 +1,150 @@
+//! Forwarding between two paired sockets (control spec §3.3, §3.6): `c` to both, then every
+//! frame verbatim, text as text and binary as binary, in order. Each direction forwards
+//! one frame at a time and waits until the other side has taken it, so a slow reader
+//! slows its sender and memory per session stays bounded. When one side ends, the other
+//! is closed; silent sessions are pinged, and dead or idle ones reaped.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::Mutex;
+
+use super::close;
+
+/// Silence after which a side is pinged.
+const PING_AFTER: Duration = Duration::from_secs(30);
+/// A side silent this long (pings unanswered) is dead.
+const DEAD_AFTER: Duration = Duration::from_secs(75);
+/// A session with no data in either direction this long is closed.
+const IDLE_LIMIT: Duration = Duration::from_secs(3600);
+
+type Sink = Arc<Mutex<SplitSink<WebSocket, Message>>>;
+
+/// How one direction ended.
+enum End {
+    /// The reading side closed (with its close frame, if any).
+    Closed(Option<CloseFrame>),
+    /// The reading side failed or went silent.
+    Failed(&'static str),
+    /// Writing to the other side failed.
+    PeerGone,
+}
+
+pub async fn run(a: WebSocket, b: WebSocket) {
+    let (a_sink, a_stream) = a.split();
+    let (b_sink, b_stream) = b.split();
+    let (a_sink, b_sink): (Sink, Sink) =
+        (Arc::new(Mutex::new(a_sink)), Arc::new(Mutex::new(b_sink)));
+    for sink in [&a_sink, &b_sink] {
+        let _ = sink.lock().await.send(Message::Text("c".into())).await;
+    }
+    let last_data = Arc::new(std::sync::Mutex::new(tokio::time::Instant::now()));
+    let forward_ab = forward(a_stream, a_sink.clone(), b_sink.clone(), last_data.clone());
+    let forward_ba = forward(b_stream, b_sink.clone(), a_sink.clone(), last_data.clone());
+    tokio::pin!(forward_ab, forward_ba);
+    // Whichever direction ends first decides how both sides are closed.
+    let (end, first_reader_sink, other_sink) = tokio::select! {
+        e = &mut forward_ab => (e, a_sink.clone(), b_sink.clone()),
+        e = &mut forward_ba => (e, b_sink.clone(), a_sink.clone()),
+    };
+    let (to_other, to_first) = match end {
+        End::Closed(frame) => (
+            frame
+                .map(|f| CloseFrame {
+                    code: f.code,
+                    reason: f.reason,
+                })
+                .unwrap_or(CloseFrame {
+                    code: close::PEER_GONE,
+                    reason: "peer closed the session".into(),
+                }),
+            None,
+        ),
+        End::Failed(why) => (
+            CloseFrame {
+                code: close::PEER_GONE,
+                reason: format!("peer connection lost: {why}").into(),
+            },
+            Some(CloseFrame {
+                code: close::TIMEOUT,
+                reason: why.into(),
+            }),
+        ),
+        End::PeerGone => (
+            CloseFrame {
+                code: close::PEER_GONE,
+                reason: "peer closed the session".into(),
+            },
+            Some(CloseFrame {
+                code: close::PEER_GONE,
+                reason: "peer connection lost".into(),
+            }),
+        ),
+    };
+    let _ = other_sink
+        .lock()
+        .await
+        .send(Message::Close(Some(to_other)))
+        .await;
+    if let Some(frame) = to_first {
+        let _ = first_reader_sink
+            .lock()
+            .await
+            .send(Message::Close(Some(frame)))
+            .await;
+    }
+    for sink in [&a_sink, &b_sink] {
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            sink.lock().await.close().await
+        })
+        .await;
+    }
+}
+
+async fn forward(
+    mut from: SplitStream<WebSocket>,
+    from_sink: Sink,
+    to: Sink,
+    last_data: Arc<std::sync::Mutex<tokio::time::Instant>>,
+) -> End {
+    let mut last_heard = tokio::time::Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    loop {
+        tokio::select! {
+            msg = from.next() => {
+                let msg = match msg {
+                    None => return End::Closed(None),
+                    Some(Err(_)) => return End::Failed("read error"),
+                    Some(Ok(m)) => m,
+                };
+                last_heard = tokio::time::Instant::now();
+                match msg {
+                    Message::Text(_) | Message::Binary(_) => {
+                        *last_data.lock().expect("lock") = last_heard;
+                        if to.lock().await.send(msg).await.is_err() {
+                            return End::PeerGone;
+                        }
+                    }
+                    Message::Close(frame) => return End::Closed(frame),
+                    // Pongs only prove liveness; pings are answered by the socket itself.
+                    _ => {}
+                }
+            }
+            _ = tick.tick() => {
+                let silent = last_heard.elapsed();
+                if silent > DEAD_AFTER {
+                    return End::Failed("no answer to pings");
+                }
+                if last_data.lock().expect("lock").elapsed() > IDLE_LIMIT {
+                    return End::Failed("session idle too long");
+                }
+                if silent > PING_AFTER {
+                    let _ = from_sink.lock().await.send(Message::Ping(Vec::new().into())).await;
+                }
+            }
+        }
+    }
+}
