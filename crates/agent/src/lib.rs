@@ -3,7 +3,6 @@
 
 pub mod backoff;
 pub mod commands;
-pub mod connection;
 pub mod handshake;
 pub mod identity;
 pub mod reports;

@@ -13,12 +13,12 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::backoff::Backoff;
 use crate::commands;
-use crate::connection::{self, AgentSocket};
 use crate::handshake::{AgentDescription, ClientHandshake, Progress};
 use crate::identity::{AgentIdentity, AgentState};
 use crate::reports;
 use crate::settings::AgentSettings;
 use crate::tunnel::{self, ControlLink, TunnelRequest};
+use ironmesh_client::connect::{self as connection, Socket as AgentSocket};
 use sha2::Digest;
 
 /// Silence after which the agent pings the server (as the stock agent does).

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use ironmesh_agent::connection::{self, AgentSocket};
 use ironmesh_agent::handshake::{AgentDescription, ClientHandshake, Progress};
 use ironmesh_agent::identity::AgentIdentity;
+use ironmesh_client::connect::{self as connection, Socket as AgentSocket};
 use ironmesh_proto::msh::MeshSettings;
 use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::Message;

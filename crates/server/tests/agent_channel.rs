@@ -16,11 +16,11 @@ use tokio_tungstenite::tungstenite::Message;
 
 const PASS: &str = "Adm1n-pass!";
 
-async fn send(s: &mut ironmesh_agent::connection::AgentSocket, frame: Vec<u8>) {
+async fn send(s: &mut ironmesh_client::connect::Socket, frame: Vec<u8>) {
     s.send(Message::Binary(frame.into())).await.unwrap();
 }
 
-async fn next_binary(s: &mut ironmesh_agent::connection::AgentSocket) -> Vec<u8> {
+async fn next_binary(s: &mut ironmesh_client::connect::Socket) -> Vec<u8> {
     loop {
         match tokio::time::timeout(Duration::from_secs(10), s.next())
             .await

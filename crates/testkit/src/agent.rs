@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use ironmesh_agent::connection::{self, AgentSocket};
 use ironmesh_agent::handshake::{AgentDescription, ClientHandshake, Progress};
 use ironmesh_agent::identity::AgentIdentity;
+use ironmesh_client::connect::{self as connection, Socket as AgentSocket};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;

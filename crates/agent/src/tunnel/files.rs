@@ -10,7 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::CTRL_CHANNEL;
-use crate::connection::AgentSocket;
+use ironmesh_client::connect::Socket as AgentSocket;
 
 /// Data bytes per download frame (after the 4-byte header).
 pub const DOWNLOAD_BLOCK: usize = 16_380;

@@ -13,8 +13,8 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha384};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::connection::{self, AgentSocket};
 use crate::settings::parse_wss;
+use ironmesh_client::connect::{self as connection, Socket as AgentSocket};
 
 /// The control message channel id used inside relay sessions.
 pub const CTRL_CHANNEL: &str = "102938";

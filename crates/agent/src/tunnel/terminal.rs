@@ -12,7 +12,7 @@ use tokio::io::unix::AsyncFd;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::CTRL_CHANNEL;
-use crate::connection::AgentSocket;
+use ironmesh_client::connect::Socket as AgentSocket;
 
 /// The master side of a pseudo-terminal, non-blocking, driven by the reactor.
 pub struct Pty {

@@ -1,6 +1,6 @@
-//! Opening the WebSocket to the server. The TLS layer accepts any certificate: the agent
-//! judges the server by the hash of that certificate and the handshake signature instead
-//! (agent spec §1), exactly like the stock agent. The certificate is kept for hashing.
+//! Opening a WebSocket to an ironmesh (or MeshCentral) server. The TLS layer accepts any
+//! certificate and hands it back: callers judge the server by its hash (the agent: pinned
+//! ServerID plus handshake signature, agent spec §1; the CLI: the hash it saw at login).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::WebSocketStream;
 
-pub type AgentSocket = WebSocketStream<TlsStream<TcpStream>>;
+pub type Socket = WebSocketStream<TlsStream<TcpStream>>;
 
 /// Time allowed for TCP + TLS + WebSocket upgrade (the stock agent uses 20 s).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
@@ -90,7 +90,19 @@ pub async fn connect(
     port: u16,
     path: &str,
     source: Option<std::net::IpAddr>,
-) -> anyhow::Result<(AgentSocket, Vec<u8>)> {
+) -> anyhow::Result<(Socket, Vec<u8>)> {
+    connect_with_headers(tls, host, port, path, source, &[]).await
+}
+
+/// [`connect`] with extra request headers (e.g. `x-meshauth`).
+pub async fn connect_with_headers(
+    tls: Arc<rustls::ClientConfig>,
+    host: &str,
+    port: u16,
+    path: &str,
+    source: Option<std::net::IpAddr>,
+    headers: &[(&str, String)],
+) -> anyhow::Result<(Socket, Vec<u8>)> {
     tokio::time::timeout(CONNECT_TIMEOUT, async {
         let tcp = match source {
             None => TcpStream::connect((host, port)).await?,
@@ -126,8 +138,14 @@ pub async fn connect(
         let mut request = format!("wss://{bracketed}:{port}{path}").into_client_request()?;
         request.headers_mut().insert(
             "user-agent",
-            format!("ironmesh-agent/{}", env!("CARGO_PKG_VERSION")).parse()?,
+            format!("ironmesh/{}", env!("CARGO_PKG_VERSION")).parse()?,
         );
+        for (name, value) in headers {
+            request.headers_mut().insert(
+                tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes())?,
+                value.parse()?,
+            );
+        }
         let config = WebSocketConfig::default()
             .read_buffer_size(8 * 1024)
             .write_buffer_size(0)

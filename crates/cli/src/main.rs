@@ -1,0 +1,140 @@
+//! `ironmesh`: the command line. Parses arguments and dispatches to one module per area.
+
+mod config;
+mod devices;
+mod files;
+mod output;
+mod remote;
+mod session;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "ironmesh",
+    version,
+    about = "Manage devices on an ironmesh server"
+)]
+struct Cli {
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Folder of the stored login (default $XDG_CONFIG_HOME/ironmesh).
+    #[arg(long, env = "IRONMESH_CONFIG_DIR", global = true)]
+    config_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Log in once; stores a login token and pins the server certificate.
+    Login {
+        /// Server, e.g. wss://127.0.0.1:4443
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        user: String,
+        /// Read the password from standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Token lifetime in days (0 = no expiry).
+        #[arg(long, default_value_t = 30)]
+        expire_days: u64,
+    },
+    /// Remove the stored login (and revoke its token on the server).
+    Logout,
+    /// List devices.
+    Devices {
+        /// Only this device group (name or id).
+        #[arg(long)]
+        group: Option<String>,
+    },
+    /// List device groups.
+    Groups,
+    /// List users (needs the right to manage users).
+    Users,
+    /// Details of one device.
+    Info { device: String },
+    /// Run a shell command on a device and print its output.
+    Run {
+        device: String,
+        #[arg(trailing_var_arg = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Interactive shell on a device.
+    Shell { device: String },
+    /// Copy a local file to a folder on the device.
+    Upload {
+        device: String,
+        local: PathBuf,
+        remote_dir: String,
+    },
+    /// Copy a file from the device.
+    Download {
+        device: String,
+        remote: String,
+        local: PathBuf,
+    },
+    /// Print events as they happen (Ctrl-C to stop).
+    Events,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    let store = config::Store::new(cli.config_dir.clone())?;
+    let json = cli.json;
+    match cli.command {
+        Command::Login {
+            url,
+            user,
+            password_stdin,
+            expire_days,
+        } => session::login(&store, &url, &user, password_stdin, expire_days).await?,
+        Command::Logout => session::logout(&store).await?,
+        Command::Devices { group } => devices::list_devices(&store, group.as_deref(), json).await?,
+        Command::Groups => devices::list_groups(&store, json).await?,
+        Command::Users => devices::list_users(&store, json).await?,
+        Command::Info { device } => devices::info(&store, &device, json).await?,
+        Command::Run { device, command } => {
+            return remote::run(&store, &device, &command.join(" "), json).await
+        }
+        Command::Shell { device } => remote::shell(&store, &device).await?,
+        Command::Upload {
+            device,
+            local,
+            remote_dir,
+        } => files::upload(&store, &device, &local, &remote_dir).await?,
+        Command::Download {
+            device,
+            remote,
+            local,
+        } => files::download(&store, &device, &remote, &local).await?,
+        Command::Events => devices::events(&store, json).await?,
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,163 @@
+//! Logging in and out, connecting with the stored login, and naming devices.
+
+use std::io::{BufRead, IsTerminal};
+
+use ironmesh_client::control::{ControlClient, Credentials, ServerAddress};
+use serde_json::{json, Value};
+
+use crate::config::{Login, Store};
+
+pub async fn login(
+    store: &Store,
+    url: &str,
+    user: &str,
+    password_stdin: bool,
+    expire_days: u64,
+) -> anyhow::Result<()> {
+    let server = ServerAddress::parse(url)?;
+    let password = read_password(password_stdin)?;
+    let creds = Credentials {
+        user: user.to_string(),
+        password,
+    };
+    let mut client = ControlClient::connect(&server, &creds, None).await?;
+    let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+    let name = format!("ironmesh CLI {}", host.trim()).trim().to_string();
+    let reply = client
+        .request(
+            json!({"action": "createLoginToken", "name": name, "expire": expire_days * 24 * 60}),
+        )
+        .await?;
+    if let Some(err) = reply["result"].as_str() {
+        anyhow::bail!("the server refused a login token: {err}");
+    }
+    let login = Login {
+        url: server.url(),
+        user: user.to_string(),
+        token_user: reply["tokenUser"].as_str().unwrap_or_default().to_string(),
+        token_pass: reply["tokenPass"].as_str().unwrap_or_default().to_string(),
+        tls_hash: client.tls_hash.clone(),
+    };
+    anyhow::ensure!(
+        !login.token_user.is_empty(),
+        "the server sent no login token"
+    );
+    let path = store.save(&login)?;
+    println!("Logged in to {} as {user}.", login.url);
+    println!("Server certificate SHA-384: {}", login.tls_hash);
+    println!("Login token stored in {}.", path.display());
+    Ok(())
+}
+
+pub async fn logout(store: &Store) -> anyhow::Result<()> {
+    if let Ok(login) = store.load() {
+        if let Ok(mut client) = connect_with(&login).await {
+            let _ = client
+                .request(json!({"action": "loginTokens", "remove": [login.token_user]}))
+                .await;
+        }
+    }
+    store.remove()?;
+    println!("Logged out.");
+    Ok(())
+}
+
+fn read_password(from_stdin: bool) -> anyhow::Result<String> {
+    let stdin = std::io::stdin();
+    if from_stdin || !stdin.is_terminal() {
+        let mut line = String::new();
+        stdin.lock().read_line(&mut line)?;
+        let pw = line.trim_end_matches(['\r', '\n']).to_string();
+        anyhow::ensure!(!pw.is_empty(), "no password given on standard input");
+        return Ok(pw);
+    }
+    Ok(rpassword::prompt_password("Password: ")?)
+}
+
+/// The stored login's server, token credentials and pinned certificate.
+pub fn target(login: &Login) -> anyhow::Result<(ServerAddress, Credentials)> {
+    Ok((
+        ServerAddress::parse(&login.url)?,
+        Credentials {
+            user: login.token_user.clone(),
+            password: login.token_pass.clone(),
+        },
+    ))
+}
+
+async fn connect_with(login: &Login) -> anyhow::Result<ControlClient> {
+    let (server, creds) = target(login)?;
+    ControlClient::connect(&server, &creds, Some(&login.tls_hash)).await
+}
+
+pub async fn connect(store: &Store) -> anyhow::Result<(Login, ControlClient)> {
+    let login = store.load()?;
+    let client = connect_with(&login).await?;
+    Ok((login, client))
+}
+
+/// Every device the user can see, each with `groupname` added.
+pub async fn all_devices(client: &mut ControlClient) -> anyhow::Result<Vec<Value>> {
+    let meshes = client.request(json!({"action": "meshes"})).await?;
+    let nodes = client.request(json!({"action": "nodes"})).await?;
+    if let Some(err) = nodes["result"].as_str() {
+        anyhow::bail!("{err}");
+    }
+    let group_name = |id: &str| {
+        meshes["meshes"]
+            .as_array()
+            .and_then(|a| a.iter().find(|m| m["_id"] == id))
+            .and_then(|m| m["name"].as_str())
+            .unwrap_or("")
+            .to_string()
+    };
+    let mut out = Vec::new();
+    if let Some(groups) = nodes["nodes"].as_object() {
+        for (gid, list) in groups {
+            for node in list.as_array().into_iter().flatten() {
+                let mut n = node.clone();
+                n["groupname"] = group_name(gid).into();
+                out.push(n);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Finds one device by id (full, bare, `@`-prefixed) or by unique name.
+pub async fn resolve_device(client: &mut ControlClient, wanted: &str) -> anyhow::Result<Value> {
+    let devices = all_devices(client).await?;
+    let key = wanted.trim().trim_start_matches("node//");
+    let key_no_at = key.strip_prefix('@').unwrap_or(key);
+    let by_id: Vec<&Value> = devices
+        .iter()
+        .filter(|d| {
+            let id = d["_id"].as_str().unwrap_or("");
+            let bare = id.trim_start_matches("node//");
+            bare == key || bare == key_no_at
+        })
+        .collect();
+    if let [one] = by_id.as_slice() {
+        return Ok((*one).clone());
+    }
+    let by_name: Vec<&Value> = devices
+        .iter()
+        .filter(|d| {
+            d["name"]
+                .as_str()
+                .is_some_and(|n| n.eq_ignore_ascii_case(wanted))
+        })
+        .collect();
+    match by_name.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => anyhow::bail!("no device matches {wanted:?} (see `ironmesh devices`)"),
+        many => anyhow::bail!(
+            "{} devices are named {wanted:?}; use an id: {}",
+            many.len(),
+            many.iter()
+                .filter_map(|d| d["_id"].as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}

@@ -1,0 +1,7 @@
+//! Client side of ironmesh's protocols.
+
+pub mod connect;
+pub mod control;
+pub mod relay;
+
+pub use connect::{connect, tls_config, Socket};
