@@ -37,6 +37,8 @@ pub struct Config {
     /// The `ironmesh-agent` binary served at `/agents/ironmesh-agent` (default: next to
     /// the server executable).
     pub agent_binary: Option<PathBuf>,
+    /// How long the first side of a relay session waits for the second.
+    pub relay_peer_timeout: std::time::Duration,
 }
 
 /// The TOML file's shape; every key optional.
@@ -56,6 +58,7 @@ pub struct FileConfig {
     pub max_connections: Option<usize>,
     pub meshcentral_dir: Option<PathBuf>,
     pub agent_binary: Option<PathBuf>,
+    pub relay_peer_timeout_secs: Option<u64>,
 }
 
 impl FileConfig {
@@ -140,6 +143,9 @@ impl Config {
             max_connections: file.max_connections.unwrap_or(200_000),
             meshcentral_dir: flags.meshcentral_dir.or(file.meshcentral_dir),
             agent_binary: flags.agent_binary.or(file.agent_binary),
+            relay_peer_timeout: std::time::Duration::from_secs(
+                file.relay_peer_timeout_secs.unwrap_or(20).max(1),
+            ),
         })
     }
 

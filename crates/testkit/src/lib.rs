@@ -5,6 +5,7 @@ pub mod agent;
 pub mod http;
 pub mod meshctrl;
 pub mod postgres;
+pub mod pty;
 pub mod server;
 pub mod ws;
 

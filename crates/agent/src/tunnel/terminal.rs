@@ -140,18 +140,23 @@ fn shell() -> String {
 
 /// Starts a login shell with the pty's slave side as its controlling terminal.
 pub fn spawn_shell(slave: OwnedFd, cols: u16, rows: u16) -> io::Result<Child> {
-    let shell = shell();
-    let mut cmd = Command::new(&shell);
+    let mut cmd = Command::new(shell());
     cmd.arg("-l")
         .env("TERM", "xterm-256color")
         .env("COLUMNS", winsize(cols, rows).ws_col.to_string())
-        .env("LINES", winsize(cols, rows).ws_row.to_string())
-        .stdin(Stdio::from(slave.try_clone()?))
-        .stdout(Stdio::from(slave.try_clone()?))
-        .stderr(Stdio::from(slave));
+        .env("LINES", winsize(cols, rows).ws_row.to_string());
     if let Ok(home) = std::env::var("HOME") {
         cmd.current_dir(home);
     }
+    spawn_on_pty(cmd, slave)
+}
+
+/// Starts `cmd` in a new session whose controlling terminal is the pty's slave side
+/// (stdin, stdout and stderr all on it).
+pub fn spawn_on_pty(mut cmd: Command, slave: OwnedFd) -> io::Result<Child> {
+    cmd.stdin(Stdio::from(slave.try_clone()?))
+        .stdout(Stdio::from(slave.try_clone()?))
+        .stderr(Stdio::from(slave));
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
         use std::os::unix::process::CommandExt;

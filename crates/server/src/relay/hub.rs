@@ -13,8 +13,6 @@ use super::admission::{Party, Refusal};
 use super::close;
 use crate::state::SharedState;
 
-/// How long the first side waits for the second.
-pub const PEER_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long used ids and tokens are remembered (longer than a relay token lives).
 const REMEMBER: Duration = Duration::from_secs(5 * 3600);
 
@@ -140,7 +138,7 @@ pub async fn join(state: SharedState, party: Party, socket: WebSocket) {
             return Refusal::new(close::OFFLINE, reason).send(socket).await;
         }
     }
-    match tokio::time::timeout(PEER_TIMEOUT, receiver).await {
+    match tokio::time::timeout(state.config.relay_peer_timeout, receiver).await {
         Ok(Ok((other_socket, other))) => {
             hub.active
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -1,0 +1,400 @@
+//! The `ironmesh` CLI against the real server and a real ironmesh-agent on loopback.
+
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use ironmesh_testkit::agent::{create_group, fetch_msh, TestAgent};
+use ironmesh_testkit::pty::PtyProcess;
+use ironmesh_testkit::server::{Db, TestServer};
+use ironmesh_testkit::ws;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+const PASS: &str = "Adm1n-pass!";
+
+struct Setup {
+    server: TestServer,
+    agent: TestAgent,
+    node: String,
+    config: tempfile::TempDir,
+}
+
+impl Setup {
+    async fn new() -> Setup {
+        let server = TestServer::start(Db::Sqlite).await;
+        server.add_user("admin", PASS, true).await;
+        let group = create_group(&server, "admin", PASS, "lab").await;
+        let mut agent = TestAgent::start(&fetch_msh(&server, &group).await).await;
+        let line = agent
+            .wait_for_log("authenticated", Duration::from_secs(60))
+            .await;
+        let node = line[line.find("node//").unwrap()..]
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string();
+        let config = tempfile::tempdir().unwrap();
+        let s = Setup {
+            server,
+            agent,
+            node,
+            config,
+        };
+        let out = s.cli_stdin(
+            &[
+                "login",
+                "--url",
+                &s.server.wss_url(),
+                "--user",
+                "admin",
+                "--password-stdin",
+            ],
+            PASS,
+        );
+        assert!(
+            out.status.success(),
+            "login: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        s
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(ironmesh_testkit::binary("ironmesh"));
+        cmd.args(args)
+            .env("IRONMESH_CONFIG_DIR", self.config.path());
+        cmd
+    }
+
+    fn cli(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    fn cli_stdin(&self, args: &[&str], input: &str) -> Output {
+        use std::io::Write;
+        let mut child = self
+            .command(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{input}\n").as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    fn bare(&self) -> &str {
+        self.node.trim_start_matches("node//")
+    }
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn listing_and_running_commands() {
+    let mut s = Setup::new().await;
+    // The token, not the password, is stored, with mode 0600.
+    let creds = std::fs::read_to_string(s.config.path().join("credentials.json")).unwrap();
+    assert!(!creds.contains(PASS) && creds.contains("~t:"), "{creds}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(s.config.path().join("credentials.json"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    let out = s.cli(&["devices"]);
+    let text = stdout(&out);
+    assert!(
+        text.starts_with("NAME") && text.contains("lab") && text.contains("online"),
+        "{text}"
+    );
+    let out = s.cli(&["devices", "--json"]);
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list[0]["_id"], s.node.as_str());
+    assert_eq!(list[0]["groupname"], "lab");
+    assert!(stdout(&s.cli(&["groups"])).contains("lab"));
+    assert!(stdout(&s.cli(&["users"])).contains("admin"));
+    let info = stdout(&s.cli(&["info", s.bare()]));
+    assert!(
+        info.contains("State:         online") && info.contains("Interface:"),
+        "{info}"
+    );
+
+    // run: output returned; by id in several forms and by name.
+    for device in [
+        s.node.clone(),
+        s.bare().to_string(),
+        format!("@{}", s.bare()),
+        ironmesh_agent::reports::hostname(),
+    ] {
+        let out = s.cli(&["run", &device, "--", "echo", "run-$((40+2))"]);
+        assert_eq!(stdout(&out), "run-42\n", "{device}: {}", stderr(&out));
+    }
+    let out = s.cli(&["--json", "run", s.bare(), "--", "printf", "x"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["output"], "x");
+
+    // Clear errors.
+    let out = s.cli(&["run", "no-such-device", "--", "true"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("no device matches \"no-such-device\""),
+        "{}",
+        stderr(&out)
+    );
+
+    // Live events: the agent going offline shows up.
+    let mut events = s
+        .command(&["events", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    s.agent.kill().await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let _ = events.kill();
+    let out = events.wait_with_output().unwrap();
+    let lines = stdout(&out);
+    assert!(
+        lines
+            .lines()
+            .any(|l| l.contains("\"nodeconnect\"") && l.contains("\"conn\":0")),
+        "{lines}"
+    );
+    let out = s.cli(&["run", s.bare(), "--", "true"]);
+    assert!(stderr(&out).contains("is offline"), "{}", stderr(&out));
+
+    // Logout revokes the token.
+    let login: Value = serde_json::from_str(&creds).unwrap();
+    assert!(s.cli(&["logout"]).status.success());
+    let out = s.cli(&["devices"]);
+    assert!(stderr(&out).contains("not logged in"), "{}", stderr(&out));
+    let err = ws::control(
+        s.server.port,
+        login["token_user"].as_str().unwrap(),
+        login["token_pass"].as_str().unwrap(),
+    )
+    .await;
+    assert!(err.is_err(), "revoked token still logs in");
+}
+
+#[tokio::test]
+async fn files_round_trip_with_identical_sha256() {
+    let s = Setup::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("payload.bin");
+    // 3 MB, first byte `{` to exercise the escape rule.
+    let mut data: Vec<u8> = (0..3_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    data[0] = b'{';
+    std::fs::write(&local, &data).unwrap();
+    let remote = tempfile::tempdir().unwrap();
+    let remote_dir = remote.path().to_str().unwrap();
+    let out = s.cli(&["upload", s.bare(), local.to_str().unwrap(), remote_dir]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Uploaded 3000000 bytes"),
+        "{}",
+        stderr(&out)
+    );
+    let uploaded = std::fs::read(remote.path().join("payload.bin")).unwrap();
+    assert_eq!(Sha256::digest(&uploaded), Sha256::digest(&data));
+
+    let back = dir.path().join("back.bin");
+    let out = s.cli(&[
+        "download",
+        s.bare(),
+        &format!("{remote_dir}/payload.bin"),
+        back.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        Sha256::digest(std::fs::read(&back).unwrap()),
+        Sha256::digest(&data)
+    );
+
+    // Errors name the problem and leave nothing half-written under the final name.
+    let out = s.cli(&[
+        "download",
+        s.bare(),
+        "/no/such/file",
+        dir.path().join("x").to_str().unwrap(),
+    ]);
+    assert!(
+        stderr(&out).contains("cannot read /no/such/file"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!dir.path().join("x").exists());
+    let out = s.cli(&["upload", s.bare(), local.to_str().unwrap(), "/no/such/dir"]);
+    assert!(
+        stderr(&out).contains("cannot write /no/such/dir/payload.bin"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[tokio::test]
+async fn interactive_shell_with_resize() {
+    let s = Setup::new().await;
+    let mut cmd = s.command(&["shell", s.bare()]);
+    cmd.env("TERM", "xterm");
+    let mut shell = PtyProcess::spawn(cmd, 100, 30);
+    assert!(
+        shell.expect("#", Duration::from_secs(30)).await || shell.text().contains('$'),
+        "no prompt: {}",
+        shell.text()
+    );
+    shell.send(b"echo shell-$((6*7))\r").await;
+    assert!(
+        shell.expect("shell-42", Duration::from_secs(10)).await,
+        "{}",
+        shell.text()
+    );
+    // The agent's terminal has our size, then follows a resize.
+    let mark = shell.output.len();
+    shell.send(b"stty size\r").await;
+    assert!(
+        shell
+            .expect_from(mark, "30 100", Duration::from_secs(10))
+            .await,
+        "{}",
+        shell.text()
+    );
+    shell.resize(120, 40);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mark = shell.output.len();
+    shell.send(b"stty size\r").await;
+    assert!(
+        shell
+            .expect_from(mark, "40 120", Duration::from_secs(10))
+            .await,
+        "{}",
+        shell.text()
+    );
+    // Exact byte pass-through, both ways (UTF-8 and control characters).
+    let mark = shell.output.len();
+    shell
+        .send("printf 'caf\\303\\251 \\342\\234\\223\\n'\r".as_bytes())
+        .await;
+    assert!(
+        shell
+            .expect_from(mark, "café ✓", Duration::from_secs(10))
+            .await,
+        "{}",
+        shell.text()
+    );
+    shell.send(b"exit\r").await;
+    assert!(
+        shell
+            .expect("Connection closed.", Duration::from_secs(10))
+            .await,
+        "{}",
+        shell.text()
+    );
+    let status = shell.finish(Duration::from_secs(10)).await;
+    assert!(status.is_some_and(|s| s.success()));
+}
+
+#[tokio::test]
+async fn users_without_rights_get_clear_errors() {
+    let s = Setup::new().await;
+    let mut admin = ws::control(s.server.port, "admin", PASS).await.unwrap();
+    let r = ws::request(
+        &mut admin,
+        &json!({"action":"adduser","username":"viewer","pass":"viewer-pass1"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r["result"], "ok");
+    let nodes = ws::request(&mut admin, &json!({"action":"nodes"}))
+        .await
+        .unwrap();
+    let group = nodes["nodes"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .next()
+        .unwrap()
+        .clone();
+    // Remote control but no terminal and no commands.
+    let r = ws::request(
+        &mut admin,
+        &json!({"action":"addmeshuser","meshid":group,"usernames":["viewer"],"meshadmin":8 | 512}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r["result"], "Added user viewer");
+    let cfg = tempfile::tempdir().unwrap();
+    let run = |args: &[&str], input: Option<&str>| {
+        use std::io::Write;
+        let mut child = Command::new(ironmesh_testkit::binary("ironmesh"))
+            .args(args)
+            .env("IRONMESH_CONFIG_DIR", cfg.path())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        if let Some(i) = input {
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(format!("{i}\n").as_bytes())
+                .unwrap();
+        }
+        child.wait_with_output().unwrap()
+    };
+    assert!(run(
+        &[
+            "login",
+            "--url",
+            &s.server.wss_url(),
+            "--user",
+            "viewer",
+            "--password-stdin"
+        ],
+        Some("viewer-pass1")
+    )
+    .status
+    .success());
+    let out = run(&["run", s.bare(), "--", "id"], None);
+    assert!(stderr(&out).contains("Access denied"), "{}", stderr(&out));
+    let out = run(&["shell", s.bare()], None);
+    assert!(
+        stderr(&out).contains("terminal is not allowed"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(&["users"], None);
+    assert!(stderr(&out).contains("Access denied"), "{}", stderr(&out));
+    let out = run(
+        &[
+            "login",
+            "--url",
+            &s.server.wss_url(),
+            "--user",
+            "viewer",
+            "--password-stdin",
+        ],
+        Some("wrong"),
+    );
+    assert!(stderr(&out).contains("login failed"), "{}", stderr(&out));
+}
