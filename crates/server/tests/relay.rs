@@ -106,7 +106,9 @@ async fn refusals_have_codes_and_reasons() {
             .replace('/', "%2F")
     };
 
-    let cases: Vec<(String, Option<(&str, &str)>, u16, &str)> = vec![
+    /// (query, user, expected close code, expected reason fragment)
+    type Case<'a> = (String, Option<(&'a str, &'a str)>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         ("id=x&p=1".into(), None, 4401, "authentication failed"),
         (
             "p=1".into(),
