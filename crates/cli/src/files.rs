@@ -1,5 +1,7 @@
-//! File transfer over a `p=5` relay session, with MeshCentral's file protocol: upload in a
-//! window of 16 chunks acknowledged one by one; download in 16 KiB blocks, several in flight.
+//! File work over a `p=5` relay session, with MeshCentral's file protocol: listing; mkdir,
+//! rm and rename (which the protocol does not acknowledge, so each is checked with a fresh
+//! listing); upload in a window of 16 chunks acknowledged one by one; download in 16 KiB
+//! blocks, several in flight.
 
 use std::path::Path;
 use std::time::Duration;
@@ -249,4 +251,140 @@ pub async fn download(
             partial.display()
         )),
     }
+}
+
+/// Splits `/a/b/c` into (`/a/b`, `c`).
+fn split_path(path: &str) -> anyhow::Result<(String, String)> {
+    let trimmed = path.trim_end_matches('/');
+    let (dir, name) = trimmed
+        .rsplit_once('/')
+        .ok_or_else(|| anyhow::anyhow!("use an absolute path (got {path})"))?;
+    anyhow::ensure!(!name.is_empty(), "{path} names no file or folder");
+    Ok((
+        if dir.is_empty() {
+            "/".into()
+        } else {
+            dir.to_string()
+        },
+        name.to_string(),
+    ))
+}
+
+/// Lists `dir`; `None` when the device cannot read it.
+async fn list(socket: &mut Socket, dir: &str) -> anyhow::Result<Option<Vec<Value>>> {
+    let req = json!({"action": "ls", "reqid": 1, "path": dir});
+    socket.send(Message::Text(req.to_string().into())).await?;
+    loop {
+        let v = next_json(socket).await?;
+        if v.get("dir").is_some() {
+            return Ok(v["dir"].as_array().cloned());
+        }
+    }
+}
+
+fn has_entry(entries: &Option<Vec<Value>>, name: &str) -> bool {
+    entries
+        .as_ref()
+        .is_some_and(|e| e.iter().any(|x| x["n"] == name))
+}
+
+pub async fn ls(store: &Store, device: &str, path: &str, json_out: bool) -> anyhow::Result<()> {
+    let mut socket = open_files_session(store, device).await?;
+    let entries = list(&mut socket, path)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the device cannot list {path}"))?;
+    let _ = socket.close(None).await;
+    if json_out {
+        crate::output::json(&Value::Array(entries));
+        return Ok(());
+    }
+    let mut rows: Vec<Vec<String>> = entries
+        .iter()
+        .map(|e| {
+            let folder = e["t"] == 2;
+            vec![
+                if folder { "dir".into() } else { "file".into() },
+                if folder {
+                    String::new()
+                } else {
+                    e["s"].as_u64().unwrap_or(0).to_string()
+                },
+                e["d"].as_str().unwrap_or("").to_string(),
+                e["n"].as_str().unwrap_or("").to_string(),
+            ]
+        })
+        .collect();
+    rows.sort_by(|a, b| a[3].cmp(&b[3]));
+    crate::output::table(&["TYPE", "SIZE", "MODIFIED", "NAME"], &rows);
+    Ok(())
+}
+
+pub async fn mkdir(store: &Store, device: &str, path: &str) -> anyhow::Result<()> {
+    let (parent, name) = split_path(path)?;
+    let mut socket = open_files_session(store, device).await?;
+    socket
+        .send(Message::Text(
+            json!({"action": "mkdir", "reqid": 1, "path": path})
+                .to_string()
+                .into(),
+        ))
+        .await?;
+    let entries = list(&mut socket, &parent).await?;
+    let _ = socket.close(None).await;
+    anyhow::ensure!(
+        has_entry(&entries, &name),
+        "could not create {path} (does the parent exist, is it writable?)"
+    );
+    eprintln!("Created {path}.");
+    Ok(())
+}
+
+pub async fn rm(store: &Store, device: &str, path: &str, recursive: bool) -> anyhow::Result<()> {
+    let (parent, name) = split_path(path)?;
+    let mut socket = open_files_session(store, device).await?;
+    let before = list(&mut socket, &parent).await?;
+    anyhow::ensure!(has_entry(&before, &name), "{path} does not exist");
+    let req =
+        json!({"action": "rm", "reqid": 1, "path": parent, "delfiles": [name], "rec": recursive});
+    socket.send(Message::Text(req.to_string().into())).await?;
+    let after = list(&mut socket, &parent).await?;
+    let _ = socket.close(None).await;
+    if has_entry(&after, &name) {
+        anyhow::bail!(
+            "could not delete {path}{}",
+            if recursive {
+                ""
+            } else {
+                " (a folder that is not empty needs --recursive)"
+            }
+        );
+    }
+    eprintln!("Deleted {path}.");
+    Ok(())
+}
+
+pub async fn mv(store: &Store, device: &str, from: &str, to: &str) -> anyhow::Result<()> {
+    let (parent, old) = split_path(from)?;
+    let new = match to.rsplit_once('/') {
+        Some((dir, name)) => {
+            anyhow::ensure!(
+                dir.trim_end_matches('/') == parent.trim_end_matches('/') || dir.is_empty(),
+                "mv renames within a folder: {to} is in another folder"
+            );
+            name.to_string()
+        }
+        None => to.to_string(),
+    };
+    let mut socket = open_files_session(store, device).await?;
+    let req =
+        json!({"action": "rename", "reqid": 1, "path": parent, "oldname": old, "newname": new});
+    socket.send(Message::Text(req.to_string().into())).await?;
+    let after = list(&mut socket, &parent).await?;
+    let _ = socket.close(None).await;
+    anyhow::ensure!(
+        has_entry(&after, &new) && !has_entry(&after, &old),
+        "could not rename {from} to {new}"
+    );
+    eprintln!("Renamed {from} to {new}.");
+    Ok(())
 }

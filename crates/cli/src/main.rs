@@ -79,6 +79,23 @@ enum Command {
         remote: String,
         local: PathBuf,
     },
+    /// List a folder on the device.
+    Ls { device: String, path: String },
+    /// Create a folder (and its parents) on the device.
+    Mkdir { device: String, path: String },
+    /// Delete a file, or a folder with --recursive.
+    Rm {
+        device: String,
+        path: String,
+        #[arg(short, long)]
+        recursive: bool,
+    },
+    /// Rename (move within its folder) a file or folder on the device.
+    Mv {
+        device: String,
+        from: String,
+        to: String,
+    },
     /// Print events as they happen (Ctrl-C to stop).
     Events,
 }
@@ -137,6 +154,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             remote,
             local,
         } => files::download(&store, &device, &remote, &local).await?,
+        Command::Ls { device, path } => files::ls(&store, &device, &path, json).await?,
+        Command::Mkdir { device, path } => files::mkdir(&store, &device, &path).await?,
+        Command::Rm {
+            device,
+            path,
+            recursive,
+        } => files::rm(&store, &device, &path, recursive).await?,
+        Command::Mv { device, from, to } => files::mv(&store, &device, &from, &to).await?,
         Command::Events => devices::events(&store, json).await?,
     }
     Ok(ExitCode::SUCCESS)

@@ -229,6 +229,56 @@ async fn files_round_trip_with_identical_sha256() {
         Sha256::digest(&data)
     );
 
+    // Folder work: mkdir, ls, mv, rm (refused on a non-empty folder without -r).
+    let sub = format!("{remote_dir}/new/deeper");
+    let out = s.cli(&["mkdir", s.bare(), &sub]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(remote.path().join("new/deeper").is_dir());
+    let out = s.cli(&["ls", s.bare(), remote_dir]);
+    let listing = stdout(&out);
+    assert!(
+        listing.contains("dir") && listing.contains("new") && listing.contains("3000000"),
+        "{listing}"
+    );
+    let out = s.cli(&["--json", "ls", s.bare(), remote_dir]);
+    let entries: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["n"] == "payload.bin" && e["t"] == 3 && e["s"] == 3_000_000));
+    let out = s.cli(&[
+        "mv",
+        s.bare(),
+        &format!("{remote_dir}/payload.bin"),
+        "renamed.bin",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        remote.path().join("renamed.bin").exists() && !remote.path().join("payload.bin").exists()
+    );
+    let out = s.cli(&["rm", s.bare(), &format!("{remote_dir}/new")]);
+    assert!(
+        stderr(&out).contains("needs --recursive"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(remote.path().join("new/deeper").is_dir());
+    let out = s.cli(&["rm", "-r", s.bare(), &format!("{remote_dir}/new")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!remote.path().join("new").exists());
+    let out = s.cli(&["rm", s.bare(), &format!("{remote_dir}/renamed.bin")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!remote.path().join("renamed.bin").exists());
+    let out = s.cli(&["rm", s.bare(), &format!("{remote_dir}/ghost")]);
+    assert!(stderr(&out).contains("does not exist"), "{}", stderr(&out));
+    let out = s.cli(&["ls", s.bare(), "/no/such/folder"]);
+    assert!(
+        stderr(&out).contains("cannot list /no/such/folder"),
+        "{}",
+        stderr(&out)
+    );
+
     // Errors name the problem and leave nothing half-written under the final name.
     let out = s.cli(&[
         "download",

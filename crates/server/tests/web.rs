@@ -152,3 +152,52 @@ async fn unknown_paths_are_404_and_health_is_open() {
     let r = request(s.port, "GET", "/health", &[], b"").await.unwrap();
     assert_eq!((r.status, r.text().as_str()), (200, "ok"));
 }
+
+#[tokio::test]
+async fn agent_binaries_are_served() {
+    let s = TestServer::start(Db::Sqlite).await;
+    // Our own agent: the binary built beside the server.
+    let r = request(s.port, "GET", "/agents/ironmesh-agent", &[], b"")
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("content-disposition"),
+        Some("attachment; filename=\"ironmesh-agent\"")
+    );
+    assert_eq!(
+        r.body,
+        std::fs::read(ironmesh_testkit::binary("ironmesh-agent")).unwrap()
+    );
+    // The stock agent only when a meshcentral package is configured.
+    let r = request(s.port, "GET", "/meshagents?id=6", &[], b"")
+        .await
+        .unwrap();
+    assert_eq!(r.status, 404);
+    let package = ironmesh_testkit::meshctrl::script()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let s2 = TestServer::start_with(
+        Db::Sqlite,
+        &["--meshcentral-dir", package.to_str().unwrap()],
+    )
+    .await;
+    let r = request(s2.port, "GET", "/meshagents?id=6", &[], b"")
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.body,
+        std::fs::read(package.join("agents/meshagent_x86-64")).unwrap()
+    );
+    let r = request(s2.port, "GET", "/meshagents?id=99", &[], b"")
+        .await
+        .unwrap();
+    assert_eq!(r.status, 404);
+    // Settings of an unknown group: 404, not an empty file.
+    let r = request(s.port, "GET", "/meshsettings?id=nosuchgroup", &[], b"")
+        .await
+        .unwrap();
+    assert_eq!(r.status, 404);
+}

@@ -7,14 +7,14 @@ use std::time::Duration;
 use tokio::process::Command;
 
 pub fn script() -> PathBuf {
-    let dir = std::env::var("IRONMESH_MESHCENTRAL_DIR")
+    let dir = std::env::var("IRONMESH_TEST_MESHCENTRAL_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|_| crate::workspace_root().join(".deps/npm/node_modules/meshcentral"));
     let script = dir.join("meshctrl.js");
     assert!(
         script.exists(),
         "{} is missing: run scripts/test (it installs the meshcentral npm package), or set \
-         IRONMESH_MESHCENTRAL_DIR",
+         IRONMESH_TEST_MESHCENTRAL_DIR",
         script.display()
     );
     script

@@ -62,6 +62,12 @@ impl TestServer {
 
     fn command(&self) -> Command {
         let mut cmd = Command::new(crate::binary("ironmesh-server"));
+        // Hermetic: no server setting leaks in from the environment of the test run.
+        for (key, _) in std::env::vars() {
+            if key.starts_with("IRONMESH_") {
+                cmd.env_remove(key);
+            }
+        }
         cmd.arg("--data")
             .arg(&self.data_dir)
             .arg("--database-url")
