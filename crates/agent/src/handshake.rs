@@ -202,6 +202,40 @@ impl<'a> ClientHandshake<'a> {
     }
 }
 
+/// Sends the opening frames and answers the server until command 4; returns the TLS hash
+/// to remember for the skip path, if this connection verified the server's signature.
+pub async fn complete(
+    socket: &mut ironmesh_client::Socket,
+    hs: &mut ClientHandshake<'_>,
+) -> anyhow::Result<Option<[u8; HASH_LEN]>> {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    for frame in hs.opening() {
+        socket.send(Message::Binary(frame.into())).await?;
+    }
+    loop {
+        let frame = match socket.next().await {
+            Some(Ok(Message::Binary(b))) => b,
+            Some(Ok(Message::Close(c))) => anyhow::bail!(
+                "server closed: {}",
+                c.map(|f| format!("{} ({})", f.reason, u16::from(f.code)))
+                    .unwrap_or_else(|| "no reason".into())
+            ),
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => return Err(e.into()),
+            None => anyhow::bail!("server closed the connection"),
+        };
+        match hs.on_frame(&frame)? {
+            Progress::Send(frames) => {
+                for f in frames {
+                    socket.send(Message::Binary(f.into())).await?;
+                }
+            }
+            Progress::Authenticated { trust_tls_hash } => return Ok(trust_tls_hash),
+        }
+    }
+}
+
 fn rsa_public_key(cert_der: &[u8]) -> Result<Vec<u8>, ServerRejected> {
     let (_, cert) = x509_parser::parse_x509_certificate(cert_der)
         .map_err(|e| ServerRejected::Malformed(format!("server certificate: {e}")))?;

@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::backoff::Backoff;
 use crate::commands;
-use crate::handshake::{AgentDescription, ClientHandshake, Progress};
+use crate::handshake::{AgentDescription, ClientHandshake};
 use crate::identity::{AgentIdentity, AgentState};
 use crate::reports;
 use crate::settings::AgentSettings;
@@ -113,30 +113,10 @@ impl Agent {
         );
         let skipping = hs.skipping();
         let tls_hash: [u8; 48] = sha2::Sha384::digest(&cert).into();
-        for frame in hs.opening() {
-            socket.send(Message::Binary(frame.into())).await?;
-        }
-        let trust = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
-            loop {
-                let frame = match socket.next().await {
-                    Some(Ok(Message::Binary(b))) => b,
-                    Some(Ok(Message::Close(c))) => {
-                        anyhow::bail!("server closed: {}", close_text(c))
-                    }
-                    Some(Ok(_)) => continue,
-                    Some(Err(e)) => return Err(e.into()),
-                    None => anyhow::bail!("server closed the connection"),
-                };
-                match hs.on_frame(&frame)? {
-                    Progress::Send(frames) => {
-                        for f in frames {
-                            socket.send(Message::Binary(f.into())).await?;
-                        }
-                    }
-                    Progress::Authenticated { trust_tls_hash } => return Ok(trust_tls_hash),
-                }
-            }
-        })
+        let trust = tokio::time::timeout(
+            HANDSHAKE_TIMEOUT,
+            crate::handshake::complete(&mut socket, &mut hs),
+        )
         .await
         .map_err(|_| anyhow::anyhow!("handshake timed out"))??;
         if let Some(hash) = trust {

@@ -40,15 +40,7 @@ async fn wait_for_conn(server: &TestServer, node: &str, conn: u64) -> Value {
     }
 }
 
-fn node_from_log(line: &str) -> String {
-    let start = line.find("node//").expect("node id in log");
-    line[start..]
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .trim_matches('"')
-        .to_string()
-}
+use ironmesh_testkit::agent::node_id_in as node_from_log;
 
 async fn lifecycle(db: Db) {
     let server = TestServer::start(db).await;

@@ -4,13 +4,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
-use ironmesh_agent::handshake::{AgentDescription, ClientHandshake, Progress};
+use ironmesh_agent::handshake::{AgentDescription, ClientHandshake};
 use ironmesh_agent::identity::AgentIdentity;
 use ironmesh_client::connect::{self as connection, Socket as AgentSocket};
 use ironmesh_proto::msh::MeshSettings;
 use tokio::sync::Semaphore;
-use tokio_tungstenite::tungstenite::Message;
 
 #[derive(clap::Args)]
 pub struct AgentsArgs {
@@ -185,31 +183,11 @@ async fn connect_all(
                     &cert,
                     trusted,
                 );
-                for f in hs.opening() {
-                    socket.send(Message::Binary(f.into())).await?;
-                }
-                loop {
-                    let frame = match socket.next().await {
-                        Some(Ok(Message::Binary(b))) => b,
-                        Some(Ok(Message::Close(c))) => anyhow::bail!("closed: {c:?}"),
-                        Some(Ok(_)) => continue,
-                        Some(Err(e)) => return Err(e.into()),
-                        None => anyhow::bail!("ended"),
-                    };
-                    match hs.on_frame(&frame)? {
-                        Progress::Send(frames) => {
-                            for f in frames {
-                                socket.send(Message::Binary(f.into())).await?;
-                            }
-                        }
-                        Progress::Authenticated { trust_tls_hash } => {
-                            return Ok(Connected {
-                                _socket: socket,
-                                trust: trust_tls_hash.or(trusted),
-                            })
-                        }
-                    }
-                }
+                let trust = ironmesh_agent::handshake::complete(&mut socket, &mut hs).await?;
+                anyhow::Ok(Connected {
+                    _socket: socket,
+                    trust: trust.or(trusted),
+                })
             };
             match tokio::time::timeout(Duration::from_secs(60), attempt).await {
                 Ok(Ok(c)) => Some(c),

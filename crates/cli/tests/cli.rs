@@ -25,14 +25,7 @@ impl Setup {
         server.add_user("admin", PASS, true).await;
         let group = create_group(&server, "admin", PASS, "lab").await;
         let mut agent = TestAgent::start(&fetch_msh(&server, &group).await).await;
-        let line = agent
-            .wait_for_log("authenticated", Duration::from_secs(60))
-            .await;
-        let node = line[line.find("node//").unwrap()..]
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .to_string();
+        let (node, _) = agent.wait_online().await;
         let config = tempfile::tempdir().unwrap();
         let s = Setup {
             server,

@@ -70,9 +70,16 @@ impl ServerCertVerifier for CaptureOnly {
 
 /// A TLS client configuration shared by all connections of a process.
 pub fn tls_config() -> Arc<rustls::ClientConfig> {
+    tls_config_for(&[&rustls::version::TLS13, &rustls::version::TLS12])
+}
+
+/// [`tls_config`] limited to some TLS versions (tests check what the server negotiates).
+pub fn tls_config_for(
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Arc<rustls::ClientConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .with_protocol_versions(versions)
         .expect("protocol versions")
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(CaptureOnly(provider)))

@@ -81,14 +81,7 @@ async fn meshctrl_with_ironmesh_agent() {
     server.add_user("admin", PASS, true).await;
     let group = create_group(&server, "admin", PASS, "g").await;
     let mut agent = TestAgent::start(&fetch_msh(&server, &group).await).await;
-    let line = agent
-        .wait_for_log("authenticated", Duration::from_secs(60))
-        .await;
-    let node = line[line.find("node//").unwrap()..]
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string();
+    let (node, _) = agent.wait_online().await;
     let bare = node.trim_start_matches("node//").to_string();
 
     run_reply(&server, &bare).await;

@@ -79,14 +79,7 @@ async fn refusals_have_codes_and_reasons() {
     let s = server().await;
     let group = create_group(&s, "admin", PASS, "g").await;
     let mut agent = TestAgent::start(&fetch_msh(&s, &group).await).await;
-    let line = agent
-        .wait_for_log("authenticated", Duration::from_secs(60))
-        .await;
-    let node = line[line.find("node//").unwrap()..]
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string();
+    let (node, _) = agent.wait_online().await;
     let mut admin = ws::control(s.port, "admin", PASS).await.unwrap();
     for (name, rights) in [("outsider", None), ("noterm", Some(8 | 512))] {
         let r = ws::request(
@@ -277,14 +270,7 @@ async fn relay_guide_url_forms_reach_the_device() {
     let s = server().await;
     let group = create_group(&s, "admin", PASS, "g").await;
     let mut agent = TestAgent::start(&fetch_msh(&s, &group).await).await;
-    let line = agent
-        .wait_for_log("authenticated", Duration::from_secs(60))
-        .await;
-    let node = line[line.find("node//").unwrap()..]
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string();
+    let (node, _) = agent.wait_online().await;
     let bare = node.trim_start_matches("node//").to_string();
     let basic = b64(format!("admin:{PASS}").as_bytes());
     // The device as `id`, in each form the guide lists, URL-encoded or not; base64

@@ -6,8 +6,8 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
-use ironmesh_agent::handshake::{AgentDescription, ClientHandshake, Progress};
+use futures_util::StreamExt;
+use ironmesh_agent::handshake::{AgentDescription, ClientHandshake};
 use ironmesh_agent::identity::AgentIdentity;
 use ironmesh_client::connect::{self as connection, Socket as AgentSocket};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -124,11 +124,31 @@ impl TestAgent {
         }
     }
 
+    /// Waits for the agent to authenticate; returns its node id and whether it took the
+    /// skip path.
+    pub async fn wait_online(&mut self) -> (String, bool) {
+        let line = self
+            .wait_for_log("authenticated", Duration::from_secs(60))
+            .await;
+        (node_id_in(&line), line.contains("skip_path=true"))
+    }
+
     /// Kills and starts again with the same state (same key, same trust record).
     pub async fn restart(&mut self) {
         self.kill().await;
         self.launch();
     }
+}
+
+/// The `node//…` id in a log line.
+pub fn node_id_in(line: &str) -> String {
+    let start = line.find("node//").expect("node id in log line");
+    line[start..]
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .trim_matches('"')
+        .to_string()
 }
 
 /// An in-process agent speaking the real handshake, for tests that need to break it.
@@ -188,26 +208,12 @@ impl SimAgent {
             &cert,
             trusted,
         );
-        for f in hs.opening() {
-            socket.send(Message::Binary(f.into())).await?;
-        }
-        loop {
-            let frame = match tokio::time::timeout(Duration::from_secs(10), socket.next()).await? {
-                Some(Ok(Message::Binary(b))) => b,
-                Some(Ok(Message::Close(c))) => anyhow::bail!("closed: {c:?}"),
-                Some(Ok(_)) => continue,
-                Some(Err(e)) => return Err(e.into()),
-                None => anyhow::bail!("socket ended"),
-            };
-            match hs.on_frame(&frame)? {
-                Progress::Send(frames) => {
-                    for f in frames {
-                        socket.send(Message::Binary(f.into())).await?;
-                    }
-                }
-                Progress::Authenticated { trust_tls_hash } => return Ok((socket, trust_tls_hash)),
-            }
-        }
+        let trust = tokio::time::timeout(
+            Duration::from_secs(10),
+            ironmesh_agent::handshake::complete(&mut socket, &mut hs),
+        )
+        .await??;
+        Ok((socket, trust))
     }
 }
 
