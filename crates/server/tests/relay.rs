@@ -147,6 +147,17 @@ async fn refusals_have_codes_and_reasons() {
         assert!(why.contains(reason), "{query}: {why}");
     }
 
+    // A page of another site cannot open a relay with the user's browser credentials.
+    let err = ws::connect(
+        s.port,
+        "/meshrelay.ashx?id=x&p=1",
+        &[("origin", "https://evil.example")],
+    )
+    .await
+    .err()
+    .unwrap();
+    assert!(err.to_string().contains("403"), "{err}");
+
     // Relay tokens: expired, and single-use ones presented twice.
     let cipher = cookie_cipher(&s).await;
     let old = cipher.seal(

@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::HeaderMap;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 
 use crate::state::SharedState;
 
@@ -53,8 +53,18 @@ pub async fn upgrade(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
+    // Browsers open relays from the console: refuse other sites' pages, as on the control
+    // channel. Agents and tools send no Origin.
+    if let Some(origin) = headers
+        .get(axum::http::header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+    {
+        if !crate::control::origin_allowed(&state, &headers, origin) {
+            tracing::warn!(%peer, origin, "relay refused: foreign origin");
+            return (axum::http::StatusCode::FORBIDDEN, "origin not allowed").into_response();
+        }
+    }
     let query = query::RelayQuery::parse(raw.as_deref().unwrap_or(""));
-    tracing::debug!(raw = ?raw, "relay request");
     ws.max_message_size(MAX_RELAY_MESSAGE)
         .max_frame_size(MAX_RELAY_MESSAGE)
         .on_upgrade(move |socket| async move {
