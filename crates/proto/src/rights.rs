@@ -55,20 +55,6 @@ impl MeshRights {
         (Self::DEVICE_DETAILS, "devicedetails"),
         (Self::RELAY, "relay"),
     ];
-
-    pub fn is_full(self) -> bool {
-        self.0 == Self::FULL
-    }
-
-    /// True when every bit of `bits` is granted (full administrators hold everything).
-    pub fn has(self, bits: u32) -> bool {
-        self.is_full() || self.0 & bits == bits
-    }
-
-    /// True when a "no…" restriction bit applies; never for full administrators.
-    pub fn restricted(self, no_bit: u32) -> bool {
-        !self.is_full() && self.0 & no_bit != 0
-    }
 }
 
 /// Server-wide rights of a user: `user.siteadmin`.
@@ -93,20 +79,31 @@ impl SiteRights {
     pub const NO_NEW_DEVICES: u32 = 4096;
     /// Full site administrator.
     pub const FULL: u32 = u32::MAX;
-
-    pub fn is_full(self) -> bool {
-        self.0 == Self::FULL
-    }
-
-    pub fn has(self, bits: u32) -> bool {
-        self.is_full() || self.0 & bits == bits
-    }
-
-    /// Restriction bits (LOCKED, NO_NEW_GROUPS, …) apply to everyone but full admins.
-    pub fn restricted(self, no_bit: u32) -> bool {
-        !self.is_full() && self.0 & no_bit != 0
-    }
 }
+
+/// The checks both kinds of rights share: all ones means "full administrator", who holds
+/// every right and is subject to no "no…" restriction bit.
+macro_rules! rights_checks {
+    ($($t:ty),*) => {$(
+        impl $t {
+            pub fn is_full(self) -> bool {
+                self.0 == u32::MAX
+            }
+
+            /// True when every bit of `bits` is granted (full administrators hold everything).
+            pub fn has(self, bits: u32) -> bool {
+                self.is_full() || self.0 & bits == bits
+            }
+
+            /// True when a restriction bit (NOTERMINAL, LOCKED, …) applies.
+            pub fn restricted(self, no_bit: u32) -> bool {
+                !self.is_full() && self.0 & no_bit != 0
+            }
+        }
+    )*};
+}
+
+rights_checks!(MeshRights, SiteRights);
 
 #[cfg(test)]
 mod tests {

@@ -187,17 +187,7 @@ async fn meshctrl_with_ironmesh_agent() {
 #[tokio::test]
 async fn meshctrl_with_stock_agent() {
     use ironmesh_testkit::agent::StockAgent;
-    let package = meshctrl::script()
-        .parent()
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .to_string();
-    let server = TestServer::start_with(
-        Db::Sqlite,
-        &["--name", "127.0.0.1", "--meshcentral-dir", &package],
-    )
-    .await;
+    let server = TestServer::start_for_stock_agents(Db::Sqlite).await;
     server.add_user("admin", PASS, true).await;
     let group = create_group(&server, "admin", PASS, "stock").await;
     let mut agent = StockAgent::start(&fetch_msh(&server, &group).await).await;

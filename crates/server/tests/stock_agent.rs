@@ -15,18 +15,7 @@ const PASS: &str = "Adm1n-pass!";
 
 #[tokio::test]
 async fn stock_agent_comes_online_with_host_name_and_os() {
-    let package = meshctrl::script()
-        .parent()
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .to_string();
-    // A dotted name: MeshCentral agents treat a dot-less server name as LAN-only mode.
-    let mut server = TestServer::start_with(
-        Db::Sqlite,
-        &["--name", "127.0.0.1", "--meshcentral-dir", &package],
-    )
-    .await;
+    let mut server = TestServer::start_for_stock_agents(Db::Sqlite).await;
     server.add_user("admin", PASS, true).await;
     let group = create_group(&server, "admin", PASS, "stock").await;
     let msh = fetch_msh(&server, &group).await;

@@ -60,6 +60,18 @@ impl TestServer {
         server
     }
 
+    /// A server ready for the stock MeshCentral agent: named by a dotted address (a dot-less
+    /// name sends MeshCentral agents into LAN-only mode) and pushing MeshCentral's core
+    /// from the installed npm package.
+    pub async fn start_for_stock_agents(db: Db) -> TestServer {
+        let package = crate::meshctrl::script()
+            .parent()
+            .expect("package folder")
+            .to_string_lossy()
+            .into_owned();
+        Self::start_with(db, &["--name", "127.0.0.1", "--meshcentral-dir", &package]).await
+    }
+
     fn command(&self) -> Command {
         let mut cmd = Command::new(crate::binary("ironmesh-server"));
         // Hermetic: no server setting leaks in from the environment of the test run.
