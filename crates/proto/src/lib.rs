@@ -9,3 +9,4 @@ pub mod ids;
 pub mod meshauth;
 pub mod msh;
 pub mod rights;
+pub mod wifidog;

@@ -39,6 +39,46 @@ pub struct Config {
     pub agent_binary: Option<PathBuf>,
     /// How long the first side of a relay session waits for the second.
     pub relay_peer_timeout: std::time::Duration,
+    /// WiFiDogX gateways: WebSocket path, optional plain-`ws` port, approval rules, portal.
+    pub wifidog: WifidogConfig,
+}
+
+/// Settings of the WiFiDogX gateway controller.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WifidogConfig {
+    /// WebSocket path gateways connect to (their `WSServerPath`).
+    pub path: String,
+    /// An extra plain-HTTP/`ws` port (many gateways are set up without TLS).
+    pub plain_port: Option<u16>,
+    /// Unknown gateways wait for an administrator's approval (recommended). When false, they
+    /// are admitted into `default_group` at once.
+    pub require_approval: bool,
+    /// Device ids admitted without approval, into `default_group`.
+    pub allow: Vec<String>,
+    /// Group id (`mesh//…`) gateways are admitted into without approval.
+    pub default_group: Option<String>,
+    /// The devices' heartbeat interval; a gateway silent for two of them is offline.
+    pub heartbeat_secs: u64,
+    /// Frames per minute a gateway may send before the excess is dropped.
+    pub max_frames_per_minute: u32,
+    /// Shared password of the captive portal; none = click-through.
+    pub portal_password: Option<String>,
+}
+
+impl Default for WifidogConfig {
+    fn default() -> Self {
+        WifidogConfig {
+            path: "/ws/wifidogx".into(),
+            plain_port: None,
+            require_approval: true,
+            allow: Vec::new(),
+            default_group: None,
+            heartbeat_secs: 60,
+            max_frames_per_minute: 120,
+            portal_password: None,
+        }
+    }
 }
 
 /// The TOML file's shape; every key optional.
@@ -59,6 +99,7 @@ pub struct FileConfig {
     pub meshcentral_dir: Option<PathBuf>,
     pub agent_binary: Option<PathBuf>,
     pub relay_peer_timeout_secs: Option<u64>,
+    pub wifidog: Option<WifidogConfig>,
 }
 
 impl FileConfig {
@@ -146,6 +187,7 @@ impl Config {
             relay_peer_timeout: std::time::Duration::from_secs(
                 file.relay_peer_timeout_secs.unwrap_or(20).max(1),
             ),
+            wifidog: file.wifidog.unwrap_or_default(),
         })
     }
 

@@ -63,6 +63,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         agents: Default::default(),
         consoles: Default::default(),
         relays: Default::default(),
+        gateways: Default::default(),
         agent_signer: AgentSigner::new(&identity.agent_server.key_pkcs8)?,
         cores,
         tokens: TokenCipher::new(&cookie_key)?,
@@ -94,6 +95,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     }
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    let stop_rx_plain = stop_rx.clone();
     let router = crate::web::router(state.clone());
     let server = tokio::spawn(crate::web::listener::serve(
         listener,
@@ -102,11 +104,32 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         state.config.max_connections,
         stop_rx,
     ));
+    let plain = match state.config.wifidog.plain_port {
+        Some(port) => {
+            let addr = std::net::SocketAddr::new(state.config.bind.ip(), port);
+            let plain_listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding the plain gateway port {addr}"))?;
+            println!(
+                "ironmesh-server gateway port on ws://{}",
+                plain_listener.local_addr()?
+            );
+            Some(tokio::spawn(crate::web::listener::serve_plain(
+                plain_listener,
+                crate::web::plain_router(state.clone()),
+                stop_rx_plain,
+            )))
+        }
+        None => None,
+    };
     let sweeper = tokio::spawn(sweep_sessions(state.clone()));
     shutdown_signal().await;
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
     let _ = server.await;
+    if let Some(p) = plain {
+        let _ = p.await;
+    }
     sweeper.abort();
     store.close().await;
     Ok(())

@@ -30,6 +30,8 @@ pub struct AppState {
     pub cores: CoreProvider,
     /// Relay sessions being paired, and used relay ids and tokens.
     pub relays: crate::relay::hub::RelayHub,
+    /// Connected WiFiDogX gateways.
+    pub gateways: crate::wifidog::registry::GatewayRegistry,
     /// Unix ms of process start, reported in `serverinfo`.
     pub started_ms: i64,
 }

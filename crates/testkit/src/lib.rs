@@ -2,6 +2,7 @@
 //! talks to loopback only.
 
 pub mod agent;
+pub mod gateway;
 pub mod http;
 pub mod meshctrl;
 pub mod postgres;

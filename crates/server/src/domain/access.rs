@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use ironmesh_proto::rights::{MeshRights, SiteRights};
 
 use super::{DomainError, DomainResult};
+use crate::store::gateways::GatewayRecord;
 use crate::store::{DeviceGroup, DeviceRecord, Store, User};
 
 /// The authenticated user on whose behalf something runs, with their memberships as of
@@ -73,6 +74,9 @@ pub enum Need {
     Group { id: String, rights: u32 },
     /// These rights on the device's group (0 = merely able to see the device).
     Device { id: String, rights: u32 },
+    /// These rights on the WiFiDogX gateway's group. A gateway in no group (not yet
+    /// approved) is visible to full site administrators only.
+    Gateway { device_id: String, rights: u32 },
 }
 
 /// What [`authorize`] found and checked, handed to the action.
@@ -87,6 +91,10 @@ pub enum Granted {
     Device {
         device: Box<DeviceRecord>,
         group: DeviceGroup,
+        rights: MeshRights,
+    },
+    Gateway {
+        gateway: Box<GatewayRecord>,
         rights: MeshRights,
     },
 }
@@ -126,6 +134,23 @@ pub async fn authorize(store: &Store, actor: &Actor, need: &Need) -> DomainResul
             Ok(Granted::Device {
                 device: Box::new(device),
                 group,
+                rights: have,
+            })
+        }
+        Need::Gateway { device_id, rights } => {
+            let not_found = DomainError::NotFound("Unknown gateway");
+            let Some(gateway) = store.gateway(device_id).await? else {
+                return Err(not_found);
+            };
+            let have = match &gateway.group_id {
+                Some(g) => actor.group_rights(g),
+                None if actor.is_full_admin() => Some(MeshRights(MeshRights::FULL)),
+                None => None,
+            }
+            .ok_or(not_found)?;
+            check(have, *rights)?;
+            Ok(Granted::Gateway {
+                gateway: Box::new(gateway),
                 rights: have,
             })
         }

@@ -3,9 +3,10 @@
 
 use super::Store;
 
-const STEPS: &[(i64, &str)] = &[(
-    1,
-    r#"
+const STEPS: &[(i64, &str)] = &[
+    (
+        1,
+        r#"
 CREATE TABLE settings (
     name TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -91,7 +92,37 @@ CREATE TABLE login_tokens (
 );
 CREATE INDEX login_tokens_user ON login_tokens(user_id);
 "#,
-)];
+    ),
+    (
+        2,
+        r#"
+CREATE TABLE gateways (
+    device_id TEXT PRIMARY KEY,
+    group_id TEXT REFERENCES device_groups(id) ON DELETE SET NULL,
+    approved BIGINT NOT NULL DEFAULT 0,
+    generation TEXT NOT NULL,
+    mode BIGINT,
+    device_info TEXT,
+    gateways TEXT,
+    sys_info TEXT,
+    wanted_auth_modes TEXT,
+    remote_addr TEXT NOT NULL DEFAULT '',
+    first_seen_ms BIGINT NOT NULL,
+    last_seen_ms BIGINT NOT NULL
+);
+CREATE INDEX gateways_group ON gateways(group_id);
+CREATE TABLE portal_sessions (
+    token TEXT PRIMARY KEY,
+    gw_id TEXT NOT NULL,
+    client_mac TEXT NOT NULL DEFAULT '',
+    client_ip TEXT NOT NULL DEFAULT '',
+    state BIGINT NOT NULL,
+    created_ms BIGINT NOT NULL,
+    updated_ms BIGINT NOT NULL
+);
+"#,
+    ),
+];
 
 pub async fn run(store: &Store) -> Result<(), sqlx::Error> {
     sqlx::query(

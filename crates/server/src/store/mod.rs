@@ -9,6 +9,7 @@
 
 pub mod devices;
 pub mod events;
+pub mod gateways;
 mod groups;
 mod migrations;
 mod sessions;

@@ -12,7 +12,10 @@ use axum::Router;
 use crate::state::SharedState;
 
 pub fn router(state: SharedState) -> Router {
+    let wifidog_path = state.config.wifidog.path.clone();
     Router::new()
+        .route(&wifidog_path, get(crate::wifidog::upgrade))
+        .merge(crate::wifidog::portal::routes())
         .route("/", get(pages::index))
         .route("/login", get(pages::login_page).post(pages::login_submit))
         .route("/logout", get(pages::logout).post(pages::logout))
@@ -27,5 +30,16 @@ pub fn router(state: SharedState) -> Router {
         .route("/agents/ironmesh-agent", get(install::ironmesh_agent))
         .fallback(pages::not_found)
         .layer(axum::middleware::from_fn(headers::security_headers))
+        .with_state(state)
+}
+
+/// The optional plain-HTTP port: only what gateways use (their WebSocket and the classic
+/// auth-server endpoints), never logins or the console.
+pub fn plain_router(state: SharedState) -> Router {
+    let wifidog_path = state.config.wifidog.path.clone();
+    Router::new()
+        .route(&wifidog_path, get(crate::wifidog::upgrade))
+        .merge(crate::wifidog::portal::routes())
+        .fallback(pages::not_found)
         .with_state(state)
 }

@@ -5,6 +5,7 @@
 
 mod devices;
 mod events;
+mod gateways;
 mod groups;
 mod info;
 mod remote;
@@ -64,6 +65,10 @@ control_actions! {
     "getsysinfo" => devices::sys_info,
     "msg" => remote::msg,
     "runcommands" => remote::runcommands,
+    "wifidogs" => gateways::list,
+    "wifidogapprove" => gateways::approve,
+    "wifidogcmd" => gateways::command,
+    "wifidogauthmode" => gateways::auth_mode,
     "events" => events::list,
     "authcookie" => tokens::authcookie,
     "createLoginToken" => tokens::create_login_token,

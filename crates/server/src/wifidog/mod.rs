@@ -1,0 +1,32 @@
+//! WiFiDogX gateway controller (`shared/spec/wifidogx.md`): the gateways' WebSocket
+//! endpoint (`connection`), the registry of connected gateways with their command queues
+//! (`registry`), and the classic WiFiDog HTTP auth-server endpoints (`portal`).
+
+pub mod connection;
+pub mod portal;
+pub mod registry;
+
+use std::net::SocketAddr;
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{ConnectInfo, State};
+use axum::response::Response;
+
+use crate::state::SharedState;
+
+/// Largest message a gateway may send (replies reach a few KB; `get_clients` more).
+pub const MAX_DEVICE_MESSAGE: usize = 256 * 1024;
+
+/// Upgrade on the gateway path: no credentials expected (gateways send none), query strings
+/// ignored, a plain 101 without extensions.
+pub async fn upgrade(
+    State(state): State<SharedState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    ws.max_message_size(MAX_DEVICE_MESSAGE)
+        .max_frame_size(MAX_DEVICE_MESSAGE)
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
+        .on_upgrade(move |socket| connection::run(state, socket, peer))
+}

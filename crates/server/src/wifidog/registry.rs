@@ -1,0 +1,102 @@
+//! Connected gateways and the requests that reach them.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use ironmesh_proto::wifidog::Generation;
+use serde_json::{Map, Value};
+use tokio::sync::{mpsc, oneshot};
+
+/// How a command ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The device answered (`ok` = it reports success).
+    Reply { ok: bool, body: Value },
+    /// Sent; this command gets no answer from this generation of device.
+    Sent,
+    /// No answer within the timeout.
+    TimedOut,
+    /// Not sent: the reason.
+    Refused(String),
+}
+
+/// Something for one gateway's connection to do.
+#[derive(Debug)]
+pub enum Request {
+    Command {
+        op: String,
+        params: Map<String, Value>,
+        timeout: Duration,
+        done: oneshot::Sender<Outcome>,
+    },
+    /// Push the wanted auth modes now.
+    PushAuthModes(Vec<(String, i64)>),
+    /// Close the TCP connection (never a Close frame: 8.x would not reconnect).
+    Drop(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct GatewayHandle {
+    pub conn_id: u64,
+    pub generation: Generation,
+    pub connected_ms: i64,
+    pub addr: SocketAddr,
+    pub tx: mpsc::Sender<Request>,
+}
+
+/// Counters of bad input from gateways (logged, never fatal).
+#[derive(Default)]
+pub struct Counters {
+    pub malformed: AtomicU64,
+    pub rate_limited: AtomicU64,
+}
+
+#[derive(Default)]
+pub struct GatewayRegistry {
+    gateways: Mutex<HashMap<String, GatewayHandle>>,
+    next_conn: AtomicU64,
+    pub counters: Counters,
+}
+
+impl GatewayRegistry {
+    pub fn next_conn_id(&self) -> u64 {
+        self.next_conn.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    pub fn insert(&self, device_id: &str, handle: GatewayHandle) -> Option<GatewayHandle> {
+        self.gateways
+            .lock()
+            .expect("gateways lock")
+            .insert(device_id.to_string(), handle)
+    }
+
+    pub fn remove(&self, device_id: &str, conn_id: u64) -> bool {
+        let mut map = self.gateways.lock().expect("gateways lock");
+        match map.get(device_id) {
+            Some(h) if h.conn_id == conn_id => {
+                map.remove(device_id);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub fn get(&self, device_id: &str) -> Option<GatewayHandle> {
+        self.gateways
+            .lock()
+            .expect("gateways lock")
+            .get(device_id)
+            .cloned()
+    }
+
+    pub fn len(&self) -> usize {
+        self.gateways.lock().expect("gateways lock").len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
