@@ -3,6 +3,7 @@
 mod config;
 mod devices;
 mod files;
+mod gateways;
 mod output;
 mod remote;
 mod session;
@@ -98,6 +99,37 @@ enum Command {
     },
     /// Print events as they happen (Ctrl-C to stop).
     Events,
+    /// List WiFiDogX gateways.
+    Gateways,
+    /// Admit a waiting gateway into a device group (name or id).
+    GatewayApprove {
+        device_id: String,
+        #[arg(long)]
+        group: String,
+    },
+    /// Send a command to a gateway, e.g. `gateway DEV1 kickoff --param client_mac=aa:bb:…`.
+    Gateway {
+        device_id: String,
+        /// Operation: auth, kickoff, tmp_pass, get_firmware_info, firmware_upgrade,
+        /// reboot_device, get_client_info, get_clients, shell, update_device_info,
+        /// sync_trusted_domain, get_trusted_domains, …
+        op: String,
+        /// A parameter `key=value` (repeatable); values that parse as JSON are sent as JSON.
+        #[arg(long = "param")]
+        params: Vec<String>,
+        /// All parameters as one JSON object.
+        #[arg(long)]
+        params_json: Option<String>,
+        /// Seconds to wait for the gateway's answer.
+        #[arg(long, default_value_t = 15)]
+        timeout: u32,
+    },
+    /// Set a gateway's captive-portal mode: 1 on, 0 off.
+    GatewayAuthMode {
+        device_id: String,
+        gw_id: String,
+        mode: u32,
+    },
 }
 
 fn main() -> ExitCode {
@@ -163,6 +195,33 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         } => files::rm(&store, &device, &path, recursive).await?,
         Command::Mv { device, from, to } => files::mv(&store, &device, &from, &to).await?,
         Command::Events => devices::events(&store, json).await?,
+        Command::Gateways => gateways::list(&store, json).await?,
+        Command::GatewayApprove { device_id, group } => {
+            gateways::approve(&store, &device_id, &group).await?
+        }
+        Command::Gateway {
+            device_id,
+            op,
+            params,
+            params_json,
+            timeout,
+        } => {
+            return gateways::command(
+                &store,
+                &device_id,
+                &op,
+                &params,
+                params_json.as_deref(),
+                timeout,
+                json,
+            )
+            .await
+        }
+        Command::GatewayAuthMode {
+            device_id,
+            gw_id,
+            mode,
+        } => gateways::auth_mode(&store, &device_id, &gw_id, mode).await?,
     }
     Ok(ExitCode::SUCCESS)
 }

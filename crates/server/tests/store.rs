@@ -219,6 +219,60 @@ async fn exercise(store: Store) {
         .await
         .unwrap());
 
+    // WiFiDogX gateways: reports keep approval and wanted modes; portal sessions move on.
+    use ironmesh_server::store::gateways::{GatewayRecord, PortalSession};
+    let mut gw = GatewayRecord {
+        device_id: "GW-1".into(),
+        generation: "9.x".into(),
+        mode: Some(0),
+        device_info: Some("{\"a\":1}".into()),
+        gateways: Some("[]".into()),
+        first_seen_ms: 5,
+        last_seen_ms: 5,
+        ..Default::default()
+    };
+    store.record_gateway_report(&gw).await.unwrap();
+    assert!(store.approve_gateway("GW-1", "mesh//g2").await.unwrap());
+    assert!(store
+        .set_wanted_auth_modes("GW-1", "{\"GW\":0}")
+        .await
+        .unwrap());
+    gw.device_info = None;
+    gw.last_seen_ms = 9;
+    store.record_gateway_report(&gw).await.unwrap();
+    let back = store.gateway("GW-1").await.unwrap().unwrap();
+    assert!(back.approved);
+    assert_eq!(back.group_id.as_deref(), Some("mesh//g2"));
+    assert_eq!(
+        back.device_info.as_deref(),
+        Some("{\"a\":1}"),
+        "absent info keeps the stored one"
+    );
+    assert_eq!(back.wanted_auth_modes.as_deref(), Some("{\"GW\":0}"));
+    assert_eq!((back.first_seen_ms, back.last_seen_ms), (5, 9));
+    assert_eq!(store.gateways().await.unwrap().len(), 1);
+    store
+        .insert_portal_session(&PortalSession {
+            token: "tok".into(),
+            gw_id: "GW".into(),
+            client_mac: "aa".into(),
+            client_ip: String::new(),
+            state: 0,
+            created_ms: 1,
+            updated_ms: 1,
+        })
+        .await
+        .unwrap();
+    assert!(store
+        .update_portal_session("tok", 1, "", "10.0.0.2", 2)
+        .await
+        .unwrap());
+    let p = store.portal_session("tok").await.unwrap().unwrap();
+    assert_eq!(
+        (p.state, p.client_mac.as_str(), p.client_ip.as_str()),
+        (1, "aa", "10.0.0.2")
+    );
+
     // Settings: the first writer wins.
     assert_eq!(
         store.setting_or_insert("k", "first").await.unwrap(),

@@ -1,0 +1,132 @@
+//! `ironmesh gateways | gateway-approve | gateway | gateway-auth-mode` against the real
+//! server and a simulated WiFiDogX gateway.
+
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use ironmesh_testkit::agent::create_group;
+use ironmesh_testkit::gateway::{Firmware, GatewayOptions, SimGateway};
+use ironmesh_testkit::server::{Db, TestServer};
+
+const PASS: &str = "Adm1n-pass!";
+
+fn run(cfg: &std::path::Path, args: &[&str], stdin: Option<&str>) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(ironmesh_testkit::binary("ironmesh"))
+        .args(args)
+        .env("IRONMESH_CONFIG_DIR", cfg)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{input}\n").as_bytes())
+            .unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
+
+// Multi-threaded: the simulated gateway keeps its heartbeats going while the test blocks
+// on CLI processes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_commands_from_the_cli() {
+    let plain = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg_file = dir.path().join("gw.toml");
+    std::fs::write(
+        &cfg_file,
+        format!("[wifidog]\nplain_port = {plain}\nheartbeat_secs = 1\n"),
+    )
+    .unwrap();
+    let server =
+        TestServer::start_with(Db::Sqlite, &["--config", cfg_file.to_str().unwrap()]).await;
+    server.add_user("admin", PASS, true).await;
+    create_group(&server, "admin", PASS, "hotspots").await;
+    let cfg = dir.path().join("cli");
+    let out = run(
+        &cfg,
+        &[
+            "login",
+            "--url",
+            &server.wss_url(),
+            "--user",
+            "admin",
+            "--password-stdin",
+        ],
+        Some(PASS),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let sim = SimGateway::start(GatewayOptions::new(Firmware::V9, "AP-1", plain));
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let out = run(&cfg, &["gateways"], None);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("AP-1") && text.contains("waiting") && text.contains("9.x"),
+        "{text}"
+    );
+
+    let out = run(
+        &cfg,
+        &["gateway-approve", "AP-1", "--group", "hotspots"],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(
+        &cfg,
+        &[
+            "gateway",
+            "AP-1",
+            "shell",
+            "--param",
+            "command=uptime",
+            "--param",
+            "timeout=5",
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ran: uptime"));
+    let out = run(
+        &cfg,
+        &["--json", "gateway", "AP-1", "get_firmware_info"],
+        None,
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["reply"]["data"]["DISTRIB_ID"], "OpenWrt");
+    let out = run(&cfg, &["gateway-auth-mode", "AP-1", "GW0001", "0"], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    sim.wait_for("portal off", Duration::from_secs(5), |o| {
+        o.auth_modes == [("GW0001".to_string(), 0)]
+    })
+    .await;
+    let out = run(&cfg, &["gateway", "AP-1", "fly"], None);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("fly is not supported by 9.x gateways"));
+    let out = run(&cfg, &["gateway", "NOPE", "get_clients"], None);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Unknown gateway"));
+}
