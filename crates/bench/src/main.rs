@@ -1,6 +1,7 @@
 //! `ironmesh-bench`: load scenarios against a running server, on loopback only.
 
 mod agents;
+mod gateways;
 mod keys;
 mod relay;
 
@@ -26,6 +27,8 @@ enum Scenario {
     /// One relay session between two signed-in sockets: throughput (MB/s) and small-message
     /// round trips (p50/p99), beside a raw TLS loopback connection measured in the same run.
     Relay(relay::RelayArgs),
+    /// N simulated WiFiDogX gateways with heartbeats: server CPU and memory per 1,000.
+    Gateways(gateways::GatewaysArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -36,6 +39,7 @@ fn main() -> anyhow::Result<()> {
     match cli.scenario {
         Scenario::Agents(args) => runtime.block_on(agents::run(args)),
         Scenario::Relay(args) => runtime.block_on(relay::run(args)),
+        Scenario::Gateways(args) => runtime.block_on(gateways::run(args)),
     }
 }
 

@@ -531,3 +531,47 @@ async fn plain_get(port: u16, path: &str) -> String {
     tcp.read_to_string(&mut out).await.unwrap();
     out
 }
+
+#[tokio::test]
+async fn a_wscat_session_as_in_the_seed() {
+    let (s, plain) = server("require_approval = false\n").await;
+    let connect =
+        r#"{"type":"connect","device_id":"WSCAT-1","gateway":[{"gw_id":"GW1","auth_mode":1}]}"#;
+    // Plain ws on the gateway port, and wss on the main port (self-signed: -n).
+    for (url, extra) in [
+        (format!("ws://127.0.0.1:{plain}/ws/wifidogx"), None),
+        (
+            format!("wss://127.0.0.1:{}/ws/wifidogx?ignored=1", s.port),
+            Some("-n"),
+        ),
+    ] {
+        // wscat prints what it receives only to a terminal: give it one.
+        let mut cmd = std::process::Command::new("node");
+        cmd.arg(ironmesh_testkit::meshctrl::wscat())
+            .args(["-c", &url]);
+        if let Some(flag) = extra {
+            cmd.arg(flag);
+        }
+        cmd.args([
+            "-x",
+            connect,
+            "-x",
+            r#"{"type":"get_firmware_info"}"#,
+            "-w",
+            "2",
+        ]);
+        let mut session = ironmesh_testkit::pty::PtyProcess::spawn(cmd, 200, 40);
+        let acked = session
+            .expect(
+                r#"{"gateway":[{"auth_mode":1,"gw_id":"GW1"}],"type":"connect"}"#,
+                Duration::from_secs(15),
+            )
+            .await;
+        assert!(acked, "{url}: {}", session.text());
+    }
+    let mut c = ws::control(s.port, "admin", PASS).await.unwrap();
+    assert!(gateways(&mut c)
+        .await
+        .iter()
+        .any(|g| g["deviceid"] == "WSCAT-1" && g["generation"] == "8.x"));
+}

@@ -49,3 +49,18 @@ pub async fn run_raw(args: &[&str], timeout: Duration) -> MeshCtrlOutput {
         status: out.status.code(),
     }
 }
+
+/// `wscat` (npm package, installed beside meshcentral by `scripts/test`).
+pub fn wscat() -> PathBuf {
+    let path = script()
+        .parent()
+        .and_then(|p| p.parent())
+        .expect("node_modules")
+        .join("wscat/bin/wscat");
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/test",
+        path.display()
+    );
+    path
+}
