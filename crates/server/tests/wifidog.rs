@@ -185,6 +185,66 @@ async fn both_generations_acks_auth_modes_and_commands() {
         assert_eq!(r["result"], "sent");
     }
 
+    // The rest of the command set, each with its reply shape.
+    for (dev, op, params, reply_type) in [
+        (
+            "DEV-V8",
+            "firmware_upgrade",
+            json!({"url":"https://fw.example.org/x.bin","force":false}),
+            "firmware_upgrade_response",
+        ),
+        (
+            "DEV-V8",
+            "update_device_info",
+            json!({"device_info":{"location_id":"hall"}}),
+            "update_device_info_response",
+        ),
+        (
+            "DEV-V8",
+            "get_client_info",
+            json!({"mac":"aa:bb:cc:dd:ee:01"}),
+            "get_client_info_response",
+        ),
+        (
+            "DEV-V9",
+            "firmware_upgrade",
+            json!({"url":"https://fw.example.org/x.bin"}),
+            "firmware_upgrade_response",
+        ),
+        (
+            "DEV-V9",
+            "update_device_info",
+            json!({"device_info":{"location_id":"hall"}}),
+            "update_device_info_response",
+        ),
+        (
+            "DEV-V9",
+            "get_client_info",
+            json!({"mac":"aa:bb:cc:dd:ee:01"}),
+            "get_client_info_response",
+        ),
+        ("DEV-V9", "get_clients", json!({}), "get_clients_response"),
+    ] {
+        let r = cmd(&mut c, dev, op, params).await;
+        // 8.x: the flat reply's own type; 9.x: the envelope's data.type.
+        assert_eq!(
+            (r["result"].as_str(), r["reply"]["type"].as_str()),
+            (Some("ok"), Some(reply_type)),
+            "{dev} {op}: {r}"
+        );
+    }
+    let r = cmd(
+        &mut c,
+        "DEV-V8",
+        "firmware_upgrade",
+        json!({"url":"ftp://x"}),
+    )
+    .await;
+    assert_eq!(
+        (r["result"].as_str(), r["reply"]["type"].as_str()),
+        (Some("error"), Some("firmware_upgrade_error"))
+    );
+
     // Several commands at once: queued, one in flight, each answer to its own request.
     for (i, dev) in ["DEV-V9", "DEV-V8"].iter().enumerate() {
         for n in 0..4 {
@@ -574,4 +634,60 @@ async fn a_wscat_session_as_in_the_seed() {
         .await
         .iter()
         .any(|g| g["deviceid"] == "WSCAT-1" && g["generation"] == "8.x"));
+}
+
+/// The simulated device is faithful where it matters: a frame that fills its 1024-byte
+/// read buffer wedges it, and a second frame in the same read is lost. (The server tests
+/// above rely on it to prove the server never does either.)
+#[tokio::test]
+async fn the_simulated_device_has_the_firmware_limits() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    async fn fake_server(frames: Vec<Vec<u8>>) -> (u16, tokio::task::JoinHandle<()>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let task = tokio::spawn(async move {
+            let (mut tcp, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            let _ = tcp.read(&mut buf).await.unwrap();
+            tcp.write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n").await.unwrap();
+            let _ = tcp.read(&mut buf).await; // the device's connect
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            // Everything in one write, so the device reads it at once.
+            let all: Vec<u8> = frames.concat();
+            tcp.write_all(&all).await.unwrap();
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        });
+        (port, task)
+    }
+    fn text_frame(payload: &str) -> Vec<u8> {
+        let mut f = vec![0x81];
+        if payload.len() < 126 {
+            f.push(payload.len() as u8);
+        } else {
+            f.push(126);
+            f.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+        }
+        f.extend_from_slice(payload.as_bytes());
+        f
+    }
+    let two = vec![
+        text_frame(r#"{"type":"get_firmware_info"}"#),
+        text_frame(r#"{"type":"get_trusted_domains"}"#),
+    ];
+    let (port, _t) = fake_server(two).await;
+    let sim = SimGateway::start(GatewayOptions::new(Firmware::V8, "FID-1", port));
+    sim.wait_for("first frame processed", Duration::from_secs(5), |o| {
+        o.received.len() == 1
+    })
+    .await;
+    assert_eq!(sim.snapshot(|o| o.dropped_frames), 1);
+    let big = format!(
+        r#"{{"type":"sync_trusted_domain","domains":["{}"]}}"#,
+        "x".repeat(1500)
+    );
+    let (port, _t) = fake_server(vec![text_frame(&big)]).await;
+    let sim = SimGateway::start(GatewayOptions::new(Firmware::V8, "FID-2", port));
+    sim.wait_for("wedged", Duration::from_secs(5), |o| o.wedged)
+        .await;
+    assert!(sim.snapshot(|o| o.received.is_empty()));
 }
