@@ -250,6 +250,23 @@ async fn pairing_keeps_frame_types_and_closes_both_sides() {
     .unwrap();
     assert_eq!(closed_with(&mut b).await, (1000, "done here".into()));
 
+    // An over-size message: its sender gets 1009 naming both sizes, the peer is told why.
+    let mut big_a = relay(&s, "id=pair3&p=5", Some(("admin", PASS))).await;
+    let mut big_b = relay(&s, "id=pair3&p=5", Some(("admin", PASS))).await;
+    expect_text(&mut big_a, "c").await;
+    expect_text(&mut big_b, "c").await;
+    let _ = big_a.send(Message::Binary(vec![1u8; 5 << 20].into())).await;
+    let (code, why) = closed_with(&mut big_a).await;
+    assert_eq!(code, 1009, "{why}");
+    assert!(
+        why.starts_with("Frame size of ") && why.ends_with("exceeds maximum of 4194304"),
+        "{why}"
+    );
+    assert_eq!(
+        closed_with(&mut big_b).await,
+        (1000, "peer sent a message over the size limit".into())
+    );
+
     // Two different users cannot pair.
     let mut admin = ws::control(s.port, "admin", PASS).await.unwrap();
     ws::request(

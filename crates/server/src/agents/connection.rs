@@ -207,7 +207,19 @@ impl AgentSession {
                     let msg = match incoming {
                         Err(_) => return Err("idle timeout".into()),
                         Ok(None) | Ok(Some(Ok(Message::Close(_)))) => return Ok(()),
-                        Ok(Some(Err(e))) => return Err(format!("read error: {e}")),
+                        Ok(Some(Err(e))) => {
+                            let text = e.to_string();
+                            if let Some(reason) = crate::web::limits::too_big_reason(&text) {
+                                let _ = socket
+                                    .send(Message::Close(Some(CloseFrame {
+                                        code: crate::web::limits::CLOSE_TOO_BIG,
+                                        reason: reason.clone().into(),
+                                    })))
+                                    .await;
+                                return Err(reason);
+                            }
+                            return Err(format!("read error: {text}"));
+                        }
                         Ok(Some(Ok(m))) => m,
                     };
                     match msg {

@@ -21,8 +21,9 @@ const OUTBOX: usize = 256;
 
 /// Close code for refused authentication (RFC 6455 "policy violation").
 const CLOSE_POLICY: u16 = 1008;
-/// Close code for an over-size message.
-const CLOSE_TOO_BIG: u16 = 1009;
+/// Silence after which the server pings a console; twice that without any frame and the
+/// peer is taken for dead.
+const PING_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// State of one authenticated connection, handed to every action.
 pub struct ControlSession {
@@ -91,10 +92,26 @@ pub async fn run(state: SharedState, socket: WebSocket, peer: SocketAddr, creds:
         }
     }
 
+    let mut last_heard = tokio::time::Instant::now();
+    let mut tick = tokio::time::interval(PING_AFTER / 2);
     loop {
         tokio::select! {
+            _ = tick.tick() => {
+                let silent = last_heard.elapsed();
+                if silent > PING_AFTER * 2 {
+                    let _ = out.send(Message::Close(Some(CloseFrame {
+                        code: 1001,
+                        reason: "no answer to pings".into(),
+                    }))).await;
+                    break;
+                }
+                if silent > PING_AFTER && out.send(Message::Ping(Vec::new().into())).await.is_err() {
+                    break;
+                }
+            }
             incoming = stream.next() => {
                 let Some(incoming) = incoming else { break };
+                last_heard = tokio::time::Instant::now();
                 match incoming {
                     Ok(Message::Text(text)) => {
                         if handle_text(&mut session, &out, text.as_str()).await.is_err() {
@@ -112,10 +129,9 @@ pub async fn run(state: SharedState, socket: WebSocket, peer: SocketAddr, creds:
                     Ok(_) => {}
                     Err(e) => {
                         let text = e.to_string();
-                        if text.contains("Message too long") || text.contains("Space limit") {
-                            let reason = format!("Frame size exceeds maximum of {}", super::MAX_MESSAGE);
+                        if let Some(reason) = crate::web::limits::too_big_reason(&text) {
                             let _ = out.send(Message::Close(Some(CloseFrame {
-                                code: CLOSE_TOO_BIG,
+                                code: crate::web::limits::CLOSE_TOO_BIG,
                                 reason: truncate_reason(&reason).into(),
                             }))).await;
                         }

@@ -29,6 +29,8 @@ enum End {
     Closed(Option<CloseFrame>),
     /// The reading side failed or went silent.
     Failed(&'static str),
+    /// The reading side sent a message over the limit (reason names both sizes).
+    TooBig(String),
     /// Writing to the other side failed.
     PeerGone,
 }
@@ -71,6 +73,16 @@ pub async fn run(a: WebSocket, b: WebSocket) {
             Some(CloseFrame {
                 code: close::TIMEOUT,
                 reason: why.into(),
+            }),
+        ),
+        End::TooBig(reason) => (
+            CloseFrame {
+                code: close::PEER_GONE,
+                reason: "peer sent a message over the size limit".into(),
+            },
+            Some(CloseFrame {
+                code: crate::web::limits::CLOSE_TOO_BIG,
+                reason: reason.into(),
             }),
         ),
         End::PeerGone => (
@@ -117,7 +129,12 @@ async fn forward(
             msg = from.next() => {
                 let msg = match msg {
                     None => return End::Closed(None),
-                    Some(Err(_)) => return End::Failed("read error"),
+                    Some(Err(e)) => {
+                        return match crate::web::limits::too_big_reason(&e.to_string()) {
+                            Some(reason) => End::TooBig(reason),
+                            None => End::Failed("read error"),
+                        }
+                    }
                     Some(Ok(m)) => m,
                 };
                 last_heard = tokio::time::Instant::now();

@@ -3,6 +3,7 @@
 
 pub mod headers;
 pub mod install;
+pub mod limits;
 pub mod listener;
 pub mod pages;
 
