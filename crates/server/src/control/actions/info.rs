@@ -47,6 +47,16 @@ pub async fn userinfo_push(session: &ControlSession) -> Value {
     })
 }
 
+/// Copies `responseid` and `tag` of a request onto an answer whose action differs from it.
+fn correlate(req: &Request, mut answer: Value) -> Value {
+    for key in ["responseid", "tag"] {
+        if let Some(v) = req.body.get(key) {
+            answer[key] = v.clone();
+        }
+    }
+    answer
+}
+
 pub mod serverinfo {
     use super::*;
 
@@ -54,8 +64,8 @@ pub mod serverinfo {
         Ok(Need::Login)
     }
 
-    pub async fn run(s: &mut ControlSession, _: &Request, _: Granted) -> DomainResult<Replies> {
-        Ok(vec![serverinfo_push(s)])
+    pub async fn run(s: &mut ControlSession, req: &Request, _: Granted) -> DomainResult<Replies> {
+        Ok(vec![correlate(req, serverinfo_push(s))])
     }
 }
 
@@ -66,8 +76,8 @@ pub mod userinfo {
         Ok(Need::Login)
     }
 
-    pub async fn run(s: &mut ControlSession, _: &Request, _: Granted) -> DomainResult<Replies> {
-        Ok(vec![userinfo_push(s).await])
+    pub async fn run(s: &mut ControlSession, req: &Request, _: Granted) -> DomainResult<Replies> {
+        Ok(vec![correlate(req, userinfo_push(s).await)])
     }
 }
 
@@ -78,7 +88,7 @@ pub mod ping {
         Ok(Need::Login)
     }
 
-    pub async fn run(_: &mut ControlSession, _: &Request, _: Granted) -> DomainResult<Replies> {
-        Ok(vec![Reply::new("pong").into_value()])
+    pub async fn run(_: &mut ControlSession, req: &Request, _: Granted) -> DomainResult<Replies> {
+        Ok(vec![correlate(req, Reply::new("pong").into_value())])
     }
 }
