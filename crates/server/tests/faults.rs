@@ -1,0 +1,158 @@
+//! Crashes: the server is killed with SIGKILL in the middle of work, restarted, and must
+//! find its database intact and its agents back.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ironmesh_agent::identity::AgentIdentity;
+use ironmesh_server::store::Store;
+use ironmesh_testkit::agent::{create_group, fetch_msh, SimAgent, TestAgent};
+use ironmesh_testkit::server::{Db, TestServer};
+use ironmesh_testkit::ws;
+use serde_json::json;
+
+const PASS: &str = "Adm1n-pass!";
+
+async fn online(server: &TestServer, node: &str) -> bool {
+    let Ok(mut c) = ws::control(server.port, "admin", PASS).await else {
+        return false;
+    };
+    let r = ws::request(&mut c, &json!({"action":"nodes"}))
+        .await
+        .unwrap();
+    r["nodes"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .flat_map(|(_, l)| l.as_array().cloned().unwrap_or_default())
+        .any(|n| n["_id"] == node && n["conn"] == 1)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_during_registrations_and_an_upload() {
+    let mut server = TestServer::start(Db::Sqlite).await;
+    server.add_user("admin", PASS, true).await;
+    let group = create_group(&server, "admin", PASS, "g").await;
+    let msh = fetch_msh(&server, &group).await;
+    let mut agent = TestAgent::start(&msh).await;
+    let (node, _) = agent.wait_online().await;
+
+    // A stream of new agents registering while the server dies.
+    let mut ids = Vec::new();
+    for _ in 0..12 {
+        ids.push(Arc::new(AgentIdentity::generate(2048).unwrap().0));
+    }
+    let port = server.port;
+    let msh2 = msh.clone();
+    let registering = tokio::spawn(async move {
+        for id in ids {
+            let sim = SimAgent::new(id, &msh2, port);
+            let _ = tokio::time::timeout(Duration::from_secs(2), sim.connect(None)).await;
+        }
+    });
+    // And an upload through the relay.
+    let up_dir = tempfile::tempdir().unwrap();
+    let file = up_dir.path().join("big.bin");
+    std::fs::write(&file, vec![7u8; 40 << 20]).unwrap();
+    let dest = tempfile::tempdir().unwrap();
+    let cfg = tempfile::tempdir().unwrap();
+    let cli = |args: &[&str]| {
+        std::process::Command::new(ironmesh_testkit::binary("ironmesh"))
+            .args(args)
+            .env("IRONMESH_CONFIG_DIR", cfg.path())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut login = cli(&[
+        "login",
+        "--url",
+        &server.wss_url(),
+        "--user",
+        "admin",
+        "--password-stdin",
+    ]);
+    use std::io::Write;
+    login
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{PASS}\n").as_bytes())
+        .unwrap();
+    assert!(login.wait().unwrap().success());
+    let upload = cli(&[
+        "upload",
+        &node,
+        file.to_str().unwrap(),
+        dest.path().to_str().unwrap(),
+    ]);
+
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    server.kill().await;
+    let out = upload.wait_with_output().unwrap();
+    assert!(!out.status.success(), "the upload cannot have finished");
+    let msg = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        msg.contains("upload failed after") && msg.contains("run the same upload again"),
+        "{msg}"
+    );
+    let _ = registering.await;
+
+    // The database is intact (SQLite's own check) and still usable.
+    {
+        let store = Store::open(&server.database_url).await.unwrap();
+        assert!(store.user("user//admin").await.unwrap().is_some());
+        assert!(store.group(&group).await.unwrap().is_some());
+        assert!(store.device(&node).await.unwrap().is_some());
+        store.close().await;
+        let url = server.database_url.clone();
+        let path = url
+            .trim_start_matches("sqlite://")
+            .split('?')
+            .next()
+            .unwrap()
+            .to_string();
+        let check = std::process::Command::new("python3")
+            .args(["-c", "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('PRAGMA integrity_check').fetchone()[0])", &path])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&check.stdout).trim(), "ok");
+    }
+
+    // Restarted: the agent is back by itself within 10 s, and the upload can be redone.
+    let started = Instant::now();
+    server.restart().await;
+    while !online(&server, &node).await {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "agent not back within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eprintln!(
+        "agent back online {:?} after the restart began",
+        started.elapsed()
+    );
+    let out = cli(&[
+        "upload",
+        &node,
+        file.to_str().unwrap(),
+        dest.path().to_str().unwrap(),
+    ])
+    .wait_with_output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::metadata(dest.path().join("big.bin"))
+            .unwrap()
+            .len(),
+        40 << 20
+    );
+    agent.kill().await;
+}
