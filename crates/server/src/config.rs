@@ -41,6 +41,33 @@ pub struct Config {
     pub relay_peer_timeout: std::time::Duration,
     /// WiFiDogX gateways: WebSocket path, optional plain-`ws` port, approval rules, portal.
     pub wifidog: WifidogConfig,
+    /// Largest WebSocket message per endpoint; bigger ones close the socket with 1009.
+    pub limits: MessageLimits,
+}
+
+/// Largest message (bytes) each WebSocket endpoint accepts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MessageLimits {
+    /// `/control.ashx` (consoles, meshctrl).
+    pub control: usize,
+    /// `/agent.ashx` after the handshake (reports such as sysinfo can be large).
+    pub agent: usize,
+    /// `/meshrelay.ashx` (upload chunks are 64 KiB).
+    pub relay: usize,
+    /// WiFiDogX gateways.
+    pub gateway: usize,
+}
+
+impl Default for MessageLimits {
+    fn default() -> Self {
+        MessageLimits {
+            control: 1 << 20,
+            agent: 4 << 20,
+            relay: 4 << 20,
+            gateway: 256 << 10,
+        }
+    }
 }
 
 /// Settings of the WiFiDogX gateway controller.
@@ -100,6 +127,7 @@ pub struct FileConfig {
     pub agent_binary: Option<PathBuf>,
     pub relay_peer_timeout_secs: Option<u64>,
     pub wifidog: Option<WifidogConfig>,
+    pub limits: Option<MessageLimits>,
 }
 
 impl FileConfig {
@@ -188,6 +216,7 @@ impl Config {
                 file.relay_peer_timeout_secs.unwrap_or(20).max(1),
             ),
             wifidog: file.wifidog.unwrap_or_default(),
+            limits: file.limits.unwrap_or_default(),
         })
     }
 

@@ -429,3 +429,35 @@ async fn oversized_frames_close_with_1009_and_others_are_unaffected() {
         "serverinfo"
     );
 }
+
+#[tokio::test]
+async fn message_limits_are_configurable_per_endpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("limits.toml");
+    std::fs::write(&cfg, "[limits]\ncontrol = 4096\n").unwrap();
+    let s = TestServer::start_with(Db::Sqlite, &["--config", cfg.to_str().unwrap()]).await;
+    s.add_user("admin", PASS, true).await;
+    let mut c = ws::control(s.port, "admin", PASS).await.unwrap();
+    // Under the limit: answered.
+    let small = json!({"action": "ping", "pad": "x".repeat(3000)});
+    assert_eq!(request(&mut c, &small).await.unwrap()["action"], "pong");
+    let big = json!({"action": "ping", "pad": "x".repeat(5000)}).to_string();
+    let _ = c.send(Message::Text(big.into())).await;
+    loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(10), c.next())
+            .await
+            .unwrap()
+        {
+            Some(Ok(Message::Close(Some(close)))) => {
+                assert_eq!(close.code, CloseCode::Size);
+                assert!(
+                    close.reason.ends_with("exceeds maximum of 4096"),
+                    "{close:?}"
+                );
+                break;
+            }
+            Some(Ok(_)) => continue,
+            other => panic!("expected a 1009 close, got {other:?}"),
+        }
+    }
+}

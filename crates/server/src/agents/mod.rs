@@ -15,18 +15,14 @@ use axum::response::Response;
 
 use crate::state::SharedState;
 
-/// Largest message an agent may send once connected (reports such as `sysinfo` or
-/// `smbios` can be large; cores flow the other way).
-pub const MAX_AGENT_MESSAGE: usize = 4 << 20;
-
 pub async fn upgrade(
     State(state): State<SharedState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     ws: WebSocketUpgrade,
 ) -> Response {
     // Agents are many and mostly idle: small buffers keep memory per agent low.
-    ws.max_message_size(MAX_AGENT_MESSAGE)
-        .max_frame_size(MAX_AGENT_MESSAGE)
+    ws.max_message_size(state.config.limits.agent)
+        .max_frame_size(state.config.limits.agent)
         .read_buffer_size(4096)
         .write_buffer_size(0)
         .on_upgrade(move |socket| connection::run(state, socket, peer))

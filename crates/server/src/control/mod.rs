@@ -22,9 +22,6 @@ use axum::response::{IntoResponse, Response};
 use crate::auth::Credentials;
 use crate::state::{AppState, SharedState};
 
-/// Largest control message accepted; bigger frames close the socket with 1009.
-pub const MAX_MESSAGE: usize = 1 << 20;
-
 pub async fn upgrade(
     State(state): State<SharedState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -41,8 +38,8 @@ pub async fn upgrade(
         }
     }
     let creds = Credentials::from_request(&headers, &query);
-    ws.max_message_size(MAX_MESSAGE)
-        .max_frame_size(MAX_MESSAGE)
+    ws.max_message_size(state.config.limits.control)
+        .max_frame_size(state.config.limits.control)
         .on_upgrade(move |socket| session::run(state, socket, peer, creds))
 }
 

@@ -21,9 +21,6 @@ use axum::response::{IntoResponse, Response};
 
 use crate::state::SharedState;
 
-/// Largest relayed message (meshctrl's upload frames are 64 KiB).
-pub const MAX_RELAY_MESSAGE: usize = 4 << 20;
-
 /// Close codes of refused or ended relay sessions; each comes with a reason text.
 pub mod close {
     /// No usable credentials on the user side, or an invalid agent relay token.
@@ -65,8 +62,8 @@ pub async fn upgrade(
         }
     }
     let query = query::RelayQuery::parse(raw.as_deref().unwrap_or(""));
-    ws.max_message_size(MAX_RELAY_MESSAGE)
-        .max_frame_size(MAX_RELAY_MESSAGE)
+    ws.max_message_size(state.config.limits.relay)
+        .max_frame_size(state.config.limits.relay)
         .on_upgrade(move |socket| async move {
             match admission::admit(&state, &query, &headers, peer).await {
                 Ok(party) => hub::join(state, party, socket).await,

@@ -14,9 +14,6 @@ use axum::response::Response;
 
 use crate::state::SharedState;
 
-/// Largest message a gateway may send (replies reach a few KB; `get_clients` more).
-pub const MAX_DEVICE_MESSAGE: usize = 256 * 1024;
-
 /// Upgrade on the gateway path: no credentials expected (gateways send none), query strings
 /// ignored, a plain 101 without extensions.
 pub async fn upgrade(
@@ -24,8 +21,8 @@ pub async fn upgrade(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     ws: WebSocketUpgrade,
 ) -> Response {
-    ws.max_message_size(MAX_DEVICE_MESSAGE)
-        .max_frame_size(MAX_DEVICE_MESSAGE)
+    ws.max_message_size(state.config.limits.gateway)
+        .max_frame_size(state.config.limits.gateway)
         .read_buffer_size(4096)
         .write_buffer_size(0)
         .on_upgrade(move |socket| connection::run(state, socket, peer))
