@@ -231,3 +231,75 @@ pub fn rsa_public_key(cert_der: &[u8]) -> Result<Vec<u8>, HandshakeError> {
     }
     Ok(spki.subject_public_key.data.to_vec())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    fn hashes() -> TlsHashes {
+        TlsHashes {
+            cert_hash: [1; 48],
+            key_hash: [2; 48],
+        }
+    }
+
+    #[test]
+    fn random_frames_never_panic_the_handshake() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+        for _ in 0..5_000 {
+            let mut hs = AgentHandshake::new(hashes(), [9; 48]);
+            for _ in 0..rng.gen_range(1..6) {
+                let cmd: u16 = *[1u16, 2, 3, 4, 5, 30, 31, 10, 11, 999]
+                    .get(rng.gen_range(0..10))
+                    .unwrap();
+                let len = rng.gen_range(0..200);
+                let mut frame = cmd.to_be_bytes().to_vec();
+                frame.extend((0..len).map(|_| rng.gen::<u8>()));
+                if hs.on_frame(&frame).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn refuses_wrong_hash_repeats_and_early_commands() {
+        let mut hs = AgentHandshake::new(hashes(), [9; 48]);
+        let wrong = AuthRequest {
+            tls_hash: [7; 48],
+            nonce: [3; 48],
+        }
+        .encode();
+        assert_eq!(hs.on_frame(&wrong), Err(HandshakeError::TlsHashMismatch));
+        let mut hs = AgentHandshake::new(hashes(), [9; 48]);
+        let good = AuthRequest {
+            tls_hash: [1; 48],
+            nonce: [3; 48],
+        }
+        .encode();
+        let steps = hs.on_frame(&good).unwrap();
+        assert!(matches!(steps[0], Step::Send(_)));
+        assert!(matches!(steps[1], Step::SendServerProof { .. }));
+        assert_eq!(hs.on_frame(&good), Err(HandshakeError::Repeated(1)));
+        // The key hash is accepted too (older agents), and command 4 skips the proof.
+        let mut hs = AgentHandshake::new(hashes(), [9; 48]);
+        assert!(hs
+            .on_frame(&ironmesh_proto::agent::bare(cmd::AUTH_CONFIRM))
+            .unwrap()
+            .is_empty());
+        let by_key = AuthRequest {
+            tls_hash: [2; 48],
+            nonce: [3; 48],
+        }
+        .encode();
+        let steps = hs.on_frame(&by_key).unwrap();
+        assert_eq!(steps.len(), 1, "no server proof on the skip path");
+        let mut hs = AgentHandshake::new(hashes(), [9; 48]);
+        assert_eq!(hs.on_frame(&[0, 11, 0, 0]), Err(HandshakeError::NotYet(11)));
+        assert_eq!(
+            hs.on_frame(&vec![0u8; MAX_HANDSHAKE_FRAME + 1]),
+            Err(HandshakeError::TooLarge(MAX_HANDSHAKE_FRAME + 1))
+        );
+    }
+}
