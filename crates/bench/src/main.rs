@@ -4,6 +4,7 @@ mod agents;
 mod gateways;
 mod keys;
 mod relay;
+mod soak;
 
 use std::path::PathBuf;
 
@@ -29,6 +30,9 @@ enum Scenario {
     Relay(relay::RelayArgs),
     /// N simulated WiFiDogX gateways with heartbeats: server CPU and memory per 1,000.
     Gateways(gateways::GatewaysArgs),
+    /// Bounded soak: N agents and M relay sessions kept busy for some minutes, printing
+    /// dropped connections, errors and server memory over time.
+    Soak(soak::SoakArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -40,6 +44,7 @@ fn main() -> anyhow::Result<()> {
         Scenario::Agents(args) => runtime.block_on(agents::run(args)),
         Scenario::Relay(args) => runtime.block_on(relay::run(args)),
         Scenario::Gateways(args) => runtime.block_on(gateways::run(args)),
+        Scenario::Soak(args) => runtime.block_on(soak::run(args)),
     }
 }
 

@@ -368,16 +368,26 @@ impl AgentSession {
 /// operation takes milliseconds, which must never stall the async workers.
 pub struct AgentSigner {
     key: Arc<ring::signature::RsaKeyPair>,
+    /// Signatures in progress at most (one per core): in a storm of new agents the rest
+    /// queue here instead of each occupying a blocking thread.
+    slots: tokio::sync::Semaphore,
 }
 
 impl AgentSigner {
     pub fn new(pkcs8: &[u8]) -> anyhow::Result<AgentSigner> {
         let key = ring::signature::RsaKeyPair::from_pkcs8(pkcs8)
             .map_err(|e| anyhow::anyhow!("agent-server key unusable: {e}"))?;
-        Ok(AgentSigner { key: Arc::new(key) })
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        Ok(AgentSigner {
+            key: Arc::new(key),
+            slots: tokio::sync::Semaphore::new(cores),
+        })
     }
 
     pub async fn sign(&self, message: [u8; 144]) -> anyhow::Result<Vec<u8>> {
+        let _slot = self.slots.acquire().await?;
         let key = self.key.clone();
         tokio::task::spawn_blocking(move || {
             let mut sig = vec![0u8; key.public().modulus_len()];

@@ -35,12 +35,28 @@ pub fn verify_password(hash: &str, password: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// Hashing takes tens of milliseconds of CPU: keep it off the async workers.
+/// argon2 runs at most this many at once: each takes tens of milliseconds of CPU and
+/// 19 MiB of memory, so a burst of logins must queue instead of exhausting memory.
+fn hashing_slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    SLOTS.get_or_init(|| {
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        tokio::sync::Semaphore::new(cores)
+    })
+}
+
+/// Hashing off the async workers, a bounded number at a time.
 pub async fn hash_password_async(password: String) -> anyhow::Result<String> {
+    let _slot = hashing_slots().acquire().await?;
     tokio::task::spawn_blocking(move || hash_password(&password)).await?
 }
 
 pub async fn verify_password_async(hash: String, password: String) -> bool {
+    let Ok(_slot) = hashing_slots().acquire().await else {
+        return false;
+    };
     tokio::task::spawn_blocking(move || verify_password(&hash, &password))
         .await
         .unwrap_or(false)
