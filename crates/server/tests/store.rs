@@ -232,7 +232,10 @@ async fn exercise(store: Store) {
         ..Default::default()
     };
     store.record_gateway_report(&gw).await.unwrap();
-    assert!(store.approve_gateway("GW-1", "mesh//g2").await.unwrap());
+    assert!(store
+        .approve_gateway("GW-1", Some("mesh//g2"))
+        .await
+        .unwrap());
     assert!(store
         .set_wanted_auth_modes("GW-1", "{\"GW\":0}")
         .await

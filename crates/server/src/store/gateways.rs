@@ -108,7 +108,12 @@ impl Store {
         Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
     }
 
-    pub async fn approve_gateway(&self, device_id: &str, group_id: &str) -> StoreResult<bool> {
+    /// Admits a gateway into a group (or into none: visible to site administrators only).
+    pub async fn approve_gateway(
+        &self,
+        device_id: &str,
+        group_id: Option<&str>,
+    ) -> StoreResult<bool> {
         let done =
             sqlx::query("UPDATE gateways SET approved = 1, group_id = $2 WHERE device_id = $1")
                 .bind(device_id)

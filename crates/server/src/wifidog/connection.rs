@@ -294,13 +294,18 @@ impl Gateway {
         if let Err(e) = store.record_gateway_report(&record).await {
             tracing::warn!(device = %self.device_id, error = %e, "could not store gateway report");
         }
-        // Approval may have been granted since the last report.
-        let current = store
-            .gateway(&self.device_id)
-            .await
-            .ok()
-            .flatten()
-            .unwrap_or(record);
+        // A report never changes admission; a device that became allow-listed since it was
+        // first seen is admitted here. `record` is then what the database holds.
+        let newly_allowed = auto && existing.as_ref().is_some_and(|e| !e.approved);
+        if newly_allowed {
+            if let Err(e) = store
+                .approve_gateway(&self.device_id, record.group_id.as_deref())
+                .await
+            {
+                tracing::warn!(device = %self.device_id, error = %e, "could not admit gateway");
+            }
+        }
+        let current = record;
         if current.approved && !self.approved {
             tracing::info!(device = %self.device_id, "gateway admitted");
         } else if !current.approved && existing.is_none() {

@@ -114,7 +114,7 @@ pub mod approve {
                 return Err(DomainError::Denied);
             }
         }
-        store.approve_gateway(device_id, &group.id).await?;
+        store.approve_gateway(device_id, Some(&group.id)).await?;
         let event = Event::new(
             "wifidog",
             "gatewayapprove",
