@@ -386,24 +386,7 @@ async fn users_without_rights_get_clear_errors() {
     assert_eq!(r["result"], "Added user viewer");
     let cfg = tempfile::tempdir().unwrap();
     let run = |args: &[&str], input: Option<&str>| {
-        use std::io::Write;
-        let mut child = Command::new(ironmesh_testkit::binary("ironmesh"))
-            .args(args)
-            .env("IRONMESH_CONFIG_DIR", cfg.path())
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        if let Some(i) = input {
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(format!("{i}\n").as_bytes())
-                .unwrap();
-        }
-        child.wait_with_output().unwrap()
+        ironmesh_testkit::ironmesh_cli(cfg.path(), args, input)
     };
     assert!(run(
         &[

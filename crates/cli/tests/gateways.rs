@@ -1,7 +1,6 @@
 //! `ironmesh gateways | gateway-approve | gateway | gateway-auth-mode` against the real
 //! server and a simulated WiFiDogX gateway.
 
-use std::process::{Command, Output};
 use std::time::Duration;
 
 use ironmesh_testkit::agent::create_group;
@@ -10,26 +9,7 @@ use ironmesh_testkit::server::{Db, TestServer};
 
 const PASS: &str = "Adm1n-pass!";
 
-fn run(cfg: &std::path::Path, args: &[&str], stdin: Option<&str>) -> Output {
-    use std::io::Write;
-    let mut child = Command::new(ironmesh_testkit::binary("ironmesh"))
-        .args(args)
-        .env("IRONMESH_CONFIG_DIR", cfg)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(format!("{input}\n").as_bytes())
-            .unwrap();
-    }
-    child.wait_with_output().unwrap()
-}
+use ironmesh_testkit::ironmesh_cli as run;
 
 // Multi-threaded: the simulated gateway keeps its heartbeats going while the test blocks
 // on CLI processes.
@@ -41,14 +21,11 @@ async fn gateway_commands_from_the_cli() {
         .unwrap()
         .port();
     let dir = tempfile::tempdir().unwrap();
-    let cfg_file = dir.path().join("gw.toml");
-    std::fs::write(
-        &cfg_file,
-        format!("[wifidog]\nplain_port = {plain}\nheartbeat_secs = 1\n"),
+    let server = TestServer::start_with_config(
+        Db::Sqlite,
+        &format!("[wifidog]\nplain_port = {plain}\nheartbeat_secs = 1\n"),
     )
-    .unwrap();
-    let server =
-        TestServer::start_with(Db::Sqlite, &["--config", cfg_file.to_str().unwrap()]).await;
+    .await;
     server.add_user("admin", PASS, true).await;
     create_group(&server, "admin", PASS, "hotspots").await;
     let cfg = dir.path().join("cli");

@@ -432,10 +432,7 @@ async fn oversized_frames_close_with_1009_and_others_are_unaffected() {
 
 #[tokio::test]
 async fn message_limits_are_configurable_per_endpoint() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("limits.toml");
-    std::fs::write(&cfg, "[limits]\ncontrol = 4096\n").unwrap();
-    let s = TestServer::start_with(Db::Sqlite, &["--config", cfg.to_str().unwrap()]).await;
+    let s = TestServer::start_with_config(Db::Sqlite, "[limits]\ncontrol = 4096\n").await;
     s.add_user("admin", PASS, true).await;
     let mut c = ws::control(s.port, "admin", PASS).await.unwrap();
     // Under the limit: answered.

@@ -15,11 +15,7 @@ use tokio_tungstenite::tungstenite::Message;
 const PASS: &str = "Adm1n-pass!";
 
 async fn server() -> TestServer {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("relay.toml");
-    std::fs::write(&cfg, "relay_peer_timeout_secs = 2\n").unwrap();
-    let s = TestServer::start_with(Db::Sqlite, &["--config", cfg.to_str().unwrap()]).await;
-    std::mem::forget(dir);
+    let s = TestServer::start_with_config(Db::Sqlite, "relay_peer_timeout_secs = 2\n").await;
     s.add_user("admin", PASS, true).await;
     s
 }

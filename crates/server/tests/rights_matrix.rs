@@ -54,14 +54,11 @@ async fn every_action_checks_rights() {
         .local_addr()
         .unwrap()
         .port();
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("c.toml");
-    std::fs::write(
-        &cfg,
-        format!("[wifidog]\nplain_port = {plain}\nheartbeat_secs = 1\n"),
+    let s = TestServer::start_with_config(
+        Db::Sqlite,
+        &format!("[wifidog]\nplain_port = {plain}\nheartbeat_secs = 1\n"),
     )
-    .unwrap();
-    let s = TestServer::start_with(Db::Sqlite, &["--config", cfg.to_str().unwrap()]).await;
+    .await;
     s.add_user("admin", PASS, true).await;
     let group = create_group(&s, "admin", PASS, "secured").await;
     let mut admin = ws::control(s.port, "admin", PASS).await.unwrap();

@@ -22,15 +22,11 @@ fn free_port() -> u16 {
 
 async fn server(extra: &str) -> (TestServer, u16) {
     let plain = free_port();
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("gw.toml");
-    std::fs::write(
-        &cfg,
-        format!("[wifidog]\nplain_port = {plain}\nheartbeat_secs = 1\n{extra}"),
+    let s = TestServer::start_with_config(
+        Db::Sqlite,
+        &format!("[wifidog]\nplain_port = {plain}\nheartbeat_secs = 1\n{extra}"),
     )
-    .unwrap();
-    let s = TestServer::start_with(Db::Sqlite, &["--config", cfg.to_str().unwrap()]).await;
-    std::mem::forget(dir);
+    .await;
     s.add_user("admin", PASS, true).await;
     (s, plain)
 }

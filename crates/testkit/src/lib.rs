@@ -44,3 +44,28 @@ pub fn random_hex(bytes: usize) -> String {
         .map(|_| format!("{:02x}", rng.gen::<u8>()))
         .collect()
 }
+
+/// Runs the `ironmesh` CLI with its stored login in `config_dir`; `stdin` (if any) is
+/// written as one line.
+pub fn ironmesh_cli(
+    config_dir: &std::path::Path,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> std::process::Output {
+    use std::io::Write;
+    let mut child = std::process::Command::new(binary("ironmesh"))
+        .args(args)
+        .env("IRONMESH_CONFIG_DIR", config_dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawning ironmesh");
+    let mut pipe = child.stdin.take().expect("stdin");
+    if let Some(input) = stdin {
+        pipe.write_all(format!("{input}\n").as_bytes())
+            .expect("writing stdin");
+    }
+    drop(pipe);
+    child.wait_with_output().expect("ironmesh")
+}

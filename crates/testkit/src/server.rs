@@ -36,10 +36,22 @@ impl TestServer {
     }
 
     pub async fn start_with(db: Db, extra_args: &[&str]) -> TestServer {
+        Self::start_full(db, None, extra_args).await
+    }
+
+    /// Starts a server whose `<data>/config.toml` holds `config` (TOML).
+    pub async fn start_with_config(db: Db, config: &str) -> TestServer {
+        Self::start_full(db, Some(config), &[]).await
+    }
+
+    async fn start_full(db: Db, config: Option<&str>, extra_args: &[&str]) -> TestServer {
         let data = tempfile::Builder::new()
             .prefix("ironmesh-test-")
             .tempdir()
             .expect("temp dir");
+        if let Some(config) = config {
+            std::fs::write(data.path().join("config.toml"), config).expect("write config.toml");
+        }
         let database_url = match db {
             Db::Sqlite => format!(
                 "sqlite://{}?mode=rwc",
