@@ -12,6 +12,8 @@ use ironmesh_testkit::ws;
 use serde_json::json;
 
 const PASS: &str = "Adm1n-pass!";
+/// Large enough that the upload is still running when the server is killed.
+const SIZE: usize = 128 << 20;
 
 async fn online(server: &TestServer, node: &str) -> bool {
     let Ok(mut c) = ws::control(server.port, "admin", PASS).await else {
@@ -53,7 +55,7 @@ async fn killed_during_registrations_and_an_upload() {
     // And an upload through the relay.
     let up_dir = tempfile::tempdir().unwrap();
     let file = up_dir.path().join("big.bin");
-    std::fs::write(&file, vec![7u8; 40 << 20]).unwrap();
+    std::fs::write(&file, vec![7u8; SIZE]).unwrap();
     let dest = tempfile::tempdir().unwrap();
     let cfg = tempfile::tempdir().unwrap();
     let cli = |args: &[&str]| {
@@ -89,7 +91,14 @@ async fn killed_during_registrations_and_an_upload() {
         dest.path().to_str().unwrap(),
     ]);
 
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    // Kill the server once the first bytes have reached the agent's side: by time alone the
+    // outcome would depend on the machine's speed.
+    let landed = dest.path().join("big.bin");
+    let waiting = Instant::now();
+    while std::fs::metadata(&landed).map(|m| m.len()).unwrap_or(0) == 0 {
+        assert!(waiting.elapsed() < Duration::from_secs(20), "upload never started");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
     server.kill().await;
     let out = upload.wait_with_output().unwrap();
     assert!(!out.status.success(), "the upload cannot have finished");
@@ -152,7 +161,7 @@ async fn killed_during_registrations_and_an_upload() {
         std::fs::metadata(dest.path().join("big.bin"))
             .unwrap()
             .len(),
-        40 << 20
+        SIZE as u64
     );
     agent.kill().await;
 }
