@@ -69,7 +69,31 @@ async fn login_sets_a_secure_cookie_that_opens_the_control_channel_until_logout(
         .await
         .unwrap();
     assert_eq!(home.status, 200);
-    assert!(home.text().contains("Signed in as admin."));
+    // The console: its page names its style nonce, which that response's CSP allows, and
+    // its script is an embedded file served to anyone (it holds no data).
+    let page = home.text();
+    let nonce = page
+        .split("ironmesh-style-nonce\" content=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("style nonce in the console page")
+        .to_string();
+    let csp = home.header("content-security-policy").unwrap();
+    assert!(csp.contains(&format!("style-src 'self' 'nonce-{nonce}'")), "{csp}");
+    assert!(csp.contains("script-src 'self';"), "{csp}");
+    let script = page
+        .split("src=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("script in the console page");
+    let js = request(s.port, "GET", script, &[], b"").await.unwrap();
+    assert_eq!(js.status, 200);
+    assert!(js.header("content-type").unwrap().starts_with("text/javascript"));
+    assert!(js.header("cache-control").unwrap().contains("immutable"));
+    let again = request(s.port, "GET", "/", &[("cookie", &pair)], b"")
+        .await
+        .unwrap();
+    assert!(!again.text().contains(&nonce), "a nonce is used once");
 
     // The same cookie authenticates the control channel.
     let mut c = ws::connect(s.port, "/control.ashx", &[("cookie", &pair)])

@@ -104,6 +104,16 @@ pub struct NewUser {
     pub reset_next_login: bool,
 }
 
+/// Changes to an account; `None` leaves a field as it is.
+#[derive(Debug, Default, Clone)]
+pub struct UserEdit {
+    pub email: Option<String>,
+    pub email_verified: Option<bool>,
+    pub realname: Option<String>,
+    pub site_rights: Option<u32>,
+    pub reset_next_login: Option<bool>,
+}
+
 /// Why a password login failed. Deliberately coarse: a client learns "bad credentials",
 /// never whether the user exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -240,6 +250,71 @@ impl Domain {
         }
         self.events.publish(&self.store, event).await;
         Ok(())
+    }
+
+    /// Edits an account's profile and site rights. Only full administrators edit full
+    /// administrators; nobody grants site rights they do not hold, nor changes their own.
+    pub async fn edit_user(
+        &self,
+        actor: Option<&Actor>,
+        user_id: &str,
+        edit: UserEdit,
+    ) -> DomainResult<User> {
+        let Some(mut user) = self.store.user(user_id).await? else {
+            return Err(DomainError::NotFound("User does not exists"));
+        };
+        if let Some(email) = edit.email.as_deref().filter(|e| !e.is_empty()) {
+            if !is_valid_email(email) {
+                return Err(DomainError::Invalid("Invalid email".into()));
+            }
+        }
+        if let Some(actor) = actor {
+            if SiteRights(user.site_rights).is_full() && !actor.is_full_admin() {
+                return Err(DomainError::Denied);
+            }
+            if let Some(rights) = edit.site_rights {
+                if rights != user.site_rights && actor.user.id == user.id {
+                    return Err(DomainError::Invalid(
+                        "You cannot change your own site rights".into(),
+                    ));
+                }
+                let mine = actor.site();
+                if !mine.is_full() && (rights & !mine.0) != 0 {
+                    return Err(DomainError::Denied);
+                }
+            }
+        }
+        if let Some(email) = edit.email {
+            user.email = Some(email).filter(|e| !e.is_empty());
+        }
+        if let Some(v) = edit.email_verified {
+            user.email_verified = v;
+        }
+        if let Some(realname) = edit.realname {
+            user.realname = Some(realname).filter(|r| !r.is_empty());
+        }
+        if let Some(rights) = edit.site_rights {
+            user.site_rights = rights;
+        }
+        if let Some(v) = edit.reset_next_login {
+            user.reset_next_login = v;
+        }
+        if !self.store.update_user(&user).await? {
+            return Err(DomainError::NotFound("User does not exists"));
+        }
+        let mut event = Event::new(
+            "user",
+            "accountchange",
+            format!("Account {} changed", user.name),
+        )
+        .target(TARGET_USER_MANAGERS)
+        .target(&user.id)
+        .with("account", user_json(&user, &[]));
+        if let Some(a) = actor {
+            event = event.by(&a.user.id, &a.user.name);
+        }
+        self.events.publish(&self.store, event).await;
+        Ok(user)
     }
 
     /// Checks a user name (or login-token user `~t:…`) and password. Always costs about

@@ -1,6 +1,6 @@
 //! Security headers on every response: a strict Content-Security-Policy (no inline script,
 //! no third-party origins: device-reported text can never run as script), no framing, no
-//! MIME sniffing, no referrer, HSTS.
+//! MIME sniffing, no referrer to other sites, HSTS.
 
 use axum::extract::Request;
 use axum::http::{header, HeaderValue};
@@ -15,10 +15,13 @@ pub const CSP: &str =
 pub async fn security_headers(req: Request, next: Next) -> Response {
     let mut res = next.run(req).await;
     let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
+    // A console page sets its own (the same policy with a style nonce).
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CSP),
+        );
+    }
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -26,7 +29,9 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        // Not `no-referrer`: under it browsers send `Origin: null` on form posts, and the
+        // login's same-origin check would refuse every real browser.
+        HeaderValue::from_static("same-origin"),
     );
     h.insert(
         header::STRICT_TRANSPORT_SECURITY,

@@ -1,6 +1,7 @@
 //! The HTTPS side: the router of every path on the one port, the TLS listener, pages and
 //! response headers. WebSocket endpoints live in their own modules (`crate::control`).
 
+pub mod console;
 pub mod headers;
 pub mod install;
 pub mod limits;
@@ -17,7 +18,9 @@ pub fn router(state: SharedState) -> Router {
     Router::new()
         .route(&wifidog_path, get(crate::wifidog::upgrade))
         .merge(crate::wifidog::portal::routes())
-        .route("/", get(pages::index))
+        .route("/", get(console::index))
+        .route("/assets/{*file}", get(console::static_file))
+        .route("/login.css", get(console::login_css))
         .route("/login", get(pages::login_page).post(pages::login_submit))
         .route("/logout", get(pages::logout).post(pages::logout))
         .route("/health", get(pages::health))

@@ -1,11 +1,11 @@
-//! Server-rendered pages: login, logout, and the landing page. No inline script or style
+//! Server-rendered pages: login and logout (the console itself is `super::console`). No inline script or style
 //! (the CSP forbids both); every interpolated value is HTML-escaped.
 
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{Html, IntoResponse, Response};
 use axum::Form;
 use serde::Deserialize;
 
@@ -31,7 +31,7 @@ fn page(title: &str, body: &str) -> String {
     format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{} - ironmesh</title></head><body><main>{}</main></body></html>",
+         <title>{} - ironmesh</title><link rel=\"stylesheet\" href=\"/login.css\"></head><body><main>{}</main></body></html>",
         escape_html(title),
         body
     )
@@ -148,24 +148,6 @@ pub async fn logout(State(state): State<SharedState>, headers: HeaderMap) -> Res
         ],
     )
         .into_response()
-}
-
-pub async fn index(State(state): State<SharedState>, headers: HeaderMap) -> Response {
-    let Some(cookie) = auth::session_cookie(&headers) else {
-        return Redirect::to("/login").into_response();
-    };
-    let Some(user) = auth::user_from_session(&state, &cookie).await else {
-        return Redirect::to("/login").into_response();
-    };
-    Html(page(
-        "Home",
-        &format!(
-            "<h1>ironmesh</h1><p id=\"signed-in\">Signed in as {}.</p>\
-             <form method=\"post\" action=\"/logout\"><button type=\"submit\">Sign out</button></form>",
-            escape_html(&user.name)
-        ),
-    ))
-    .into_response()
 }
 
 pub async fn health() -> &'static str {

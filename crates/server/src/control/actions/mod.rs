@@ -53,6 +53,8 @@ control_actions! {
     "users" => users::list,
     "adduser" => users::add,
     "deleteuser" => users::remove,
+    "edituser" => users::edit,
+    "changeuserpass" => users::change_password,
     "meshes" => groups::list,
     "createmesh" => groups::create,
     "deletemesh" => groups::remove,
@@ -83,13 +85,23 @@ pub async fn dispatch(session: &mut ControlSession, req: &Request) -> Replies {
             if let DomainError::Internal(inner) = &e {
                 tracing::error!(action = %req.action, error = %inner, "action failed");
             }
-            vec![req.error(&e.to_string())]
+            vec![failure(req, &e.to_string())]
         }
     }
 }
 
+/// An error reply: MeshCentral's `result` text, plus `failed: true`, since some successful
+/// replies also carry free text in `result` ("Added user …").
+fn failure(req: &Request, reason: &str) -> Value {
+    req.reply()
+        .with("result", reason)
+        .with("failed", true)
+        .into_value()
+}
+
 fn unknown_action(req: &Request) -> Value {
     req.reply()
+        .with("failed", true)
         .with("cause", "unknownaction")
         .with("result", format!("Unknown action: {}", req.action))
         .into_value()

@@ -1,0 +1,120 @@
+//! The web console in a real browser: Debian's Chromium driven by playwright-core
+//! (`web/e2e/console.mjs`) against the real server and a real agent on loopback.
+//! Screenshots land in `target/console-screenshots/`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ironmesh_agent::handshake::{AgentDescription, ClientHandshake};
+use ironmesh_agent::identity::AgentIdentity;
+use ironmesh_testkit::agent::{create_group, fetch_msh, SimAgent};
+use ironmesh_testkit::server::{Db, TestServer};
+use ironmesh_testkit::{binary, workspace_root};
+
+const PASS: &str = "Adm1n-pass!";
+
+fn screenshots() -> PathBuf {
+    workspace_root().join("target/console-screenshots")
+}
+
+/// Runs one scenario of the browser script; fails with its output.
+async fn browser(server: &TestServer, scenario: &str, extra: &[(&str, String)]) {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        std::path::Path::new(&chromium).exists(),
+        "{chromium} is missing: the console tests need Debian's chromium (scripts/test installs it \
+         when run as root: apt-get install chromium)"
+    );
+    let web = workspace_root().join("web");
+    assert!(
+        web.join("node_modules/playwright-core").exists(),
+        "web/node_modules is missing: building ironmesh-server runs `npm ci` in web/"
+    );
+    let mut cmd = tokio::process::Command::new("node");
+    cmd.arg(web.join("e2e/console.mjs"))
+        .arg(scenario)
+        .env("IRONMESH_URL", format!("https://127.0.0.1:{}", server.port))
+        .env("IRONMESH_USER", "admin")
+        .env("IRONMESH_PASS", PASS)
+        .env("SCREENSHOT_DIR", screenshots())
+        .env("CHROMIUM", &chromium)
+        .kill_on_drop(true);
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    let out = tokio::time::timeout(Duration::from_secs(300), cmd.output())
+        .await
+        .expect("the browser scenario took over 5 minutes")
+        .expect("running node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{stdout}{stderr}");
+    assert!(
+        out.status.success(),
+        "browser scenario {scenario} failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains(&format!("ok  {scenario}:")), "no step ran");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_end_to_end_in_chromium() {
+    let server = TestServer::start(Db::Sqlite).await;
+    server.add_user("admin", PASS, true).await;
+    let group = create_group(&server, "admin", PASS, "Lab").await;
+    let msh = fetch_msh(&server, &group).await;
+    let work = tempfile::tempdir().unwrap();
+    let msh_path = work.path().join("agent.msh");
+    std::fs::write(&msh_path, &msh).unwrap();
+    // The script starts the agent itself once the page is showing, to see it arrive live.
+    browser(
+        &server,
+        "main",
+        &[
+            ("AGENT_BIN", binary("ironmesh-agent").display().to_string()),
+            ("AGENT_MSH", msh_path.display().to_string()),
+            ("AGENT_STATE", work.path().join("agent-state").display().to_string()),
+            ("WORK_DIR", work.path().join("files").display().to_string()),
+        ],
+    )
+    .await;
+    for name in ["main-devices-live.png", "main-terminal.png", "main-narrow-devices.png"] {
+        assert!(screenshots().join(name).exists(), "{name} saved");
+    }
+}
+
+/// A device whose host name is markup (as an attacker controlling a device would report):
+/// the console must show it as text and run nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_device_name_is_only_text() {
+    let server = TestServer::start(Db::Sqlite).await;
+    server.add_user("admin", PASS, true).await;
+    let group = create_group(&server, "admin", PASS, "Lab").await;
+    let msh = fetch_msh(&server, &group).await;
+    let hostile = "<img src=x onerror=\"window.__ironmeshPwned=true\"><script>window.__ironmeshPwned=true</script>";
+    let identity = Arc::new(AgentIdentity::generate(2048).unwrap().0);
+    let sim = SimAgent::new(identity.clone(), &msh, server.port);
+    let (mut socket, cert) = sim.open().await;
+    let mut hs = ClientHandshake::new(
+        &identity,
+        sim.server_id,
+        sim.mesh_id.clone(),
+        AgentDescription {
+            hostname: hostile.into(),
+            host_info: format!("{hostile} - x64"),
+            ..SimAgent::description()
+        },
+        &cert,
+        None,
+    );
+    ironmesh_agent::handshake::complete(&mut socket, &mut hs)
+        .await
+        .expect("handshake");
+    // Keep the socket read so the server sees a live agent while the browser looks.
+    let keep = tokio::spawn(async move {
+        use futures_util::StreamExt;
+        while let Some(Ok(_)) = socket.next().await {}
+    });
+    browser(&server, "hostile-device", &[("HOSTILE_NAME", hostile.into())]).await;
+    keep.abort();
+}

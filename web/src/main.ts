@@ -1,0 +1,89 @@
+// The console's entry: page frame, navigation and the hash router.
+
+import "./nonce";
+import "./style.css";
+import { App } from "./app";
+import { errorText } from "./control";
+import { h, notice, replace } from "./dom";
+import { devicesView } from "./views/devices";
+import { deviceView } from "./views/device";
+import { usersView, groupsView } from "./views/admin";
+
+export type Cleanup = () => void;
+export type View = (app: App, main: HTMLElement, params: string[]) => Cleanup | void;
+
+const routes: [RegExp, View][] = [
+  [/^#?\/?(?:devices)?$/, devicesView],
+  [/^#\/device\/([^/]+)(?:\/([a-z]+))?$/, deviceView],
+  [/^#\/admin\/users$/, usersView],
+  [/^#\/admin\/groups$/, groupsView],
+];
+
+function frame(app: App): { main: HTMLElement; nav: HTMLElement } {
+  const status = h("span", { id: "link-state", class: "linkstate up", title: "Connection to the server" }, "connected");
+  app.ctl.onState((up) => {
+    status.className = `linkstate ${up ? "up" : "down"}`;
+    status.textContent = up ? "connected" : "reconnecting…";
+  });
+  const nav = h("nav", { class: "nav", "aria-label": "Main" });
+  const who = h("span", { id: "whoami", class: "whoami" });
+  const signOut = h(
+    "form",
+    { method: "post", action: "/logout", class: "signout" },
+    h("button", { type: "submit", id: "sign-out", class: "ghost" }, "Sign out"),
+  );
+  const header = h("header", { class: "top" }, h("a", { href: "#/devices", class: "brand" }, "ironmesh"), nav, h("div", { class: "top-right" }, status, who, signOut));
+  const main = h("main", { id: "view" });
+  replace(document.getElementById("app")!, header, h("div", { id: "toast" }), main);
+  const renderNav = () => {
+    const here = location.hash || "#/devices";
+    const links: [string, string][] = [["#/devices", "Devices"]];
+    if (app.canManageUsers()) links.push(["#/admin/users", "Users"]);
+    links.push(["#/admin/groups", "Device groups"]);
+    replace(
+      nav,
+      links.map(([href, label]) =>
+        h("a", { href, class: here.startsWith(href) || (href === "#/devices" && here.startsWith("#/device/")) ? "active" : "" }, label),
+      ),
+    );
+    who.textContent = app.me.name ?? "";
+  };
+  app.onChange(renderNav);
+  window.addEventListener("hashchange", renderNav);
+  renderNav();
+  return { main, nav };
+}
+
+async function boot(): Promise<void> {
+  const app = new App();
+  const { main } = frame(app);
+  let cleanup: Cleanup | void;
+  const route = () => {
+    if (cleanup) cleanup();
+    cleanup = undefined;
+    const hash = location.hash || "#/devices";
+    for (const [re, view] of routes) {
+      const m = hash.match(re);
+      if (m) {
+        main.replaceChildren();
+        try {
+          cleanup = view(app, main, m.slice(1).map((p) => (p ? decodeURIComponent(p) : p)));
+        } catch (e) {
+          replace(main, notice("error", `This page failed to load: ${errorText(e)}`));
+        }
+        return;
+      }
+    }
+    replace(main, h("h1", {}, "Not found"), h("p", {}, "There is no page here. ", h("a", { href: "#/devices" }, "Back to the devices.")));
+  };
+  window.addEventListener("hashchange", route);
+  try {
+    await app.start();
+  } catch (e) {
+    replace(main, notice("error", `Could not load your devices: ${errorText(e)}. Reload the page to try again.`));
+    return;
+  }
+  route();
+}
+
+boot();

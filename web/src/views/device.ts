@@ -1,0 +1,182 @@
+// One device: overview, terminal, files, run command and its event log, as tabs.
+
+import type { App } from "../app";
+import { errorText, Json } from "../control";
+import { formatTime, h, notice, replace } from "../dom";
+import { deviceHref, online } from "./devices";
+import { terminalTab } from "./terminal";
+import { filesTab } from "./files";
+
+type Tab = (app: App, node: Json, body: HTMLElement) => (() => void) | void;
+
+const TABS: [string, string, Tab][] = [
+  ["overview", "Overview", overviewTab],
+  ["terminal", "Terminal", terminalTab],
+  ["files", "Files", filesTab],
+  ["run", "Run command", runTab],
+  ["events", "Events", eventsTab],
+];
+
+export function deviceView(app: App, main: HTMLElement, [id, tabName]: string[]): () => void {
+  const node = app.nodes.get(id);
+  if (!node) {
+    replace(main, h("h1", {}, "Device not found"), notice("error", "This device does not exist or you have no rights to it."), h("a", { href: "#/devices" }, "Back to the devices"));
+    return () => {};
+  }
+  const current = TABS.find(([name]) => name === tabName) ?? TABS[0];
+  const state = h("span", { id: "device-state", class: "badge" });
+  const title = h("h1", { id: "device-name" });
+  const renderHead = () => {
+    const n = app.nodes.get(id) ?? node;
+    title.textContent = n.name || n.host || id;
+    state.textContent = online(n) ? "online" : "offline";
+    state.className = `badge ${online(n) ? "online" : "offline"}`;
+  };
+  renderHead();
+  const group = app.meshes.get(node.meshid);
+  const tabs = h(
+    "nav",
+    { class: "tabs", role: "tablist" },
+    TABS.map(([name, label]) =>
+      h("a", { href: deviceHref(id, name), role: "tab", class: name === current[0] ? "active" : "", "aria-selected": name === current[0] ? "true" : "false", id: `tab-${name}` }, label),
+    ),
+  );
+  const body = h("div", { class: "tab-body", id: `panel-${current[0]}` });
+  main.append(
+    h("p", { class: "crumbs" }, h("a", { href: "#/devices" }, "Devices"), " / ", group?.name ?? ""),
+    h("div", { class: "device-head" }, title, state),
+    tabs,
+    body,
+  );
+  const stopHead = app.onChange(renderHead);
+  const stopTab = current[2](app, node, body);
+  return () => {
+    stopHead();
+    if (stopTab) stopTab();
+  };
+}
+
+function facts(rows: [string, unknown][]): HTMLElement {
+  return h(
+    "dl",
+    { class: "facts" },
+    rows
+      .filter(([, v]) => v !== undefined && v !== null && v !== "")
+      .flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, String(v))]),
+  );
+}
+
+function overviewTab(app: App, node: Json, body: HTMLElement): void {
+  const n = app.nodes.get(node._id) ?? node;
+  const sys = h("div", {}, h("p", { class: "muted" }, "Loading system information…"));
+  const net = h("div", {}, h("p", { class: "muted" }, "Loading network information…"));
+  body.append(
+    h("section", { class: "card" }, h("h2", {}, "Device"), facts([
+      ["Name", n.name],
+      ["Host name", n.host],
+      ["Operating system", n.osdesc],
+      ["Address", n.ip],
+      ["Agent version", n.agent?.ver],
+      ["Agent core", n.agent?.core],
+      ["First seen", formatTime(n.firstconnect)],
+      ["Last connected", formatTime(n.lastconnect)],
+      ["Device id", n._id],
+    ])),
+    h("section", { class: "card" }, h("h2", {}, "System"), sys),
+    h("section", { class: "card" }, h("h2", {}, "Network"), net),
+  );
+  app.ctl
+    .request("getsysinfo", { nodeid: node._id })
+    .then((r) => {
+      const hw = r.hardware ?? {};
+      const rows: [string, unknown][] = [];
+      const walk = (prefix: string, v: unknown, depth: number) => {
+        if (depth > 3 || rows.length > 60) return;
+        if (v && typeof v === "object" && !Array.isArray(v)) {
+          for (const [k, x] of Object.entries(v)) walk(prefix ? `${prefix} ${k}` : k, x, depth + 1);
+        } else if (Array.isArray(v)) {
+          rows.push([prefix, v.map((x) => (typeof x === "object" ? JSON.stringify(x) : String(x))).join(", ")]);
+        } else if (v !== undefined && v !== null && v !== "") {
+          rows.push([prefix, v]);
+        }
+      };
+      walk("", hw, 0);
+      replace(sys, rows.length ? facts(rows) : h("p", { class: "muted" }, "The agent has not reported system information."));
+    })
+    .catch((e) => replace(sys, h("p", { class: "muted" }, `No system information: ${errorText(e)}`)));
+  app.ctl
+    .request("getnetworkinfo", { nodeid: node._id })
+    .then((r) => {
+      const ifs = Object.entries<Json[]>(r.netif2 ?? {});
+      if (ifs.length === 0) {
+        replace(net, h("p", { class: "muted" }, "The agent has not reported network interfaces."));
+        return;
+      }
+      replace(
+        net,
+        h(
+          "table",
+          { class: "plain" },
+          h("thead", {}, h("tr", {}, ["Interface", "MAC", "Address", "Netmask", "Gateway"].map((t) => h("th", {}, t)))),
+          h(
+            "tbody",
+            {},
+            ifs.flatMap(([name, addrs]) =>
+              (addrs ?? []).map((a) => h("tr", {}, h("td", {}, name), h("td", {}, a.mac ?? ""), h("td", {}, a.address ?? ""), h("td", {}, a.netmask ?? ""), h("td", {}, a.gateway ?? ""))),
+            ),
+          ),
+        ),
+      );
+    })
+    .catch((e) => replace(net, h("p", { class: "muted" }, `No network information: ${errorText(e)}`)));
+}
+
+function runTab(app: App, node: Json, body: HTMLElement): void {
+  const cmd = h("textarea", { id: "run-command", rows: 3, placeholder: "uname -a", "aria-label": "Command", spellcheck: "false" });
+  const run = h("button", { type: "submit", id: "run-submit" }, "Run");
+  const out = h("pre", { class: "output", id: "run-output", "aria-live": "polite" });
+  const form = h("form", { class: "run" }, h("label", { for: "run-command" }, "Shell command (runs with the agent's account; output is returned when it ends)"), cmd, run);
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const text = cmd.value.trim();
+    if (!text) return;
+    run.disabled = true;
+    out.textContent = "Running…";
+    try {
+      const r = await app.ctl.request("runcommands", { nodeids: [node._id], type: 0, cmds: text, runAsUser: 0, reply: true }, 120000);
+      out.textContent = typeof r.result === "string" ? r.result : "";
+      if (!out.textContent) out.textContent = "(no output)";
+    } catch (e) {
+      out.textContent = "";
+      out.append(notice("error", errorText(e)));
+    } finally {
+      run.disabled = false;
+    }
+  });
+  body.append(form, out);
+}
+
+function eventsTab(app: App, node: Json, body: HTMLElement): () => void {
+  const list = h("div", {}, h("p", { class: "muted" }, "Loading events…"));
+  body.append(list);
+  const load = () =>
+    app.ctl
+      .request("events", { nodeid: node._id, limit: 200 })
+      .then((r) => {
+        const events: Json[] = r.events ?? [];
+        replace(
+          list,
+          events.length === 0
+            ? h("p", { class: "muted" }, "No events for this device yet.")
+            : h(
+                "table",
+                { class: "plain", id: "event-log" },
+                h("thead", {}, h("tr", {}, ["Time", "Event", "By", "Details"].map((t) => h("th", {}, t)))),
+                h("tbody", {}, events.map((e) => h("tr", {}, h("td", {}, formatTime(e.time)), h("td", {}, e.action ?? ""), h("td", {}, e.username ?? ""), h("td", {}, e.msg ?? "")))),
+              ),
+        );
+      })
+      .catch((e) => replace(list, notice("error", `Could not load events: ${errorText(e)}`)));
+  load();
+  return app.onChange(() => load());
+}
