@@ -55,7 +55,7 @@ async fn malformed_requests_get_error_replies_and_the_connection_survives() {
         .unwrap();
     assert_eq!(
         r,
-        json!({"action":"frobnicate","responseid":"r1","cause":"unknownaction","result":"Unknown action: frobnicate"})
+        json!({"action":"frobnicate","responseid":"r1","cause":"unknownaction","failed":true,"result":"Unknown action: frobnicate"})
     );
 
     c.send(Message::Binary(vec![1, 2, 3].into())).await.unwrap();

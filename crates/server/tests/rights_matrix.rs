@@ -115,6 +115,16 @@ async fn every_action_checks_rights() {
             None,
         ),
         (
+            "edituser",
+            json!({"action":"edituser","userid":"admin","siteadmin":0}),
+            None,
+        ),
+        (
+            "changeuserpass",
+            json!({"action":"changeuserpass","userid":"admin","pass":"Takeover-pass1!"}),
+            None,
+        ),
+        (
             "deletemesh",
             json!({"action":"deletemesh","meshid":group}),
             Some(u32::MAX),
