@@ -10,6 +10,8 @@ use ironmesh_client::connect::{self as connection, Socket as AgentSocket};
 use ironmesh_proto::msh::MeshSettings;
 use tokio::sync::Semaphore;
 
+use crate::procstat::{result, rss_kib};
+
 #[derive(clap::Args)]
 pub struct AgentsArgs {
     /// The `.msh` of the device group the agents join (server URL, group, ServerID).
@@ -118,6 +120,9 @@ pub async fn run(args: AgentsArgs) -> anyhow::Result<()> {
         rate(returned, back_time)
     );
     println!("failed handshakes: new {fresh_fail}, returning {back_fail}");
+    result("agents.new_per_s", rate(connected, fresh_time));
+    result("agents.returning_per_s", rate(returned, back_time));
+    result("agents.failed", (fresh_fail + back_fail) as f64);
     if let (Some(before), Some(after)) = (rss_before, rss_connected) {
         let per = (after.saturating_sub(before)) as f64 * 1024.0 / connected.max(1) as f64;
         println!(
@@ -126,6 +131,8 @@ pub async fn run(args: AgentsArgs) -> anyhow::Result<()> {
             after as f64 / 1024.0,
             per / 1024.0
         );
+        result("agents.rss_idle_mib", before as f64 / 1024.0);
+        result("agents.rss_per_agent_kib", per / 1024.0);
     }
     Ok(())
 }
@@ -224,14 +231,4 @@ fn description() -> AgentDescription {
         host_info: "Simulated - x64".into(),
         build_date: "bench".into(),
     }
-}
-
-/// Resident memory of a process in KiB.
-fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
 }

@@ -4,6 +4,8 @@
 
 use std::time::{Duration, Instant};
 
+use crate::procstat::{cpu_ticks, rss_kib};
+
 use ironmesh_testkit::gateway::{Firmware, GatewayOptions, SimGateway};
 
 #[derive(clap::Args)]
@@ -89,23 +91,4 @@ pub async fn run(args: GatewaysArgs) -> anyhow::Result<()> {
     );
     drop(sims);
     Ok(())
-}
-
-fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
-/// utime + stime of a process, in clock ticks.
-fn cpu_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
 }

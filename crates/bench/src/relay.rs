@@ -11,6 +11,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::procstat::result;
+
 #[derive(clap::Args)]
 pub struct RelayArgs {
     /// Server, e.g. wss://127.0.0.1:4443 (loopback only).
@@ -26,6 +28,12 @@ pub struct RelayArgs {
     /// Small-message round trips for the latency figure.
     #[arg(long, default_value_t = 5000)]
     round_trips: usize,
+    /// Concurrent sessions for the aggregate throughput figure.
+    #[arg(long, default_value_t = 10)]
+    sessions: usize,
+    /// Leave out the raw TLS baseline (when it was measured in another run).
+    #[arg(long)]
+    skip_raw: bool,
 }
 
 const CHUNK: usize = 64 * 1024;
@@ -49,9 +57,25 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
     let (p50, p99) = ws_round_trips(&mut a, &mut b, args.round_trips).await?;
     let (mut a2, mut b2) = pair(&server, &creds, "bench-both-ways").await?;
     let both = ws_both_ways(&mut a2, &mut b2, total / 2).await?;
+    drop((a, b, a2, b2));
+    let many = many_sessions(&server, &creds, args.sessions.max(1), total).await?;
+    result("relay.one_way_mbs", relay_mbs);
+    result("relay.both_ways_mbs", both);
+    result("relay.many_sessions_mbs", many);
+    result("relay.rtt_p50_us", p50);
+    result("relay.rtt_p99_us", p99);
 
     // Baseline: raw TLS over loopback to an in-process sink/echo.
-    let (raw_mbs, raw_p50, raw_p99) = raw_tls_baseline(total, args.round_trips).await?;
+    let (raw_mbs, raw_p50, raw_p99) = if args.skip_raw {
+        (f64::NAN, f64::NAN, f64::NAN)
+    } else {
+        raw_tls_baseline(total, args.round_trips).await?
+    };
+    if !args.skip_raw {
+        result("raw_tls.one_way_mbs", raw_mbs);
+        result("raw_tls.rtt_p50_us", raw_p50);
+        result("raw_tls.rtt_p99_us", raw_p99);
+    }
 
     println!(
         "relay scenario: {} MiB in {} KiB frames, {} round trips of {SMALL} bytes",
@@ -60,6 +84,19 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
         args.round_trips
     );
     println!();
+    if args.skip_raw {
+        println!("{:<40} {:>12}", "measure", "relay");
+        for (label, v) in [
+            ("throughput one way (MB/s)", relay_mbs),
+            ("throughput both ways, sum (MB/s)", both),
+            ("sessions at once, sum (MB/s)", many),
+            ("round trip p50 (µs)", p50),
+            ("round trip p99 (µs)", p99),
+        ] {
+            println!("{label:<40} {v:>12.1}");
+        }
+        return Ok(());
+    }
     println!(
         "{:<40} {:>12} {:>12} {:>8}",
         "measure", "relay", "raw TLS", "ratio"
@@ -74,6 +111,13 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
     println!(
         "{:<40} {:>12.1} {:>12} {:>8}",
         "throughput both ways, sum (MB/s)", both, "-", ""
+    );
+    println!(
+        "{:<40} {:>12.1} {:>12} {:>8}",
+        format!("{} sessions at once, sum (MB/s)", args.sessions.max(1)),
+        many,
+        "-",
+        ""
     );
     println!(
         "{:<40} {:>12.0} {:>12.0} {:>7.1}x",
@@ -137,6 +181,29 @@ async fn ws_throughput(a: &mut Socket, b: &mut Socket, total: usize) -> anyhow::
     };
     tokio::try_join!(sender, receiver)?;
     Ok((frames * CHUNK) as f64 / started.elapsed().as_secs_f64() / 1e6)
+}
+
+/// `sessions` pairs at once, each pushing its share of `total` one way; aggregate MB/s.
+async fn many_sessions(
+    server: &ServerAddress,
+    creds: &Credentials,
+    sessions: usize,
+    total: usize,
+) -> anyhow::Result<f64> {
+    let mut pairs = Vec::with_capacity(sessions);
+    for i in 0..sessions {
+        pairs.push(pair(server, creds, &format!("bench-many-{i}")).await?);
+    }
+    let each = (total / sessions / CHUNK).max(1) * CHUNK;
+    let started = Instant::now();
+    let runs = pairs.iter_mut().map(|(a, b)| async move {
+        let (a_tx, _) = a.split();
+        let (_, b_rx) = b.split();
+        tokio::try_join!(send_frames(a_tx, each / CHUNK), recv_frames(b_rx, each / CHUNK))?;
+        anyhow::Ok(())
+    });
+    futures_util::future::try_join_all(runs).await?;
+    Ok((sessions * each) as f64 / started.elapsed().as_secs_f64() / 1e6)
 }
 
 async fn ws_both_ways(a: &mut Socket, b: &mut Socket, each: usize) -> anyhow::Result<f64> {

@@ -76,7 +76,7 @@ function overviewTab(app: App, node: Json, body: HTMLElement): void {
       ["Host name", n.host],
       ["Operating system", n.osdesc],
       ["Address", n.ip],
-      ["Agent version", n.agent?.ver],
+      ["Agent version", n.agent?.ver ? String(n.agent.ver) : undefined],
       ["Agent core", n.agent?.core],
       ["First seen", formatTime(n.firstconnect)],
       ["Last connected", formatTime(n.lastconnect)],

@@ -76,7 +76,7 @@ export function devicesView(app: App, main: HTMLElement): () => void {
                       h("td", {}, h("span", { class: "dot", title: online(n) ? "online" : "offline" }), h("span", { class: "sr" }, online(n) ? "online" : "offline")),
                       h("td", { class: "name" }, h("a", { href: deviceHref(n._id) }, n.name || n.host || n._id)),
                       h("td", { "data-label": "OS" }, n.osdesc ?? ""),
-                      h("td", { "data-label": "Agent" }, n.agent?.ver ? `v${n.agent.ver}` : ""),
+                      h("td", { "data-label": "Agent" }, n.agent?.core ?? (n.agent?.ver ? `v${n.agent.ver}` : "")),
                       h("td", { "data-label": "Address" }, n.ip ?? ""),
                       h("td", { "data-label": "Last seen" }, online(n) ? "now" : formatTime(n.lastconnect)),
                     ),
