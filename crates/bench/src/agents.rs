@@ -10,7 +10,7 @@ use ironmesh_client::connect::{self as connection, Socket as AgentSocket};
 use ironmesh_proto::msh::MeshSettings;
 use tokio::sync::Semaphore;
 
-use crate::procstat::{result, rss_kib};
+use crate::procstat::{clock_ticks_per_s, cpu_ticks, result, rss_kib};
 
 #[derive(clap::Args)]
 pub struct AgentsArgs {
@@ -80,8 +80,10 @@ pub async fn run(args: AgentsArgs) -> anyhow::Result<()> {
 
     // Phase 1: new agents, the server signs every handshake.
     let limit = Duration::from_secs(args.timeout_secs);
+    let cpu0 = args.server_pid.and_then(cpu_ticks);
     let (fresh, fresh_time, fresh_fail) =
         connect_all(&target, &identities, None, args.concurrency, limit).await;
+    let cpu1 = args.server_pid.and_then(cpu_ticks);
     // Let the server finish registering before reading its memory.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_connected = args.server_pid.and_then(rss_kib);
@@ -94,8 +96,10 @@ pub async fn run(args: AgentsArgs) -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     // Phase 2: the same agents return with the remembered TLS hash: the skip path.
+    let cpu2 = args.server_pid.and_then(cpu_ticks);
     let (back, back_time, back_fail) =
         connect_all(&target, &identities, Some(&trust), args.concurrency, limit).await;
+    let cpu3 = args.server_pid.and_then(cpu_ticks);
     let returned = back.iter().filter(|c| c.is_some()).count();
     drop(back);
 
@@ -123,6 +127,23 @@ pub async fn run(args: AgentsArgs) -> anyhow::Result<()> {
     result("agents.new_per_s", rate(connected, fresh_time));
     result("agents.returning_per_s", rate(returned, back_time));
     result("agents.failed", (fresh_fail + back_fail) as f64);
+    // Server CPU per handshake: what the server itself spends, whatever the load generator
+    // (which shares the machine) costs; and the rate all cores could sustain at that price.
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as f64;
+    for (label, key, before, after, n) in [
+        ("new", "agents.new", cpu0, cpu1, connected),
+        ("returning", "agents.returning", cpu2, cpu3, returned),
+    ] {
+        if let (Some(b), Some(a)) = (before, after) {
+            let ms = (a.saturating_sub(b)) as f64 * 1000.0 / clock_ticks_per_s() / n.max(1) as f64;
+            println!(
+                "server CPU per {label} handshake: {ms:.2} ms (all {cores} cores: {:.0} handshakes/s)",
+                cores * 1000.0 / ms.max(1e-6)
+            );
+            result(&format!("{key}_server_cpu_ms"), ms);
+            result(&format!("{key}_capacity_per_s"), cores * 1000.0 / ms.max(1e-6));
+        }
+    }
     if let (Some(before), Some(after)) = (rss_before, rss_connected) {
         let per = (after.saturating_sub(before)) as f64 * 1024.0 / connected.max(1) as f64;
         println!(

@@ -73,6 +73,22 @@ pub fn tls_config() -> Arc<rustls::ClientConfig> {
     tls_config_for(&[&rustls::version::TLS13, &rustls::version::TLS12])
 }
 
+/// [`tls_config`] presenting a client certificate (servers that require mutual TLS on the
+/// control channel).
+pub fn tls_config_with_client_cert(
+    chain: Vec<CertificateDer<'static>>,
+    key: rustls::pki_types::PrivateKeyDer<'static>,
+) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(CaptureOnly(provider)))
+        .with_client_auth_cert(chain, key)?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
 /// [`tls_config`] limited to some TLS versions (tests check what the server negotiates).
 pub fn tls_config_for(
     versions: &[&'static rustls::SupportedProtocolVersion],

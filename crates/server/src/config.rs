@@ -43,6 +43,26 @@ pub struct Config {
     pub wifidog: WifidogConfig,
     /// Largest WebSocket message per endpoint; bigger ones close the socket with 1009.
     pub limits: MessageLimits,
+    /// Client certificates for the control channel (mutual TLS), off by default.
+    pub client_certs: ClientCertConfig,
+}
+
+/// `[client_certs]`: when `ca` is set, the TLS port asks every client for a certificate
+/// and accepts only those issued by these CA certificates (PEM); clients without one still
+/// connect (agents, gateways). With `require_for_control` (the default once `ca` is set),
+/// `/control.ashx` (and so the web console and the CLIs) refuses connections that did not
+/// present such a certificate, on top of the normal login.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClientCertConfig {
+    pub ca: Option<PathBuf>,
+    pub require_for_control: Option<bool>,
+}
+
+impl ClientCertConfig {
+    pub fn control_requires_cert(&self) -> bool {
+        self.ca.is_some() && self.require_for_control.unwrap_or(true)
+    }
 }
 
 /// Largest message (bytes) each WebSocket endpoint accepts.
@@ -128,6 +148,7 @@ pub struct FileConfig {
     pub relay_peer_timeout_secs: Option<u64>,
     pub wifidog: Option<WifidogConfig>,
     pub limits: Option<MessageLimits>,
+    pub client_certs: Option<ClientCertConfig>,
 }
 
 impl FileConfig {
@@ -217,6 +238,7 @@ impl Config {
             ),
             wifidog: file.wifidog.unwrap_or_default(),
             limits: file.limits.unwrap_or_default(),
+            client_certs: file.client_certs.unwrap_or_default(),
         })
     }
 

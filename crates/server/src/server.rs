@@ -43,7 +43,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         })
         .await??
     };
-    let tls = crate::tls::server_config(&identity.web)?;
+    let tls = crate::tls::server_config(&identity.web, config.client_certs.ca.as_deref())?;
     let store = Store::open(&config.database_url).await?;
     let cookie_key = store
         .setting_or_insert(KEY_SETTING, &hex(&random_bytes::<KEY_LEN>()))

@@ -39,6 +39,29 @@ pub async fn tls_connect(port: u16) -> std::io::Result<TlsStream<TcpStream>> {
 /// Opens a WebSocket to `path` (with query) on the test server, with extra headers.
 pub async fn connect(port: u16, path: &str, headers: &[(&str, &str)]) -> anyhow::Result<Ws> {
     let tls = tls_connect(port).await?;
+    upgrade(port, path, headers, tls).await
+}
+
+/// [`connect`] over TLS made with `config` (e.g. one presenting a client certificate).
+pub async fn connect_with_tls(
+    port: u16,
+    path: &str,
+    headers: &[(&str, &str)],
+    config: Arc<rustls::ClientConfig>,
+) -> anyhow::Result<Ws> {
+    let tcp = TcpStream::connect(("127.0.0.1", port)).await?;
+    let tls = TlsConnector::from(config)
+        .connect(ServerName::try_from("localhost").expect("name"), tcp)
+        .await?;
+    upgrade(port, path, headers, tls).await
+}
+
+async fn upgrade(
+    port: u16,
+    path: &str,
+    headers: &[(&str, &str)],
+    tls: TlsStream<TcpStream>,
+) -> anyhow::Result<Ws> {
     let mut request = format!("wss://127.0.0.1:{port}{path}").into_client_request()?;
     for (k, v) in headers {
         request.headers_mut().insert(

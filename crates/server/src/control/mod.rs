@@ -1,7 +1,8 @@
 //! `/control.ashx`: the user control channel (control spec §1–§2). One WebSocket per
 //! console or `meshctrl.js` run; JSON text frames both ways.
 //!
-//! Flow: Origin check (browsers only), upgrade, authenticate (frames sent meanwhile wait in
+//! Flow: Origin check (browsers only), client certificate (when mutual TLS is configured),
+//! upgrade, authenticate (frames sent meanwhile wait in
 //! the socket), push `serverinfo` and `userinfo`, then handle requests in order while
 //! forwarding the events this user may see.
 
@@ -16,19 +17,23 @@ use std::net::SocketAddr;
 
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, Query, State};
+use axum::Extension;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::auth::Credentials;
 use crate::state::{AppState, SharedState};
+use crate::tls::ClientCert;
 
 pub async fn upgrade(
     State(state): State<SharedState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
+    client_cert: Option<Extension<ClientCert>>,
     ws: WebSocketUpgrade,
 ) -> Response {
+    let client_cert = client_cert.map(|Extension(c)| c);
     // Browsers always send Origin; a foreign one means another site's page is trying to
     // drive this user's session (cross-site WebSocket hijacking). Tools send none.
     if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
@@ -36,6 +41,16 @@ pub async fn upgrade(
             tracing::warn!(%peer, origin, "control channel refused: foreign origin");
             return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
         }
+    }
+    // Mutual TLS, when configured: the connection must have shown a certificate of the
+    // configured CA (the TLS layer already refused any other certificate).
+    if state.config.client_certs.control_requires_cert() && client_cert != Some(ClientCert(true)) {
+        tracing::warn!(%peer, "control channel refused: no client certificate");
+        return (
+            StatusCode::FORBIDDEN,
+            "a client certificate issued by this server's configured CA is required",
+        )
+            .into_response();
     }
     let creds = Credentials::from_request(&headers, &query);
     ws.max_message_size(state.config.limits.control)

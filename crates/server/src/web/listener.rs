@@ -64,19 +64,25 @@ pub async fn serve(
                     return;
                 }
             };
-            serve_connection(tls, peer, router).await;
+            let verified = tls.get_ref().1.peer_certificates().is_some_and(|c| !c.is_empty());
+            serve_connection(tls, peer, router, crate::tls::ClientCert(verified)).await;
         });
     }
 }
 
 /// HTTP/1.1 with upgrades on one accepted connection, with the peer's address available
-/// to handlers as `ConnectInfo`.
-async fn serve_connection<Io>(io: Io, peer: SocketAddr, router: Router)
-where
+/// to handlers as `ConnectInfo`, and whether it presented a verified client certificate.
+async fn serve_connection<Io>(
+    io: Io,
+    peer: SocketAddr,
+    router: Router,
+    client_cert: crate::tls::ClientCert,
+) where
     Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
         req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
+        req.extensions_mut().insert(client_cert);
         router.clone().oneshot(req)
     });
     let conn = hyper::server::conn::http1::Builder::new()
@@ -108,6 +114,11 @@ pub async fn serve_plain(
             _ = shutdown.changed() => return,
         };
         let _ = tcp.set_nodelay(true);
-        tokio::spawn(serve_connection(tcp, peer, router.clone()));
+        tokio::spawn(serve_connection(
+            tcp,
+            peer,
+            router.clone(),
+            crate::tls::ClientCert(false),
+        ));
     }
 }
