@@ -1,6 +1,18 @@
 fn main() -> std::process::ExitCode {
     tune_allocator();
+    ignore_file_size_signal();
     ironmesh_server::cli::run()
+}
+
+/// A write past the file-size limit (RLIMIT_FSIZE) raises SIGXFSZ, whose default action
+/// kills the process. Ignored, the write fails with EFBIG instead: the database reports its
+/// storage full, and the server keeps serving.
+fn ignore_file_size_signal() {
+    #[cfg(unix)]
+    // SAFETY: setting a signal to SIG_IGN installs no handler code; done before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
 }
 
 /// glibc raises its mmap threshold after big blocks are freed, so the 19 MiB argon2

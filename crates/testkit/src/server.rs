@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -24,6 +25,8 @@ pub struct TestServer {
     /// The ready line the server printed.
     pub ready_line: String,
     extra_args: Vec<String>,
+    /// Every line the server wrote to stderr (its log), across restarts.
+    log: Arc<Mutex<Vec<String>>>,
 }
 
 /// Time allowed for a start (first start generates RSA keys).
@@ -44,11 +47,14 @@ impl TestServer {
         Self::start_full(db, Some(config), &[]).await
     }
 
+    /// Starts a server with a fresh data folder on the database at `database_url` (e.g. a
+    /// test's own PostgreSQL cluster, [`crate::postgres::PgCluster`]).
+    pub async fn start_on_database(database_url: &str) -> TestServer {
+        Self::start_at(new_data_dir(), database_url.to_string(), &[]).await
+    }
+
     async fn start_full(db: Db, config: Option<&str>, extra_args: &[&str]) -> TestServer {
-        let data = tempfile::Builder::new()
-            .prefix("ironmesh-test-")
-            .tempdir()
-            .expect("temp dir");
+        let data = new_data_dir();
         if let Some(config) = config {
             std::fs::write(data.path().join("config.toml"), config).expect("write config.toml");
         }
@@ -59,6 +65,14 @@ impl TestServer {
             ),
             Db::Postgres => crate::postgres::fresh_database().await,
         };
+        Self::start_at(data, database_url, extra_args).await
+    }
+
+    async fn start_at(
+        data: tempfile::TempDir,
+        database_url: String,
+        extra_args: &[&str],
+    ) -> TestServer {
         let mut server = TestServer {
             child: None,
             data_dir: data.path().to_path_buf(),
@@ -67,6 +81,7 @@ impl TestServer {
             port: 0,
             ready_line: String::new(),
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            log: Arc::default(),
         };
         server.launch(0).await;
         server
@@ -108,9 +123,20 @@ impl TestServer {
         cmd.arg("--port")
             .arg(port.to_string())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .kill_on_drop(true);
         let mut child = cmd.spawn().expect("spawning ironmesh-server");
+        // The log goes on to this process's stderr as before (not through the test
+        // harness's capture) and is kept for `log_lines`.
+        let mut log_lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+        let log = self.log.clone();
+        tokio::spawn(async move {
+            use std::io::Write;
+            while let Ok(Some(line)) = log_lines.next_line().await {
+                let _ = writeln!(std::io::stderr(), "{line}");
+                log.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+            }
+        });
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
         let ready = tokio::time::timeout(START_TIMEOUT, async {
@@ -135,6 +161,24 @@ impl TestServer {
         self.port = port;
         self.ready_line = ready;
         self.child = Some(child);
+    }
+
+    /// The server's process id while it runs (for signals and resource limits).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(Child::id)
+    }
+
+    /// The lines the server has logged so far (`--log` is `IRONMESH_TEST_LOG`, default
+    /// `warn`).
+    pub fn log_lines(&self) -> Vec<String> {
+        self.log.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Whether the server process is still running (false once it exited by itself).
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
     /// `wss://127.0.0.1:<port>` — the form `meshctrl --url` takes.
@@ -217,4 +261,11 @@ impl TestServer {
     pub fn data_path(&self, file: &str) -> PathBuf {
         Path::new(&self.data_dir).join(file)
     }
+}
+
+fn new_data_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("ironmesh-test-")
+        .tempdir()
+        .expect("temp dir")
 }

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use super::handshake::{AgentHandshake, AuthenticatedAgent, Step, TlsHashes};
 use super::registry::{AgentHandle, ToAgent};
 use crate::domain::devices::LiveState;
-use crate::domain::random_bytes;
+use crate::domain::{random_bytes, DomainError};
 use crate::state::SharedState;
 use crate::store::devices::DeviceReport;
 use crate::store::now_ms;
@@ -57,7 +57,12 @@ pub async fn run(state: SharedState, mut socket: WebSocket, peer: SocketAddr) {
         Ok(r) => r,
         Err(e) => {
             let reason = format!("registration refused: {e}");
-            tracing::warn!(%peer, node = %agent.node_id, %reason, "agent refused");
+            if matches!(e, DomainError::Unavailable(_)) {
+                // Logged once by the store, not once per agent retrying.
+                tracing::debug!(%peer, node = %agent.node_id, %reason, "agent refused");
+            } else {
+                tracing::warn!(%peer, node = %agent.node_id, %reason, "agent refused");
+            }
             close(&mut socket, &reason).await;
             return;
         }
@@ -329,8 +334,11 @@ impl AgentSession {
                 Ok(())
             }
         };
-        if let Err(e) = result {
-            tracing::warn!(node = %self.node_id, action, error = %e, "could not store agent report");
+        match result {
+            Ok(()) | Err(DomainError::Unavailable(_)) => {}
+            Err(e) => {
+                tracing::warn!(node = %self.node_id, action, error = %e, "could not store agent report")
+            }
         }
         Ok(())
     }

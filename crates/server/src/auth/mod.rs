@@ -14,8 +14,9 @@ use ironmesh_proto::rights::SiteRights;
 use serde_json::json;
 
 use crate::domain::accounts::{sha256_hex, LoginFailure};
+use crate::domain::DomainError;
 use crate::state::AppState;
-use crate::store::{now_ms, User, WebSession};
+use crate::store::{now_ms, Outage, User, WebSession};
 
 /// Name of the browser session cookie.
 pub const SESSION_COOKIE: &str = "ironmesh_session";
@@ -68,6 +69,9 @@ pub struct AuthFailure {
     pub cause: &'static str,
     pub msg: &'static str,
     pub reason: String,
+    /// Set when the database, not the credentials, failed: the client should come back
+    /// later rather than ask for a password again.
+    pub outage: Option<Outage>,
 }
 
 impl AuthFailure {
@@ -76,6 +80,14 @@ impl AuthFailure {
             cause: "noauth",
             msg,
             reason: reason.into(),
+            outage: None,
+        }
+    }
+
+    fn unavailable(outage: Outage) -> AuthFailure {
+        AuthFailure {
+            outage: Some(outage),
+            ..AuthFailure::noauth("noauth", outage.to_string())
         }
     }
 }
@@ -89,7 +101,10 @@ pub async fn authenticate(
     ip: IpAddr,
 ) -> Result<User, AuthFailure> {
     if let Some(token) = &creds.auth_token {
-        if let Some(user) = user_from_auth_token(state, token, ip).await {
+        if let Some(user) = user_from_auth_token(state, token, ip)
+            .await
+            .map_err(AuthFailure::unavailable)?
+        {
             return Ok(user);
         }
     }
@@ -109,6 +124,7 @@ pub async fn authenticate(
                 cause: "notools",
                 msg: "notools",
                 reason: "this account may not use command-line tools".into(),
+                outage: None,
             });
         }
         return Ok(user);
@@ -117,7 +133,10 @@ pub async fn authenticate(
         return password_login(state, user, pass, None, ip).await;
     }
     if let Some(cookie) = &creds.session_cookie {
-        if let Some(user) = user_from_session(state, cookie).await {
+        if let Some(user) = session_user(state, cookie)
+            .await
+            .map_err(AuthFailure::unavailable)?
+        {
             return Ok(user);
         }
     }
@@ -146,9 +165,13 @@ pub async fn password_login(
         .domain
         .check_login(username, password, token)
         .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "login check failed");
-            AuthFailure::noauth("noauth", "internal error")
+        .map_err(|e| match e {
+            // Not a failed login: the limiter is not told.
+            DomainError::Unavailable(outage) => AuthFailure::unavailable(outage),
+            e => {
+                tracing::error!(error = %e, "login check failed");
+                AuthFailure::noauth("noauth", "internal error")
+            }
         })?;
     match result {
         Ok(user) => {
@@ -172,10 +195,23 @@ pub async fn password_login(
     }
 }
 
-/// The user named by a `?auth=` token: `{userid, domainid}` issued by `authcookie` or built
+/// The user named by a `?auth=` token, if it is valid and the account may sign in; `Err`
+/// only when the database is out.
+async fn user_from_auth_token(
+    state: &AppState,
+    token: &str,
+    ip: IpAddr,
+) -> Result<Option<User>, Outage> {
+    match auth_token_user_id(state, token, ip) {
+        Some(user_id) => active_user(state, &user_id).await,
+        None => Ok(None),
+    }
+}
+
+/// The user id in a `?auth=` token: `{userid, domainid}` issued by `authcookie` or built
 /// by `meshctrl --loginkey`. If the token carries `ip`, the client must match it loosely
 /// (same /24, or both private/loopback), as MeshCentral's default does.
-async fn user_from_auth_token(state: &AppState, token: &str, ip: IpAddr) -> Option<User> {
+fn auth_token_user_id(state: &AppState, token: &str, ip: IpAddr) -> Option<String> {
     let now = now_ms() / 1000;
     let payload = state
         .tokens
@@ -195,9 +231,16 @@ async fn user_from_auth_token(state: &AppState, token: &str, ip: IpAddr) -> Opti
             return None;
         }
     }
-    let user_id = normalize_id(IdKind::User, payload.get("userid")?.as_str()?).ok()?;
-    let user = state.domain.store.user(&user_id).await.ok()??;
-    (!SiteRights(user.site_rights).restricted(SiteRights::LOCKED)).then_some(user)
+    normalize_id(IdKind::User, payload.get("userid")?.as_str()?).ok()
+}
+
+/// An account by id if it exists and is not locked; `Err` only when the database is out
+/// (other database errors count as no such account).
+async fn active_user(state: &AppState, user_id: &str) -> Result<Option<User>, Outage> {
+    match state.domain.store.user(user_id).await {
+        Ok(user) => Ok(user.filter(|u| !SiteRights(u.site_rights).restricted(SiteRights::LOCKED))),
+        Err(e) => e.outage().map_or(Ok(None), Err),
+    }
 }
 
 /// Issues the `{userid, domainid, ip}` token clients put in `?auth=`.
@@ -243,14 +286,22 @@ pub async fn create_web_session(state: &AppState, user: &User) -> anyhow::Result
 }
 
 pub async fn user_from_session(state: &AppState, cookie: &str) -> Option<User> {
-    let session = state
+    session_user(state, cookie).await.ok().flatten()
+}
+
+/// The user of a live web session; `Err` only when the database is out.
+async fn session_user(state: &AppState, cookie: &str) -> Result<Option<User>, Outage> {
+    let session = match state
         .domain
         .store
         .web_session(&sha256_hex(cookie), now_ms())
         .await
-        .ok()??;
-    let user = state.domain.store.user(&session.user_id).await.ok()??;
-    (!SiteRights(user.site_rights).restricted(SiteRights::LOCKED)).then_some(user)
+    {
+        Ok(Some(session)) => session,
+        Ok(None) => return Ok(None),
+        Err(e) => return e.outage().map_or(Ok(None), Err),
+    };
+    active_user(state, &session.user_id).await
 }
 
 pub async fn end_web_session(state: &AppState, cookie: &str) {

@@ -13,7 +13,7 @@ use super::actions;
 use crate::auth::{self, Credentials};
 use crate::domain::access::Actor;
 use crate::domain::events::Event;
-use crate::domain::{hex, random_bytes};
+use crate::domain::{hex, random_bytes, DomainError};
 use crate::state::SharedState;
 
 /// Outgoing frames waiting for a slow client before requests stop being read.
@@ -21,6 +21,8 @@ const OUTBOX: usize = 256;
 
 /// Close code for refused authentication (RFC 6455 "policy violation").
 const CLOSE_POLICY: u16 = 1008;
+/// Close code when the database is out (RFC 6455 registry: "Try Again Later").
+const CLOSE_TRY_AGAIN_LATER: u16 = 1013;
 /// Silence after which the server pings a console; twice that without any frame and the
 /// peer is taken for dead.
 const PING_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
@@ -39,22 +41,34 @@ pub async fn run(state: SharedState, socket: WebSocket, peer: SocketAddr, creds:
     let (mut sink, mut stream) = socket.split();
     let user = match auth::authenticate(&state, &creds, peer.ip()).await {
         Ok(user) => user,
+        Err(failure) if failure.outage.is_some() => {
+            // Not a refusal of these credentials: no `close` action (clients would ask for a
+            // password again), only "try again later" (the console then reconnects).
+            close(&mut sink, CLOSE_TRY_AGAIN_LATER, &failure.reason).await;
+            return;
+        }
         Err(failure) => {
             let frame = close_frame(failure.cause, failure.msg);
             let _ = sink.send(Message::Text(frame.to_string().into())).await;
-            let _ = sink
-                .send(Message::Close(Some(CloseFrame {
-                    code: CLOSE_POLICY,
-                    reason: truncate_reason(&format!("authentication failed: {}", failure.reason))
-                        .into(),
-                })))
-                .await;
+            close(
+                &mut sink,
+                CLOSE_POLICY,
+                &format!("authentication failed: {}", failure.reason),
+            )
+            .await;
             return;
         }
     };
     let actor = match Actor::load(&state.domain.store, &user.id).await {
         Ok(Some(actor)) => actor,
-        _ => return,
+        Ok(None) => return,
+        Err(e) => {
+            if let DomainError::Internal(inner) = &e {
+                tracing::error!(error = %inner, "could not load user");
+            }
+            close(&mut sink, CLOSE_TRY_AGAIN_LATER, &e.to_string()).await;
+            return;
+        }
     };
     // Subscribe before the first push so no event between push and loop is lost.
     let mut events = state.domain.events.subscribe();
@@ -169,6 +183,19 @@ pub async fn run(state: SharedState, socket: WebSocket, peer: SocketAddr, creds:
 
 struct Gone;
 
+async fn close(
+    sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
+    code: u16,
+    reason: &str,
+) {
+    let _ = sink
+        .send(Message::Close(Some(CloseFrame {
+            code,
+            reason: truncate_reason(reason).into(),
+        })))
+        .await;
+}
+
 async fn send_json(out: &mpsc::Sender<Message>, value: Value) -> Result<(), Gone> {
     out.send(Message::Text(value.to_string().into()))
         .await
@@ -198,8 +225,10 @@ async fn handle_text(
             return Err(Gone);
         }
         Err(e) => {
-            tracing::error!(error = %e, "could not reload user");
-            return send_json(out, request.error("Internal error")).await;
+            if let DomainError::Internal(inner) = &e {
+                tracing::error!(error = %inner, "could not reload user");
+            }
+            return send_json(out, actions::failure(&request, &e.to_string())).await;
         }
     }
     for reply in actions::dispatch(session, &request).await {

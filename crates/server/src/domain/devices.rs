@@ -69,7 +69,7 @@ use super::events::Event;
 use super::groups::MTYPE_AGENT;
 use super::{Domain, DomainError, DomainResult};
 use crate::store::devices::DeviceReport;
-use crate::store::now_ms;
+use crate::store::{now_ms, Outage};
 
 /// The group id an agent's command 3 names: b64@$ of 48 bytes, or lower-case hex of a
 /// legacy 32-byte id (agent spec §3.1).
@@ -135,7 +135,13 @@ impl Domain {
                 }
             }
         };
-        self.store.upsert_device_on_connect(&device).await?;
+        match self.store.upsert_device_on_connect(&device).await {
+            Ok(()) => {}
+            // A known device stays manageable while the disk is full (the store has logged
+            // it); only its last-connect time and address are not recorded.
+            Err(e) if !is_new && e.outage() == Some(Outage::StorageFull) => {}
+            Err(e) => return Err(e.into()),
+        }
         if is_new {
             let event = Event::new("node", "addnode", format!("Added device {}", device.name))
                 .group(&device.group_id)

@@ -161,8 +161,12 @@ impl EventBus {
     /// the change it reports has already happened.
     pub async fn publish(&self, store: &Store, event: Event) {
         if event.persist {
-            if let Err(e) = store.insert_event(&event.record()).await {
-                tracing::error!(error = %e, action = %event.action, "could not store event");
+            match store.insert_event(&event.record()).await {
+                // An outage is logged once by the store, not once per event.
+                Err(e) if e.outage().is_none() => {
+                    tracing::error!(error = %e, action = %event.action, "could not store event")
+                }
+                _ => {}
             }
         }
         let _ = self.sender.send(Arc::new(event));

@@ -8,7 +8,7 @@ pub mod devices;
 pub mod events;
 pub mod groups;
 
-use crate::store::StoreError;
+use crate::store::{Outage, StoreError};
 
 /// A refusal with a message a person can act on. The texts of the common cases are the
 /// ones `meshctrl.js` users know from MeshCentral (control spec §9).
@@ -23,13 +23,20 @@ pub enum DomainError {
     Invalid(String),
     #[error("{0}")]
     Conflict(&'static str),
+    /// The database cannot take the request now (unreachable, or its storage full); the
+    /// store has logged it. Nothing was changed, and retrying later works.
+    #[error("{0}")]
+    Unavailable(Outage),
     #[error("Internal error")]
     Internal(#[from] anyhow::Error),
 }
 
 impl From<StoreError> for DomainError {
     fn from(e: StoreError) -> Self {
-        DomainError::Internal(e.into())
+        match e.outage() {
+            Some(outage) => DomainError::Unavailable(outage),
+            None => DomainError::Internal(e.into()),
+        }
     }
 }
 

@@ -183,6 +183,7 @@ impl Store {
                     .await?
             }
         };
+        super::health::wrote();
         Ok(done.rows_affected() > 0)
     }
 

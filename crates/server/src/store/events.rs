@@ -63,6 +63,7 @@ impl Store {
         .bind(&e.body)
         .execute(&self.pool)
         .await?;
+        super::health::wrote();
         Ok(())
     }
 

@@ -64,34 +64,16 @@ impl Store {
         group: &DeviceGroup,
         creator: Option<(&str, u32)>,
     ) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(&format!(
-            "INSERT INTO device_groups ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-        ))
-        .bind(&group.id)
-        .bind(&group.name)
-        .bind(group.mtype)
-        .bind(&group.description)
-        .bind(group.flags)
-        .bind(group.consent)
-        .bind(&group.creator_id)
-        .bind(&group.creator_name)
-        .bind(group.created_ms)
-        .execute(&mut *tx)
-        .await
-        .map_err(StoreError::from_insert)?;
-        if let Some((user_id, rights)) = creator {
-            sqlx::query(
-                "INSERT INTO group_members (group_id, user_id, rights) VALUES ($1, $2, $3)",
-            )
-            .bind(&group.id)
-            .bind(user_id)
-            .bind(rights as i64)
-            .execute(&mut *tx)
-            .await?;
+        let mut conn = self.pool.acquire().await?;
+        let result = insert_group_in(&mut conn, group, creator).await;
+        if result.is_err() {
+            // When SQLite rolls a transaction back by itself (a COMMIT that fails for lack of
+            // space or an I/O error), sqlx still counts it as open: the connection would start
+            // its next transaction as a savepoint inside nothing, which a failed release then
+            // leaves open for good, holding the write lock. Such a connection is not reused.
+            conn.close_on_drop();
         }
-        tx.commit().await?;
-        Ok(())
+        result
     }
 
     pub async fn group(&self, id: &str) -> StoreResult<Option<DeviceGroup>> {
@@ -208,4 +190,38 @@ impl Store {
             .collect::<Result<_, sqlx::Error>>()
             .map_err(StoreError::from)
     }
+}
+
+/// The statements of [`Store::insert_group`], in one transaction on `conn`.
+async fn insert_group_in(
+    conn: &mut sqlx::AnyConnection,
+    group: &DeviceGroup,
+    creator: Option<(&str, u32)>,
+) -> StoreResult<()> {
+    let mut tx = sqlx::Connection::begin(conn).await?;
+    sqlx::query(&format!(
+        "INSERT INTO device_groups ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+    ))
+    .bind(&group.id)
+    .bind(&group.name)
+    .bind(group.mtype)
+    .bind(&group.description)
+    .bind(group.flags)
+    .bind(group.consent)
+    .bind(&group.creator_id)
+    .bind(&group.creator_name)
+    .bind(group.created_ms)
+    .execute(&mut *tx)
+    .await
+    .map_err(StoreError::from_insert)?;
+    if let Some((user_id, rights)) = creator {
+        sqlx::query("INSERT INTO group_members (group_id, user_id, rights) VALUES ($1, $2, $3)")
+            .bind(&group.id)
+            .bind(user_id)
+            .bind(rights as i64)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
 }

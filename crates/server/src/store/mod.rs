@@ -11,6 +11,7 @@ pub mod devices;
 pub mod events;
 pub mod gateways;
 mod groups;
+mod health;
 mod migrations;
 mod sessions;
 mod settings;
@@ -48,20 +49,118 @@ pub struct Store {
 pub enum StoreError {
     #[error("already exists")]
     Conflict,
+    /// The database cannot be reached: down, restarting, its connections lost, or no
+    /// connection free within the pool's wait. Nothing was changed; retrying later works.
+    #[error("database unavailable: {0}")]
+    Unavailable(sqlx::Error),
+    /// The database cannot grow: its disk, a quota or the process's file-size limit is full.
+    /// The transaction was rolled back; reads still work.
+    #[error("storage full: {0}")]
+    StorageFull(sqlx::Error),
     #[error("database error: {0}")]
-    Db(#[from] sqlx::Error),
+    Db(sqlx::Error),
+}
+
+/// A condition of the database that refuses requests until it ends, as opposed to an error
+/// of one request. Its `Display` is the text clients get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outage {
+    Unreachable,
+    StorageFull,
+}
+
+impl std::fmt::Display for Outage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Outage::Unreachable => "Database unavailable: try again in a few seconds",
+            Outage::StorageFull => {
+                "Storage full: the server's disk has no room for this change; nothing was saved"
+            }
+        })
+    }
+}
+
+impl Outage {
+    /// What the operator reads in the log, once per episode (see `health`).
+    fn log_text(self) -> &'static str {
+        match self {
+            Outage::Unreachable => {
+                "database unavailable: requests that need it are refused until it is back"
+            }
+            Outage::StorageFull => {
+                "database storage full (no space left on the disk, or a quota or file-size \
+                 limit reached): writes are refused until space is freed; reads still work"
+            }
+        }
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        let Some(outage) = outage_of(&e) else {
+            return StoreError::Db(e);
+        };
+        health::failed(outage, &e);
+        match outage {
+            Outage::Unreachable => StoreError::Unavailable(e),
+            Outage::StorageFull => StoreError::StorageFull(e),
+        }
+    }
+}
+
+/// Which outage an error is a symptom of, if any.
+fn outage_of(e: &sqlx::Error) -> Option<Outage> {
+    match e {
+        // The server went away (connection refused or reset, EOF mid-query) or never answered
+        // within the pool's wait.
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => Some(Outage::Unreachable),
+        sqlx::Error::Database(db) => {
+            let code = db.code()?;
+            match code.as_ref() {
+                // SQLite (extended result codes): SQLITE_FULL (ENOSPC, or a write cut short),
+                // SQLITE_IOERR_WRITE (EFBIG past RLIMIT_FSIZE, EDQUOT, EIO),
+                // SQLITE_IOERR_SHMSIZE (the shared-memory file could not grow).
+                "13" | "778" | "4874" => Some(Outage::StorageFull),
+                // PostgreSQL: disk_full.
+                "53100" => Some(Outage::StorageFull),
+                // PostgreSQL: connection exceptions (class 08), admin_shutdown, crash_shutdown,
+                // cannot_connect_now (starting up or shutting down), too_many_connections.
+                c if c.starts_with("08") => Some(Outage::Unreachable),
+                "57P01" | "57P02" | "57P03" | "53300" => Some(Outage::Unreachable),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
 }
 
 impl StoreError {
     fn from_insert(e: sqlx::Error) -> StoreError {
         match &e {
             sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
-            _ => StoreError::Db(e),
+            _ => StoreError::from(e),
+        }
+    }
+
+    /// The outage this error is a symptom of; such errors are logged once per episode by the
+    /// store, so callers should not log each of them again.
+    pub fn outage(&self) -> Option<Outage> {
+        match self {
+            StoreError::Unavailable(_) => Some(Outage::Unreachable),
+            StoreError::StorageFull(_) => Some(Outage::StorageFull),
+            StoreError::Conflict | StoreError::Db(_) => None,
         }
     }
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Longest wait for a pooled connection; see `Store::open`.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Store {
     /// Connects and brings the schema up to date.
@@ -83,7 +182,12 @@ impl Store {
                 Backend::Sqlite => 4,
                 Backend::Postgres => 16,
             })
-            .acquire_timeout(Duration::from_secs(10))
+            // While the database is unreachable a request waits this long (the pool retries
+            // the connection meanwhile), then gets "Database unavailable" rather than hanging.
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            // A pooled connection is pinged before use, so connections a database restart
+            // cut are replaced instead of failing the request that draws them.
+            .test_before_acquire(true)
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
@@ -93,6 +197,7 @@ impl Store {
                         conn.execute("PRAGMA foreign_keys = ON").await?;
                         conn.execute("PRAGMA busy_timeout = 10000").await?;
                     }
+                    health::connected();
                     Ok(())
                 })
             })
@@ -151,5 +256,62 @@ mod tests {
             "postgres://u:***@127.0.0.1:5432/db"
         );
         assert_eq!(super::redact("sqlite://x.db"), "sqlite://x.db");
+    }
+
+    /// SQLITE_FULL, as a database that may not grow returns it (`max_page_count` here; ENOSPC
+    /// and writes cut short give the same code), is an outage, not an internal error.
+    #[tokio::test]
+    async fn a_full_sqlite_database_is_storage_full() {
+        use super::{Outage, StoreError};
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::any::AnyPoolOptions::new()
+            .max_connections(1)
+            .connect("sqlite::memory:")
+            .await
+            .unwrap();
+        sqlx::query("CREATE TABLE t (x TEXT)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        sqlx::query(&format!("PRAGMA max_page_count = {}", pages + 2))
+            .execute(&pool)
+            .await
+            .unwrap();
+        let mut failure = None;
+        for _ in 0..100 {
+            let insert = sqlx::query("INSERT INTO t (x) VALUES ($1)")
+                .bind("x".repeat(3000))
+                .execute(&pool)
+                .await;
+            if let Err(e) = insert {
+                failure = Some(e);
+                break;
+            }
+        }
+        let e = StoreError::from(failure.expect("the database never filled up"));
+        assert_eq!(e.outage(), Some(Outage::StorageFull), "{e}");
+        assert!(e.to_string().contains("(code: 13)"), "{e}");
+    }
+
+    /// Losing the server is an outage too: an unreachable PostgreSQL (nothing listens on the
+    /// port) ends in the pool's timeout.
+    #[tokio::test]
+    async fn an_unreachable_database_is_unavailable() {
+        use super::{Outage, StoreError};
+        sqlx::any::install_default_drivers();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        let pool = sqlx::any::AnyPoolOptions::new()
+            .acquire_timeout(std::time::Duration::from_millis(300))
+            .connect_lazy(&format!("postgres://u@127.0.0.1:{port}/db"))
+            .unwrap();
+        let e = StoreError::from(sqlx::query("SELECT 1").execute(&pool).await.unwrap_err());
+        assert_eq!(e.outage(), Some(Outage::Unreachable), "{e}");
     }
 }

@@ -9,8 +9,9 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::Form;
 use serde::Deserialize;
 
-use crate::auth::{self, SESSION_COOKIE, SESSION_TTL_MS};
+use crate::auth::{self, AuthFailure, SESSION_COOKIE, SESSION_TTL_MS};
 use crate::state::SharedState;
+use crate::store::{Outage, StoreError};
 
 pub fn escape_html(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -108,17 +109,25 @@ pub async fn login_submit(
                 ],
             )
                 .into_response(),
-            Err(e) => {
-                tracing::error!(error = %e, "could not create session");
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    Html(login_form(Some(
-                        "The server could not start a session; try again.",
-                    ))),
-                )
-                    .into_response()
-            }
+            Err(e) => match e.downcast_ref::<StoreError>().and_then(StoreError::outage) {
+                // Logged once by the store.
+                Some(outage) => unavailable(outage),
+                None => {
+                    tracing::error!(error = %e, "could not create session");
+                    (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        Html(login_form(Some(
+                            "The server could not start a session; try again.",
+                        ))),
+                    )
+                        .into_response()
+                }
+            },
         },
+        Err(AuthFailure {
+            outage: Some(outage),
+            ..
+        }) => unavailable(outage),
         Err(failure) => {
             let (status, text) = if failure.msg == "locked" {
                 (
@@ -134,6 +143,17 @@ pub async fn login_submit(
             (status, Html(login_form(Some(&text)))).into_response()
         }
     }
+}
+
+/// The sign-in page when the database, not the credentials, failed: 503 with the cause.
+fn unavailable(outage: Outage) -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Html(login_form(Some(&format!(
+            "Signing in is not possible right now. {outage}."
+        )))),
+    )
+        .into_response()
 }
 
 pub async fn logout(State(state): State<SharedState>, headers: HeaderMap) -> Response {

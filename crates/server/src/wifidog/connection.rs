@@ -291,8 +291,12 @@ impl Gateway {
             first_seen_ms: existing.as_ref().map(|e| e.first_seen_ms).unwrap_or(now),
             last_seen_ms: now,
         };
-        if let Err(e) = store.record_gateway_report(&record).await {
-            tracing::warn!(device = %self.device_id, error = %e, "could not store gateway report");
+        match store.record_gateway_report(&record).await {
+            // An outage is logged once by the store, not once per heartbeat.
+            Err(e) if e.outage().is_none() => {
+                tracing::warn!(device = %self.device_id, error = %e, "could not store gateway report")
+            }
+            _ => {}
         }
         // A report never changes admission; a device that became allow-listed since it was
         // first seen is admitted here. `record` is then what the database holds.

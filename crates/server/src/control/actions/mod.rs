@@ -82,6 +82,7 @@ pub async fn dispatch(session: &mut ControlSession, req: &Request) -> Replies {
         None => vec![unknown_action(req)],
         Some(Ok(replies)) => replies,
         Some(Err(e)) => {
+            // Outages (`DomainError::Unavailable`) are logged once by the store, not per request.
             if let DomainError::Internal(inner) = &e {
                 tracing::error!(action = %req.action, error = %inner, "action failed");
             }
@@ -92,7 +93,7 @@ pub async fn dispatch(session: &mut ControlSession, req: &Request) -> Replies {
 
 /// An error reply: MeshCentral's `result` text, plus `failed: true`, since some successful
 /// replies also carry free text in `result` ("Added user …").
-fn failure(req: &Request, reason: &str) -> Value {
+pub fn failure(req: &Request, reason: &str) -> Value {
     req.reply()
         .with("result", reason)
         .with("failed", true)
