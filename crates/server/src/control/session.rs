@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::{SinkExt, StreamExt};
 use ironmesh_proto::control::{close_frame, Reply, Request};
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::sync::{broadcast, mpsc};
 
 use super::actions;
@@ -256,7 +256,9 @@ async fn forward_event(
         }
     }
     if session.actor.may_see(&event.targets) {
-        send_json(out, json!({ "action": "event", "event": event.to_json() })).await?;
+        out.send(Message::Text(event.wire_text().to_owned().into()))
+            .await
+            .map_err(|_| Gone)?;
     }
     Ok(())
 }

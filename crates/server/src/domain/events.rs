@@ -32,6 +32,8 @@ pub struct Event {
     pub targets: Vec<String>,
     /// Written to the event log (false for high-frequency live state such as "online").
     pub persist: bool,
+    /// The frame pushed to consoles, serialized once however many consoles receive it.
+    wire: std::sync::OnceLock<String>,
 }
 
 impl Event {
@@ -49,7 +51,15 @@ impl Event {
             extra: Map::new(),
             targets: Vec::new(),
             persist: true,
+            wire: std::sync::OnceLock::new(),
         }
+    }
+
+    /// `{"action":"event","event":{…}}` as text, built on first use.
+    pub fn wire_text(&self) -> &str {
+        self.wire.get_or_init(|| {
+            serde_json::json!({ "action": "event", "event": self.to_json() }).to_string()
+        })
     }
 
     pub fn by(mut self, user_id: &str, username: &str) -> Event {
