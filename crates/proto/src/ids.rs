@@ -121,10 +121,14 @@ fn check_key(kind: IdKind, key: &str) -> Result<String, IdError> {
     }
     match kind {
         IdKind::User => {
-            if !is_valid_username(key) {
+            // The lower-case form is the id, so it is the one checked: lowercasing can
+            // lengthen a name (`İ` becomes `i̇`, two characters) past the limit, and an id
+            // that no longer normalizes could never be addressed again.
+            let key = key.to_lowercase();
+            if !is_valid_username(&key) {
                 return Err(IdError::BadKey);
             }
-            Ok(key.to_lowercase())
+            Ok(key)
         }
         IdKind::Mesh | IdKind::Node => {
             let ok = key.len() <= 128
@@ -217,5 +221,16 @@ mod tests {
         assert_eq!(normalize_id(IdKind::User, "~t:x"), Err(IdError::BadKey));
         assert_eq!(id_key("user//bob"), "bob");
         assert_eq!(id_key("bob"), "bob");
+    }
+
+    #[test]
+    fn user_ids_stay_valid_once_lower_cased() {
+        // Caught by the control_json fuzz target's stability check: 33 `İ` (a valid
+        // 33-character name) became a 66-character id that normalize_id then refused.
+        let long = "İ".repeat(33);
+        assert_eq!(normalize_id(IdKind::User, &long), Err(IdError::BadKey));
+        let short = "İ".repeat(32);
+        let id = normalize_id(IdKind::User, &short).unwrap();
+        assert_eq!(normalize_id(IdKind::User, &id), Ok(id));
     }
 }

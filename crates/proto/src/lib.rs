@@ -8,5 +8,6 @@ pub mod control;
 pub mod ids;
 pub mod meshauth;
 pub mod msh;
+pub mod relay;
 pub mod rights;
 pub mod wifidog;

@@ -1,9 +1,10 @@
 //! Random and mutated input to every parser: an error is fine, a panic is not. (Seeded, so
-//! a failure reproduces; cargo-fuzz targets are the next step.)
+//! a failure reproduces; the cargo-fuzz targets in `fuzz/` search further and check more.)
 
 use ironmesh_proto::agent::{self, AuthInfo, AuthRequest, AuthVerify};
 use ironmesh_proto::control::Request;
 use ironmesh_proto::msh::MeshSettings;
+use ironmesh_proto::relay::{RelayQuery, StartFrame};
 use ironmesh_proto::{ids, meshauth, wifidog};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -37,6 +38,8 @@ fn all_parsers(bytes: &[u8]) {
     let _ = meshauth::parse(&text);
     let _ = MeshSettings::parse(&text);
     let _ = wifidog::parse_device_frame(&text);
+    let _ = RelayQuery::parse(&text);
+    let _ = StartFrame::parse(&text);
     let _ = ids::decode_b64_at_dollar(&text);
     let _ = ids::decode_hex(&text);
     for kind in [ids::IdKind::User, ids::IdKind::Mesh, ids::IdKind::Node] {

@@ -8,6 +8,7 @@ pub mod terminal;
 use std::sync::Arc;
 
 use futures_util::{SinkExt, StreamExt};
+use ironmesh_proto::relay::{self, StartFrame};
 use ironmesh_proto::rights::MeshRights;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha384};
@@ -108,20 +109,13 @@ pub async fn run(link: ControlLink, req: TunnelRequest) -> anyhow::Result<()> {
             _ => continue,
         };
         if !started {
-            started = text == "c" || text == "cr";
+            started = relay::is_paired_signal(&text);
             continue;
         }
-        if text.len() > 3 && text.starts_with('{') {
-            if let Ok(Value::Object(o)) = serde_json::from_str::<Value>(&text) {
-                if o.get("type").and_then(Value::as_str) == Some("options") {
-                    options = o;
-                }
-            }
-            continue;
-        }
-        match text.trim().parse() {
-            Ok(p) => break p,
-            Err(_) => anyhow::bail!("expected a protocol number, got {text:?}"),
+        match StartFrame::parse(&text)? {
+            StartFrame::Options(o) => options = o,
+            StartFrame::Control => {}
+            StartFrame::Protocol(p) => break p,
         }
     };
     let rights = MeshRights(req.rights);

@@ -2,6 +2,10 @@
 //! machine that consumes frames and says what to send. No sockets here; the one expensive
 //! step (the server's RSA signature) is returned as a request for the caller to run off
 //! the async workers.
+//!
+//! The `agent_handshake` fuzz target compiles this file on its own (`fuzz/src/lib.rs`): keep
+//! its imports to `ironmesh_proto`, `ring`, `x509_parser`, `thiserror` and
+//! `crate::identity::sha384`.
 
 use ironmesh_proto::agent::{
     agent_signed_message, cmd, server_signed_message, AuthInfo, AuthRequest, AuthVerify,
