@@ -16,6 +16,11 @@ pub struct Login {
     pub token_pass: String,
     /// SHA-384 (hex) of the server certificate seen at login.
     pub tls_hash: String,
+    /// Client certificate and key (PEM paths) for servers that require mutual TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_key: Option<PathBuf>,
 }
 
 pub struct Store {

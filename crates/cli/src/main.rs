@@ -45,6 +45,13 @@ enum Command {
         /// Token lifetime in days (0 = no expiry).
         #[arg(long, default_value_t = 30)]
         expire_days: u64,
+        /// Client certificate (PEM) for a server that requires one ([client_certs]);
+        /// remembered with the login.
+        #[arg(long, requires = "client_key")]
+        client_cert: Option<std::path::PathBuf>,
+        /// Private key (PEM) of --client-cert.
+        #[arg(long, requires = "client_cert")]
+        client_key: Option<std::path::PathBuf>,
     },
     /// Remove the stored login (and revoke its token on the server).
     Logout,
@@ -166,7 +173,17 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             user,
             password_stdin,
             expire_days,
-        } => session::login(&store, &url, &user, password_stdin, expire_days).await?,
+            client_cert,
+            client_key,
+        } => {
+            let cert = client_cert.zip(client_key).map(|(c, k)| {
+                (
+                    std::path::absolute(&c).unwrap_or(c),
+                    std::path::absolute(&k).unwrap_or(k),
+                )
+            });
+            session::login(&store, &url, &user, password_stdin, expire_days, cert).await?
+        }
         Command::Logout => session::logout(&store).await?,
         Command::Devices { group } => devices::list_devices(&store, group.as_deref(), json).await?,
         Command::Groups => devices::list_groups(&store, json).await?,

@@ -13,8 +13,12 @@ pub async fn login(
     user: &str,
     password_stdin: bool,
     expire_days: u64,
+    client_cert: Option<(std::path::PathBuf, std::path::PathBuf)>,
 ) -> anyhow::Result<()> {
     let server = ServerAddress::parse(url)?;
+    if let Some((cert, key)) = &client_cert {
+        ironmesh_client::connect::use_client_certificate(cert, key)?;
+    }
     let password = read_password(password_stdin)?;
     let creds = Credentials {
         user: user.to_string(),
@@ -37,6 +41,8 @@ pub async fn login(
         token_user: reply["tokenUser"].as_str().unwrap_or_default().to_string(),
         token_pass: reply["tokenPass"].as_str().unwrap_or_default().to_string(),
         tls_hash: client.tls_hash.clone(),
+        client_cert: client_cert.as_ref().map(|(c, _)| c.clone()),
+        client_key: client_cert.map(|(_, k)| k),
     };
     anyhow::ensure!(
         !login.token_user.is_empty(),
@@ -51,6 +57,7 @@ pub async fn login(
 
 pub async fn logout(store: &Store) -> anyhow::Result<()> {
     if let Ok(login) = store.load() {
+        let _ = use_stored_certificate(&login);
         if let Ok(mut client) = connect_with(&login).await {
             let _ = client
                 .request(json!({"action": "loginTokens", "remove": [login.token_user]}))
@@ -85,6 +92,14 @@ pub fn target(login: &Login) -> anyhow::Result<(ServerAddress, Credentials)> {
     ))
 }
 
+/// Presents the login's client certificate on every connection, when it has one.
+fn use_stored_certificate(login: &Login) -> anyhow::Result<()> {
+    if let (Some(cert), Some(key)) = (&login.client_cert, &login.client_key) {
+        ironmesh_client::connect::use_client_certificate(cert, key)?;
+    }
+    Ok(())
+}
+
 async fn connect_with(login: &Login) -> anyhow::Result<ControlClient> {
     let (server, creds) = target(login)?;
     ControlClient::connect(&server, &creds, Some(&login.tls_hash)).await
@@ -92,6 +107,7 @@ async fn connect_with(login: &Login) -> anyhow::Result<ControlClient> {
 
 pub async fn connect(store: &Store) -> anyhow::Result<(Login, ControlClient)> {
     let login = store.load()?;
+    use_stored_certificate(&login)?;
     let client = connect_with(&login).await?;
     Ok((login, client))
 }

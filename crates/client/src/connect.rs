@@ -68,8 +68,37 @@ impl ServerCertVerifier for CaptureOnly {
     }
 }
 
-/// A TLS client configuration shared by all connections of a process.
+/// The client certificate this process presents, when one was set (servers that require
+/// mutual TLS on the control channel).
+static CLIENT_IDENTITY: std::sync::OnceLock<Arc<rustls::ClientConfig>> = std::sync::OnceLock::new();
+
+/// Makes every later connection of this process present this certificate and key (PEM
+/// files). For single-identity processes such as the `ironmesh` CLI.
+pub fn use_client_certificate(
+    cert_pem: &std::path::Path,
+    key_pem: &std::path::Path,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use rustls::pki_types::pem::PemObject;
+    let chain = CertificateDer::pem_file_iter(cert_pem)
+        .with_context(|| format!("reading {}", cert_pem.display()))?
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("parsing {}", cert_pem.display()))?;
+    anyhow::ensure!(!chain.is_empty(), "{} holds no PEM certificate", cert_pem.display());
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_file(key_pem)
+        .with_context(|| format!("reading the private key {}", key_pem.display()))?;
+    let config = tls_config_with_client_cert(chain, key)
+        .context("the client certificate and key do not form a usable pair")?;
+    let _ = CLIENT_IDENTITY.set(config);
+    Ok(())
+}
+
+/// A TLS client configuration shared by all connections of a process (with the client
+/// certificate set by [`use_client_certificate`], if any).
 pub fn tls_config() -> Arc<rustls::ClientConfig> {
+    if let Some(config) = CLIENT_IDENTITY.get() {
+        return config.clone();
+    }
     tls_config_for(&[&rustls::version::TLS13, &rustls::version::TLS12])
 }
 

@@ -29,8 +29,8 @@ fn ca(name: &str) -> Ca {
     Ca { cert, key }
 }
 
-/// A client configuration presenting a certificate issued by `issuer`.
-fn client(issuer: &Ca) -> Arc<rustls::ClientConfig> {
+/// A client certificate issued by `issuer`, and its key.
+fn issue(issuer: &Ca) -> (rcgen::Certificate, KeyPair) {
     let key = KeyPair::generate().unwrap();
     let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
     params
@@ -38,6 +38,12 @@ fn client(issuer: &Ca) -> Arc<rustls::ClientConfig> {
         .push(rcgen::DnType::CommonName, "operator laptop");
     params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
     let cert = params.signed_by(&key, &issuer.cert, &issuer.key).unwrap();
+    (cert, key)
+}
+
+/// A client configuration presenting a certificate issued by `issuer`.
+fn client(issuer: &Ca) -> Arc<rustls::ClientConfig> {
+    let (cert, key) = issue(issuer);
     ironmesh_client::connect::tls_config_with_client_cert(
         vec![CertificateDer::from(cert.der().to_vec())],
         PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
@@ -103,4 +109,25 @@ async fn control_channel_needs_a_certificate_of_the_configured_ca() {
     let identity = Arc::new(AgentIdentity::generate(2048).unwrap().0);
     let sim = SimAgent::new(identity, &msh, s.port);
     sim.connect(None).await.expect("agent handshake without a client certificate");
+
+    // The ironmesh CLI: refused without a certificate; given one at login, it presents it
+    // then and on every later command.
+    let cfg = tempfile::tempdir().unwrap();
+    let (cert, key) = issue(&trusted);
+    let (cert_file, key_file) = (dir.path().join("me.pem"), dir.path().join("me.key"));
+    std::fs::write(&cert_file, cert.pem()).unwrap();
+    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+    let url = s.wss_url();
+    let login = ["login", "--url", &url, "--user", "admin", "--password-stdin"];
+    let out = ironmesh_testkit::ironmesh_cli(cfg.path(), &login, Some(PASS));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("403"), "{out:?}");
+    let mut with_cert = login.to_vec();
+    let (c, k) = (cert_file.display().to_string(), key_file.display().to_string());
+    with_cert.extend(["--client-cert", &c, "--client-key", &k]);
+    let out = ironmesh_testkit::ironmesh_cli(cfg.path(), &with_cert, Some(PASS));
+    assert!(out.status.success(), "{out:?}");
+    let out = ironmesh_testkit::ironmesh_cli(cfg.path(), &["groups"], None);
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains('g'), "{out:?}");
 }
