@@ -10,7 +10,9 @@ export class App {
   meshes = new Map<string, Json>();
   nodes = new Map<string, Json>();
   private changeListeners = new Set<() => void>();
+  private eventListeners = new Set<(ev: Json) => void>();
   private refreshTimer: number | undefined;
+  private notifyTimer: number | undefined;
   private ready: Promise<void>;
 
   constructor() {
@@ -55,11 +57,24 @@ export class App {
     return () => this.changeListeners.delete(f);
   }
 
+  /** Raw events from the server, for views that care about one device or group. */
+  onServerEvent(f: (ev: Json) => void): () => void {
+    this.eventListeners.add(f);
+    return () => this.eventListeners.delete(f);
+  }
+
+  /** Tells views that the lists changed: at most every 200 ms, so a reconnect storm of
+   *  thousands of devices re-renders the page a few times, not thousands of times. */
   private changed(): void {
-    this.changeListeners.forEach((f) => f());
+    if (this.notifyTimer !== undefined) return;
+    this.notifyTimer = window.setTimeout(() => {
+      this.notifyTimer = undefined;
+      this.changeListeners.forEach((f) => f());
+    }, 200);
   }
 
   private onEvent(ev: Json): void {
+    this.eventListeners.forEach((f) => f(ev));
     const node = ev.nodeid ? this.nodes.get(ev.nodeid) : undefined;
     if (ev.action === "nodeconnect" && node) {
       node.conn = ev.conn ?? 0;

@@ -70,7 +70,17 @@ export function usersView(app: App, main: HTMLElement): () => void {
   };
   add.addEventListener("click", () => addUserDialog(app, load));
   load();
-  return app.onChange(() => load());
+  // Reload on account events only (debounced); device events do not change this page.
+  let timer: number | undefined;
+  const stop = app.onServerEvent((ev) => {
+    if (ev.etype !== "user") return;
+    window.clearTimeout(timer);
+    timer = window.setTimeout(load, 300);
+  });
+  return () => {
+    window.clearTimeout(timer);
+    stop();
+  };
 }
 
 function addUserDialog(app: App, reload: () => void): void {

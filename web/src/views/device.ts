@@ -178,5 +178,15 @@ function eventsTab(app: App, node: Json, body: HTMLElement): () => void {
       })
       .catch((e) => replace(list, notice("error", `Could not load events: ${errorText(e)}`)));
   load();
-  return app.onChange(() => load());
+  // Reload when something happens to this device (debounced), not on every change elsewhere.
+  let timer: number | undefined;
+  const stop = app.onServerEvent((ev) => {
+    if (ev.nodeid !== node._id) return;
+    window.clearTimeout(timer);
+    timer = window.setTimeout(load, 500);
+  });
+  return () => {
+    window.clearTimeout(timer);
+    stop();
+  };
 }
