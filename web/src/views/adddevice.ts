@@ -1,7 +1,7 @@
 // "Add device": the agent and the group's settings file, and a Linux command doing both.
 
 import type { Json } from "../control";
-import { dialog, h, toast } from "../dom";
+import { dialog, h, notice, toast } from "../dom";
 
 /** Single-quotes text for a POSIX shell. */
 function shellQuote(text: string): string {
@@ -51,4 +51,18 @@ export function addDeviceDialog(group: Json): void {
     [done],
   );
   done.addEventListener("click", () => dlg.close());
+  // Say so up front when this server has no agent binary to hand out.
+  fetch("/agents/ironmesh-agent", { method: "HEAD" })
+    .then((r) => {
+      if (!r.ok) {
+        code.before(
+          notice(
+            "error",
+            "This server has no agent binary to hand out yet: on the server, build it with " +
+              "`cargo build --release -p ironmesh-agent` (scripts/serve does), then try again.",
+          ),
+        );
+      }
+    })
+    .catch(() => {});
 }

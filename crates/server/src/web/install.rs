@@ -113,7 +113,8 @@ async fn serve_binary(path: PathBuf, download_name: &str) -> Response {
             tracing::warn!(path = %path.display(), error = %e, "agent binary not readable");
             (
                 StatusCode::NOT_FOUND,
-                "agent binary not available on this server",
+                "agent binary not available on this server: build it next to the server \
+                 (cargo build --release -p ironmesh-agent, or start with scripts/serve)",
             )
                 .into_response()
         }
