@@ -80,7 +80,12 @@ fn build_console(web: &Path, dist: &Path) {
     );
     run(
         Command::new("node")
-            .args(["node_modules/vite/bin/vite.js", "build", "--logLevel", "warn"])
+            .args([
+                "node_modules/vite/bin/vite.js",
+                "build",
+                "--logLevel",
+                "warn",
+            ])
             .env("IRONMESH_WEB_OUT", dist)
             .current_dir(web),
         "vite build",
@@ -111,7 +116,11 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) {
         if path.is_dir() {
             collect(root, &path, out);
         } else {
-            let rel = path.strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/");
+            let rel = path
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/");
             let abs = path.canonicalize().unwrap_or(path);
             out.push((format!("/{rel}"), abs));
         }

@@ -72,6 +72,23 @@ async function main() {
     await login();
     await page.waitForSelector('section.group[data-group-name="Lab"]');
     await page.waitForSelector("text=No devices in this group yet.");
+    // The browser's control channel is compressed (permessage-deflate), and works.
+    const negotiated = await page.evaluate(
+      () =>
+        new Promise((resolve, reject) => {
+          const ws = new WebSocket(`wss://${location.host}/control.ashx`);
+          ws.onmessage = (ev) => {
+            const msg = JSON.parse(ev.data);
+            if (msg.action === "userinfo") {
+              resolve({ extensions: ws.extensions, user: msg.userinfo.name });
+              ws.close();
+            }
+          };
+          ws.onerror = () => reject(new Error("control channel failed"));
+        }),
+    );
+    check(negotiated.extensions.startsWith("permessage-deflate"), `compression negotiated (got "${negotiated.extensions}")`);
+    check(negotiated.user === USER, "the compressed channel carries the session");
     await shot("devices-empty");
   });
 

@@ -129,7 +129,9 @@ pub async fn run(args: AgentsArgs) -> anyhow::Result<()> {
     result("agents.failed", (fresh_fail + back_fail) as f64);
     // Server CPU per handshake: what the server itself spends, whatever the load generator
     // (which shares the machine) costs; and the rate all cores could sustain at that price.
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as f64;
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1) as f64;
     for (label, key, before, after, n) in [
         ("new", "agents.new", cpu0, cpu1, connected),
         ("returning", "agents.returning", cpu2, cpu3, returned),
@@ -141,7 +143,10 @@ pub async fn run(args: AgentsArgs) -> anyhow::Result<()> {
                 cores * 1000.0 / ms.max(1e-6)
             );
             result(&format!("{key}_server_cpu_ms"), ms);
-            result(&format!("{key}_capacity_per_s"), cores * 1000.0 / ms.max(1e-6));
+            result(
+                &format!("{key}_capacity_per_s"),
+                cores * 1000.0 / ms.max(1e-6),
+            );
         }
     }
     if let (Some(before), Some(after)) = (rss_before, rss_connected) {

@@ -62,7 +62,9 @@ pub async fn run(args: EventsArgs) -> anyhow::Result<()> {
     };
     let mut login = ControlClient::connect(&server, &creds, None).await?;
     // MeshCentral's reply does not echo `responseid`: wait for the action instead.
-    login.send(&serde_json::json!({"action": "authcookie"})).await?;
+    login
+        .send(&serde_json::json!({"action": "authcookie"}))
+        .await?;
     let reply = tokio::time::timeout(WAIT, async {
         loop {
             let v = login.next_push().await?;
@@ -116,9 +118,12 @@ pub async fn run(args: EventsArgs) -> anyhow::Result<()> {
                 &cert,
                 None,
             );
-            tokio::time::timeout(WAIT, ironmesh_agent::handshake::complete(&mut socket, &mut hs))
-                .await
-                .map_err(|_| anyhow::anyhow!("agent handshake not completed within {WAIT:?}"))??;
+            tokio::time::timeout(
+                WAIT,
+                ironmesh_agent::handshake::complete(&mut socket, &mut hs),
+            )
+            .await
+            .map_err(|_| anyhow::anyhow!("agent handshake not completed within {WAIT:?}"))??;
             anyhow::Ok(socket)
         }
     };
@@ -132,7 +137,10 @@ pub async fn run(args: EventsArgs) -> anyhow::Result<()> {
         args.consoles, args.rounds, args.url
     );
     println!();
-    println!("{:<12} {:>10} {:>12} {:>12}", "consoles", "samples", "p50 (ms)", "p99 (ms)");
+    println!(
+        "{:<12} {:>10} {:>12} {:>12}",
+        "consoles", "samples", "p50 (ms)", "p99 (ms)"
+    );
     for &target in &args.consoles {
         while opened < target {
             let (socket, _) = connect_with_headers(
@@ -173,17 +181,42 @@ pub async fn run(args: EventsArgs) -> anyhow::Result<()> {
         while seen.try_recv().is_ok() {}
         let mut samples = Vec::with_capacity(target * args.rounds);
         for _ in 0..args.rounds {
-            let identity = next_identity.next().expect("one identity per change").clone();
+            let identity = next_identity
+                .next()
+                .expect("one identity per change")
+                .clone();
             let node = identity.node_id.clone();
             let mut socket = connect_agent(identity).await?;
-            collect(&mut seen, opened, &node, |conn| conn != 0, None, &mut samples).await?;
+            collect(
+                &mut seen,
+                opened,
+                &node,
+                |conn| conn != 0,
+                None,
+                &mut samples,
+            )
+            .await?;
             let t0 = Instant::now();
             let _ = socket.close(None).await;
             drop(socket);
-            collect(&mut seen, opened, &node, |conn| conn == 0, Some(t0), &mut samples).await?;
+            collect(
+                &mut seen,
+                opened,
+                &node,
+                |conn| conn == 0,
+                Some(t0),
+                &mut samples,
+            )
+            .await?;
         }
         let (p50, p99) = percentiles(&mut samples);
-        println!("{:<12} {:>10} {:>12.2} {:>12.2}", target, samples.len(), p50, p99);
+        println!(
+            "{:<12} {:>10} {:>12.2} {:>12.2}",
+            target,
+            samples.len(),
+            p50,
+            p99
+        );
         result(&format!("events.c{target}.p50_ms"), p50);
         result(&format!("events.c{target}.p99_ms"), p99);
     }
@@ -204,7 +237,8 @@ async fn collect(
     let mut count = 0;
     let deadline = tokio::time::Instant::now() + WAIT;
     while count < consoles {
-        let Ok(Some((idx, seen_node, conn, at))) = tokio::time::timeout_at(deadline, seen.recv()).await
+        let Ok(Some((idx, seen_node, conn, at))) =
+            tokio::time::timeout_at(deadline, seen.recv()).await
         else {
             anyhow::bail!("only {count} of {consoles} consoles saw the change within {WAIT:?}");
         };

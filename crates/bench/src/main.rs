@@ -1,8 +1,8 @@
 //! `ironmesh-bench`: load scenarios against a running server, on loopback only.
 
 mod agents;
-mod gateways;
 mod events;
+mod gateways;
 mod keys;
 mod procstat;
 mod relay;

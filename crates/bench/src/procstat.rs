@@ -5,13 +5,23 @@
 /// Resident memory of `pid` and its descendants, in KiB.
 pub fn rss_kib(pid: u32) -> Option<u64> {
     let own = status_kib(pid, "VmRSS:")?;
-    Some(own + descendants(pid).into_iter().filter_map(|p| status_kib(p, "VmRSS:")).sum::<u64>())
+    Some(
+        own + descendants(pid)
+            .into_iter()
+            .filter_map(|p| status_kib(p, "VmRSS:"))
+            .sum::<u64>(),
+    )
 }
 
 /// utime + stime of `pid` and its descendants, in clock ticks.
 pub fn cpu_ticks(pid: u32) -> Option<u64> {
     let own = own_cpu_ticks(pid)?;
-    Some(own + descendants(pid).into_iter().filter_map(own_cpu_ticks).sum::<u64>())
+    Some(
+        own + descendants(pid)
+            .into_iter()
+            .filter_map(own_cpu_ticks)
+            .sum::<u64>(),
+    )
 }
 
 fn status_kib(pid: u32, key: &str) -> Option<u64> {

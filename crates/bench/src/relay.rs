@@ -199,7 +199,10 @@ async fn many_sessions(
     let runs = pairs.iter_mut().map(|(a, b)| async move {
         let (a_tx, _) = a.split();
         let (_, b_rx) = b.split();
-        tokio::try_join!(send_frames(a_tx, each / CHUNK), recv_frames(b_rx, each / CHUNK))?;
+        tokio::try_join!(
+            send_frames(a_tx, each / CHUNK),
+            recv_frames(b_rx, each / CHUNK)
+        )?;
         anyhow::Ok(())
     });
     futures_util::future::try_join_all(runs).await?;

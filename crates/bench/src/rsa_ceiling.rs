@@ -19,9 +19,11 @@ pub struct RsaArgs {
 }
 
 pub fn run(args: RsaArgs) -> anyhow::Result<()> {
-    let threads = args
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let threads = args.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
     let key = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 3072)?;
     let pkcs8 = key.to_pkcs8_der()?;
     let pair = std::sync::Arc::new(

@@ -84,7 +84,11 @@ pub fn use_client_certificate(
         .with_context(|| format!("reading {}", cert_pem.display()))?
         .collect::<Result<Vec<_>, _>>()
         .with_context(|| format!("parsing {}", cert_pem.display()))?;
-    anyhow::ensure!(!chain.is_empty(), "{} holds no PEM certificate", cert_pem.display());
+    anyhow::ensure!(
+        !chain.is_empty(),
+        "{} holds no PEM certificate",
+        cert_pem.display()
+    );
     let key = rustls::pki_types::PrivateKeyDer::from_pem_file(key_pem)
         .with_context(|| format!("reading the private key {}", key_pem.display()))?;
     let config = tls_config_with_client_cert(chain, key)

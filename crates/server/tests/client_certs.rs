@@ -61,11 +61,7 @@ async fn control_channel_needs_a_certificate_of_the_configured_ca() {
     let config = format!("[client_certs]\nca = {:?}\n", ca_file.display().to_string());
     let s = TestServer::start_with_config(Db::Sqlite, &config).await;
     s.add_user("admin", PASS, true).await;
-    let auth = format!(
-        "{},{}",
-        ws::b64(b"admin"),
-        ws::b64(PASS.as_bytes())
-    );
+    let auth = format!("{},{}", ws::b64(b"admin"), ws::b64(PASS.as_bytes()));
     let headers = [("x-meshauth", auth.as_str())];
 
     // No certificate: refused before the upgrade, with the reason.
@@ -104,11 +100,16 @@ async fn control_channel_needs_a_certificate_of_the_configured_ca() {
     )
     .await
     .unwrap();
-    let group = r["meshid"].as_str().unwrap_or_else(|| panic!("{r}")).to_string();
+    let group = r["meshid"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{r}"))
+        .to_string();
     let msh = fetch_msh(&s, &group).await;
     let identity = Arc::new(AgentIdentity::generate(2048).unwrap().0);
     let sim = SimAgent::new(identity, &msh, s.port);
-    sim.connect(None).await.expect("agent handshake without a client certificate");
+    sim.connect(None)
+        .await
+        .expect("agent handshake without a client certificate");
 
     // The ironmesh CLI: refused without a certificate; given one at login, it presents it
     // then and on every later command.
@@ -118,16 +119,32 @@ async fn control_channel_needs_a_certificate_of_the_configured_ca() {
     std::fs::write(&cert_file, cert.pem()).unwrap();
     std::fs::write(&key_file, key.serialize_pem()).unwrap();
     let url = s.wss_url();
-    let login = ["login", "--url", &url, "--user", "admin", "--password-stdin"];
+    let login = [
+        "login",
+        "--url",
+        &url,
+        "--user",
+        "admin",
+        "--password-stdin",
+    ];
     let out = ironmesh_testkit::ironmesh_cli(cfg.path(), &login, Some(PASS));
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("403"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("403"),
+        "{out:?}"
+    );
     let mut with_cert = login.to_vec();
-    let (c, k) = (cert_file.display().to_string(), key_file.display().to_string());
+    let (c, k) = (
+        cert_file.display().to_string(),
+        key_file.display().to_string(),
+    );
     with_cert.extend(["--client-cert", &c, "--client-key", &k]);
     let out = ironmesh_testkit::ironmesh_cli(cfg.path(), &with_cert, Some(PASS));
     assert!(out.status.success(), "{out:?}");
     let out = ironmesh_testkit::ironmesh_cli(cfg.path(), &["groups"], None);
     assert!(out.status.success(), "{out:?}");
-    assert!(String::from_utf8_lossy(&out.stdout).contains('g'), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains('g'),
+        "{out:?}"
+    );
 }

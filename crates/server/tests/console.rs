@@ -73,12 +73,19 @@ async fn console_end_to_end_in_chromium() {
         &[
             ("AGENT_BIN", binary("ironmesh-agent").display().to_string()),
             ("AGENT_MSH", msh_path.display().to_string()),
-            ("AGENT_STATE", work.path().join("agent-state").display().to_string()),
+            (
+                "AGENT_STATE",
+                work.path().join("agent-state").display().to_string(),
+            ),
             ("WORK_DIR", work.path().join("files").display().to_string()),
         ],
     )
     .await;
-    for name in ["main-devices-live.png", "main-terminal.png", "main-narrow-devices.png"] {
+    for name in [
+        "main-devices-live.png",
+        "main-terminal.png",
+        "main-narrow-devices.png",
+    ] {
         assert!(screenshots().join(name).exists(), "{name} saved");
     }
 }
@@ -115,6 +122,11 @@ async fn hostile_device_name_is_only_text() {
         use futures_util::StreamExt;
         while let Some(Ok(_)) = socket.next().await {}
     });
-    browser(&server, "hostile-device", &[("HOSTILE_NAME", hostile.into())]).await;
+    browser(
+        &server,
+        "hostile-device",
+        &[("HOSTILE_NAME", hostile.into())],
+    )
+    .await;
     keep.abort();
 }

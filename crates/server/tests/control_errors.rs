@@ -473,21 +473,39 @@ async fn fragmented_messages_are_reassembled_and_their_total_is_limited() {
     let whole = r#"{"action":"ping","responseid":"frag"}"#.as_bytes();
     let parts = [&whole[..10], &whole[10..25], &whole[25..]];
     for (i, part) in parts.iter().enumerate() {
-        let opcode = if i == 0 { OpCode::Data(Data::Text) } else { OpCode::Data(Data::Continue) };
-        c.send(Message::Frame(Frame::message(part.to_vec(), opcode, i == parts.len() - 1)))
-            .await
-            .unwrap();
+        let opcode = if i == 0 {
+            OpCode::Data(Data::Text)
+        } else {
+            OpCode::Data(Data::Continue)
+        };
+        c.send(Message::Frame(Frame::message(
+            part.to_vec(),
+            opcode,
+            i == parts.len() - 1,
+        )))
+        .await
+        .unwrap();
     }
     let pong = ws::recv_json(&mut c).await.unwrap();
-    assert_eq!((pong["action"].as_str(), pong["responseid"].as_str()), (Some("pong"), Some("frag")));
+    assert_eq!(
+        (pong["action"].as_str(), pong["responseid"].as_str()),
+        (Some("pong"), Some("frag"))
+    );
 
     // Three 3,000-byte fragments: each under the 4,096-byte limit, together over it.
     for i in 0..3 {
-        let opcode = if i == 0 { OpCode::Data(Data::Text) } else { OpCode::Data(Data::Continue) };
-        if c
-            .send(Message::Frame(Frame::message(vec![b'x'; 3000], opcode, i == 2)))
-            .await
-            .is_err()
+        let opcode = if i == 0 {
+            OpCode::Data(Data::Text)
+        } else {
+            OpCode::Data(Data::Continue)
+        };
+        if c.send(Message::Frame(Frame::message(
+            vec![b'x'; 3000],
+            opcode,
+            i == 2,
+        )))
+        .await
+        .is_err()
         {
             break;
         }
@@ -503,7 +521,10 @@ async fn fragmented_messages_are_reassembled_and_their_total_is_limited() {
     }
     let close = closed.expect("close frame for the over-size fragmented message");
     assert_eq!(close.code, CloseCode::Size);
-    assert!(close.reason.ends_with("exceeds maximum of 4096"), "{close:?}");
+    assert!(
+        close.reason.ends_with("exceeds maximum of 4096"),
+        "{close:?}"
+    );
     // The server is fine.
     let mut again = ws::control(s.port, "admin", PASS).await.unwrap();
     still_alive(&mut again).await;

@@ -96,7 +96,10 @@ async fn killed_during_registrations_and_an_upload() {
     let landed = dest.path().join("big.bin");
     let waiting = Instant::now();
     while std::fs::metadata(&landed).map(|m| m.len()).unwrap_or(0) == 0 {
-        assert!(waiting.elapsed() < Duration::from_secs(20), "upload never started");
+        assert!(
+            waiting.elapsed() < Duration::from_secs(20),
+            "upload never started"
+        );
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     server.kill().await;

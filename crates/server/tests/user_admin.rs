@@ -73,27 +73,51 @@ async fn administrators_edit_rights_and_reset_passwords_within_their_own_rights(
 
     // Clear refusals, and the session goes on.
     refused_with(
-        &ask(&mut admin, json!({"action":"edituser","userid":"admin","siteadmin":0})).await,
+        &ask(
+            &mut admin,
+            json!({"action":"edituser","userid":"admin","siteadmin":0}),
+        )
+        .await,
         "your own site rights",
     );
     refused_with(
-        &ask(&mut admin, json!({"action":"edituser","userid":"nobody","siteadmin":0})).await,
+        &ask(
+            &mut admin,
+            json!({"action":"edituser","userid":"nobody","siteadmin":0}),
+        )
+        .await,
         "User does not exists",
     );
     refused_with(
-        &ask(&mut admin, json!({"action":"edituser","userid":"bob","email":"not-an-email"})).await,
+        &ask(
+            &mut admin,
+            json!({"action":"edituser","userid":"bob","email":"not-an-email"}),
+        )
+        .await,
         "Invalid email",
     );
     refused_with(
-        &ask(&mut admin, json!({"action":"edituser","userid":"bob","siteadmin":"all"})).await,
+        &ask(
+            &mut admin,
+            json!({"action":"edituser","userid":"bob","siteadmin":"all"}),
+        )
+        .await,
         "siteadmin",
     );
     refused_with(
-        &ask(&mut admin, json!({"action":"changeuserpass","userid":"bob","pass":"short"})).await,
+        &ask(
+            &mut admin,
+            json!({"action":"changeuserpass","userid":"bob","pass":"short"}),
+        )
+        .await,
         "assword",
     );
     refused_with(
-        &ask(&mut admin, json!({"action":"changeuserpass","pass":"Whatever-pass1!"})).await,
+        &ask(
+            &mut admin,
+            json!({"action":"changeuserpass","pass":"Whatever-pass1!"}),
+        )
+        .await,
         "Missing field: userid",
     );
     assert_eq!(site_rights(&mut admin, "admin").await, FULL as u64);
@@ -102,25 +126,49 @@ async fn administrators_edit_rights_and_reset_passwords_within_their_own_rights(
     // they do not hold; plain users may do neither.
     let mut manager = ws::control(s.port, "manager", BOB_PASS).await.unwrap();
     refused_with(
-        &ask(&mut manager, json!({"action":"changeuserpass","userid":"admin","pass":"Takeover-pass1!"})).await,
+        &ask(
+            &mut manager,
+            json!({"action":"changeuserpass","userid":"admin","pass":"Takeover-pass1!"}),
+        )
+        .await,
         "Access denied",
     );
     refused_with(
-        &ask(&mut manager, json!({"action":"edituser","userid":"bob","siteadmin":FULL})).await,
+        &ask(
+            &mut manager,
+            json!({"action":"edituser","userid":"bob","siteadmin":FULL}),
+        )
+        .await,
         "Access denied",
     );
-    let r = ask(&mut manager, json!({"action":"edituser","userid":"bob","siteadmin":2})).await;
+    let r = ask(
+        &mut manager,
+        json!({"action":"edituser","userid":"bob","siteadmin":2}),
+    )
+    .await;
     assert_eq!(r["result"], "ok", "{r}");
     assert_eq!(site_rights(&mut admin, "bob").await, 2);
-    let r = ask(&mut manager, json!({"action":"edituser","userid":"bob","siteadmin":0})).await;
+    let r = ask(
+        &mut manager,
+        json!({"action":"edituser","userid":"bob","siteadmin":0}),
+    )
+    .await;
     assert_eq!(r["result"], "ok", "{r}");
     let mut bob = ws::control(s.port, "bob", "B0b-renewed!!").await.unwrap();
     refused_with(
-        &ask(&mut bob, json!({"action":"changeuserpass","userid":"manager","pass":"Takeover-pass1!"})).await,
+        &ask(
+            &mut bob,
+            json!({"action":"changeuserpass","userid":"manager","pass":"Takeover-pass1!"}),
+        )
+        .await,
         "Access denied",
     );
     refused_with(
-        &ask(&mut manager, json!({"action":"edituser","userid":"manager","siteadmin":FULL})).await,
+        &ask(
+            &mut manager,
+            json!({"action":"edituser","userid":"manager","siteadmin":FULL}),
+        )
+        .await,
         "",
     );
     assert!(ws::control(s.port, "admin", PASS).await.is_ok());

@@ -79,7 +79,10 @@ async fn login_sets_a_secure_cookie_that_opens_the_control_channel_until_logout(
         .expect("style nonce in the console page")
         .to_string();
     let csp = home.header("content-security-policy").unwrap();
-    assert!(csp.contains(&format!("style-src 'self' 'nonce-{nonce}'")), "{csp}");
+    assert!(
+        csp.contains(&format!("style-src 'self' 'nonce-{nonce}'")),
+        "{csp}"
+    );
     assert!(csp.contains("script-src 'self';"), "{csp}");
     let script = page
         .split("src=\"")
@@ -88,7 +91,10 @@ async fn login_sets_a_secure_cookie_that_opens_the_control_channel_until_logout(
         .expect("script in the console page");
     let js = request(s.port, "GET", script, &[], b"").await.unwrap();
     assert_eq!(js.status, 200);
-    assert!(js.header("content-type").unwrap().starts_with("text/javascript"));
+    assert!(js
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/javascript"));
     assert!(js.header("cache-control").unwrap().contains("immutable"));
     let again = request(s.port, "GET", "/", &[("cookie", &pair)], b"")
         .await

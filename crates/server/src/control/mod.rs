@@ -16,14 +16,16 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::FromRequestParts;
 use axum::extract::{ConnectInfo, Query, State};
-use axum::Extension;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 
 use crate::auth::Credentials;
 use crate::state::{AppState, SharedState};
 use crate::tls::ClientCert;
+use crate::web::deflate_ws::{self, DeflateSocket};
 
 pub async fn upgrade(
     State(state): State<SharedState>,
@@ -31,7 +33,7 @@ pub async fn upgrade(
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
     client_cert: Option<Extension<ClientCert>>,
-    ws: WebSocketUpgrade,
+    req: axum::extract::Request,
 ) -> Response {
     let client_cert = client_cert.map(|Extension(c)| c);
     // Browsers always send Origin; a foreign one means another site's page is trying to
@@ -53,9 +55,47 @@ pub async fn upgrade(
             .into_response();
     }
     let creds = Credentials::from_request(&headers, &query);
+    // Browsers offering permessage-deflate get the compressing socket; everything else
+    // (meshctrl, the CLIs, tests) axum's.
+    if headers.contains_key(header::ORIGIN) && deflate_ws::offered(&headers) {
+        return upgrade_compressed(state, peer, creds, req);
+    }
+    let (mut parts, _) = req.into_parts();
+    let ws = match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
+        Ok(ws) => ws,
+        Err(rejection) => return rejection.into_response(),
+    };
     ws.max_message_size(state.config.limits.control)
         .max_frame_size(state.config.limits.control)
         .on_upgrade(move |socket| session::run(state, socket, peer, creds))
+}
+
+fn upgrade_compressed(
+    state: SharedState,
+    peer: SocketAddr,
+    creds: Credentials,
+    mut req: axum::extract::Request,
+) -> Response {
+    let response_headers = match deflate_ws::handshake_headers(req.headers()) {
+        Ok(h) => h,
+        Err(code) => return (code, "not a WebSocket upgrade request").into_response(),
+    };
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let limit = state.config.limits.control;
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                let socket = DeflateSocket::start(hyper_util::rt::TokioIo::new(upgraded), limit);
+                session::run(state, socket, peer, creds).await;
+            }
+            Err(e) => tracing::debug!(%peer, error = %e, "control channel upgrade failed"),
+        }
+    });
+    let mut res = StatusCode::SWITCHING_PROTOCOLS.into_response();
+    for (name, value) in response_headers {
+        res.headers_mut().insert(name, value);
+    }
+    res
 }
 
 /// An Origin is allowed when it is this server as the browser reached it (`Host`), the

@@ -3,8 +3,8 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use futures_util::{SinkExt, StreamExt};
+use axum::extract::ws::{CloseFrame, Message};
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use ironmesh_proto::control::{close_frame, Reply, Request};
 use serde_json::Value;
 use tokio::sync::{broadcast, mpsc};
@@ -37,7 +37,15 @@ pub struct ControlSession {
     pub peer: SocketAddr,
 }
 
-pub async fn run(state: SharedState, socket: WebSocket, peer: SocketAddr, creds: Credentials) {
+/// Runs one control session over a WebSocket: axum's, or the compressing one browsers get
+/// (`web::deflate_ws`).
+pub async fn run<S>(state: SharedState, socket: S, peer: SocketAddr, creds: Credentials)
+where
+    S: Stream<Item = Result<Message, axum::Error>>
+        + Sink<Message, Error = axum::Error>
+        + Send
+        + 'static,
+{
     let (mut sink, mut stream) = socket.split();
     let user = match auth::authenticate(&state, &creds, peer.ip()).await {
         Ok(user) => user,
@@ -183,11 +191,7 @@ pub async fn run(state: SharedState, socket: WebSocket, peer: SocketAddr, creds:
 
 struct Gone;
 
-async fn close(
-    sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
-    code: u16,
-    reason: &str,
-) {
+async fn close<Si: Sink<Message> + Unpin>(sink: &mut Si, code: u16, reason: &str) {
     let _ = sink
         .send(Message::Close(Some(CloseFrame {
             code,

@@ -57,16 +57,16 @@ pub async fn index(State(state): State<SharedState>, headers: HeaderMap) -> Resp
     }
     let nonce = hex(&random_bytes::<16>());
     let Some(html) = index_html(&nonce) else {
-        return (StatusCode::INTERNAL_SERVER_ERROR, "the web console is missing from this build")
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the web console is missing from this build",
+        )
             .into_response();
     };
-    let mut res = (
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        html,
-    )
-        .into_response();
+    let mut res = ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response();
     if let Ok(csp) = HeaderValue::from_str(&console_csp(&nonce)) {
-        res.headers_mut().insert(header::CONTENT_SECURITY_POLICY, csp);
+        res.headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, csp);
     }
     res
 }

@@ -64,7 +64,11 @@ pub async fn serve(
                     return;
                 }
             };
-            let verified = tls.get_ref().1.peer_certificates().is_some_and(|c| !c.is_empty());
+            let verified = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .is_some_and(|c| !c.is_empty());
             serve_connection(tls, peer, router, crate::tls::ClientCert(verified)).await;
         });
     }

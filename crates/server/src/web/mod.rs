@@ -2,6 +2,7 @@
 //! response headers. WebSocket endpoints live in their own modules (`crate::control`).
 
 pub mod console;
+pub mod deflate_ws;
 pub mod headers;
 pub mod install;
 pub mod limits;

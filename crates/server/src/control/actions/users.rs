@@ -73,7 +73,8 @@ pub mod remove {
 fn target_user(req: &Request) -> DomainResult<String> {
     let raw = match optional_str(req, "userid")? {
         Some(id) => id,
-        None => required_str(req, "id").map_err(|_| DomainError::Invalid("Missing field: userid".into()))?,
+        None => required_str(req, "id")
+            .map_err(|_| DomainError::Invalid("Missing field: userid".into()))?,
     };
     normalize_id(IdKind::User, raw).map_err(|_| DomainError::NotFound("User does not exists"))
 }
