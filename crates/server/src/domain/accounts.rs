@@ -171,18 +171,13 @@ impl Domain {
             Err(StoreError::Conflict) => return Err(DomainError::Conflict("User already exists")),
             other => other?,
         }
-        let mut event = Event::new(
+        let event = Event::new(
             "user",
             "accountcreate",
             format!("Account {} created", user.name),
         )
-        .target(TARGET_USER_MANAGERS)
-        .target(&user.id)
         .with("account", user_json(&user, &[]));
-        if let Some(a) = actor {
-            event = event.by(&a.user.id, &a.user.name);
-        }
-        self.events.publish(&self.store, event).await;
+        self.publish_account_event(actor, &user, event).await;
         Ok(user)
     }
 
@@ -206,18 +201,13 @@ impl Domain {
         if !self.store.delete_user(&user.id).await? {
             return Err(not_found);
         }
-        let mut event = Event::new(
+        let event = Event::new(
             "user",
             "accountremove",
             format!("Account {} removed", user.name),
         )
-        .target(TARGET_USER_MANAGERS)
-        .target(&user.id)
         .with("userid", user.id.clone());
-        if let Some(a) = actor {
-            event = event.by(&a.user.id, &a.user.name);
-        }
-        self.events.publish(&self.store, event).await;
+        self.publish_account_event(actor, &user, event).await;
         Ok(user)
     }
 
@@ -238,17 +228,12 @@ impl Domain {
         }
         let hash = hash_password_async(password).await?;
         self.store.set_password(&user.id, &hash, now_ms()).await?;
-        let mut event = Event::new(
+        let event = Event::new(
             "user",
             "accountchange",
             format!("Password of {} changed", user.name),
-        )
-        .target(TARGET_USER_MANAGERS)
-        .target(&user.id);
-        if let Some(a) = actor {
-            event = event.by(&a.user.id, &a.user.name);
-        }
-        self.events.publish(&self.store, event).await;
+        );
+        self.publish_account_event(actor, &user, event).await;
         Ok(())
     }
 
@@ -302,19 +287,24 @@ impl Domain {
         if !self.store.update_user(&user).await? {
             return Err(DomainError::NotFound("User does not exists"));
         }
-        let mut event = Event::new(
+        let event = Event::new(
             "user",
             "accountchange",
             format!("Account {} changed", user.name),
         )
-        .target(TARGET_USER_MANAGERS)
-        .target(&user.id)
         .with("account", user_json(&user, &[]));
+        self.publish_account_event(actor, &user, event).await;
+        Ok(user)
+    }
+
+    /// Publishes an event about `user`'s account: seen by user managers and by the account
+    /// itself, attributed to `actor` (none for the server's own CLI).
+    async fn publish_account_event(&self, actor: Option<&Actor>, user: &User, event: Event) {
+        let mut event = event.target(TARGET_USER_MANAGERS).target(&user.id);
         if let Some(a) = actor {
             event = event.by(&a.user.id, &a.user.name);
         }
         self.events.publish(&self.store, event).await;
-        Ok(user)
     }
 
     /// Checks a user name (or login-token user `~t:…`) and password. Always costs about
