@@ -48,10 +48,7 @@ pub async fn run(args: AgentsArgs) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(&args.msh)?;
     let msh = MeshSettings::parse(&text).map_err(|e| anyhow::anyhow!(e))?;
     let (host, port, path) = ironmesh_agent::settings::parse_wss(&msh.server_url)?;
-    anyhow::ensure!(
-        host == "localhost" || host.starts_with("127.") || host == "::1",
-        "benchmarks only target loopback servers (got {host})"
-    );
+    crate::ensure_loopback(&host)?;
     let server_id: [u8; 48] = msh
         .server_id
         .clone()

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use ironmesh_agent::handshake::{AgentDescription, ClientHandshake};
 use ironmesh_client::connect::{self as connection, connect_with_headers};
-use ironmesh_client::control::{ControlClient, Credentials, ServerAddress};
+use ironmesh_client::control::ControlClient;
 use ironmesh_client::relay::percent_escape;
 use ironmesh_proto::msh::MeshSettings;
 use serde_json::Value;
@@ -24,13 +24,8 @@ use crate::procstat::result;
 
 #[derive(clap::Args)]
 pub struct EventsArgs {
-    /// Server, e.g. wss://127.0.0.1:4443 (loopback only).
-    #[arg(long)]
-    url: String,
-    #[arg(long)]
-    user: String,
-    #[arg(long)]
-    pass: String,
+    #[command(flatten)]
+    server: crate::ServerArgs,
     /// `.msh` of a device group the user sees: the simulated device joins it.
     #[arg(long)]
     msh: PathBuf,
@@ -51,15 +46,7 @@ const WAIT: Duration = Duration::from_secs(30);
 type Seen = (usize, String, u64, Instant);
 
 pub async fn run(args: EventsArgs) -> anyhow::Result<()> {
-    let server = ServerAddress::parse(&args.url)?;
-    anyhow::ensure!(
-        server.host == "localhost" || server.host.starts_with("127.") || server.host == "::1",
-        "benchmarks only target loopback servers"
-    );
-    let creds = Credentials {
-        user: args.user.clone(),
-        password: args.pass.clone(),
-    };
+    let (server, creds) = args.server.target()?;
     let mut login = ControlClient::connect(&server, &creds, None).await?;
     // MeshCentral's reply does not echo `responseid`: wait for the action instead.
     login
@@ -134,7 +121,7 @@ pub async fn run(args: EventsArgs) -> anyhow::Result<()> {
     let mut next_identity = identities.iter();
     println!(
         "events scenario: consoles {:?}, {} state changes each, server {}",
-        args.consoles, args.rounds, args.url
+        args.consoles, args.rounds, args.server.url
     );
     println!();
     println!(

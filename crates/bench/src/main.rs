@@ -33,6 +33,11 @@ enum Scenario {
     Relay(relay::RelayArgs),
     /// A device's state change seen by 1, 100, 1,000 consoles: latency p50/p99.
     Events(events::EventsArgs),
+    /// Resident memory of a server's whole process tree, now (MiB).
+    Rss {
+        #[arg(long)]
+        pid: u32,
+    },
     /// RSA-3072 signatures per second on all cores (the ceiling for fresh agent handshakes).
     RsaCeiling(rsa_ceiling::RsaArgs),
     /// N simulated WiFiDogX gateways with heartbeats: server CPU and memory per 1,000.
@@ -44,20 +49,68 @@ enum Scenario {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    if let Scenario::RsaCeiling(args) = cli.scenario {
-        return rsa_ceiling::run(args);
+    match cli.scenario {
+        Scenario::RsaCeiling(args) => rsa_ceiling::run(args),
+        Scenario::Rss { pid } => {
+            let kib = procstat::rss_kib(pid).ok_or_else(|| anyhow::anyhow!("no process {pid}"))?;
+            procstat::result("server.rss_after_mib", kib as f64 / 1024.0);
+            Ok(())
+        }
+        scenario => run_async(scenario),
     }
+}
+
+fn run_async(scenario: Scenario) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    match cli.scenario {
+    match scenario {
         Scenario::Agents(args) => runtime.block_on(agents::run(args)),
         Scenario::Relay(args) => runtime.block_on(relay::run(args)),
         Scenario::Events(args) => runtime.block_on(events::run(args)),
-        Scenario::RsaCeiling(_) => unreachable!("handled above"),
+        Scenario::RsaCeiling(_) | Scenario::Rss { .. } => unreachable!("run without a runtime"),
         Scenario::Gateways(args) => runtime.block_on(gateways::run(args)),
         Scenario::Soak(args) => runtime.block_on(soak::run(args)),
     }
+}
+
+/// The server and account a scenario signs in with (`--url`, `--user`, `--pass`).
+#[derive(clap::Args)]
+pub struct ServerArgs {
+    /// Server, e.g. wss://127.0.0.1:4443 (loopback only).
+    #[arg(long)]
+    pub url: String,
+    #[arg(long)]
+    pub user: String,
+    #[arg(long)]
+    pub pass: String,
+}
+
+impl ServerArgs {
+    /// The parsed address (refused unless it is loopback) and the credentials.
+    pub fn target(
+        &self,
+    ) -> anyhow::Result<(
+        ironmesh_client::control::ServerAddress,
+        ironmesh_client::control::Credentials,
+    )> {
+        let server = ironmesh_client::control::ServerAddress::parse(&self.url)?;
+        ensure_loopback(&server.host)?;
+        let creds = ironmesh_client::control::Credentials {
+            user: self.user.clone(),
+            password: self.pass.clone(),
+        };
+        Ok((server, creds))
+    }
+}
+
+/// Benchmarks talk to loopback servers only.
+pub fn ensure_loopback(host: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        host == "localhost" || host.starts_with("127.") || host == "::1",
+        "benchmarks only target loopback servers (got {host})"
+    );
+    Ok(())
 }
 
 /// Where cached keys live by default.

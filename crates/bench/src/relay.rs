@@ -15,13 +15,8 @@ use crate::procstat::result;
 
 #[derive(clap::Args)]
 pub struct RelayArgs {
-    /// Server, e.g. wss://127.0.0.1:4443 (loopback only).
-    #[arg(long)]
-    url: String,
-    #[arg(long)]
-    user: String,
-    #[arg(long)]
-    pass: String,
+    #[command(flatten)]
+    server: crate::ServerArgs,
     /// Megabytes pushed for the throughput figure.
     #[arg(long, default_value_t = 256)]
     megabytes: usize,
@@ -40,15 +35,7 @@ const CHUNK: usize = 64 * 1024;
 const SMALL: usize = 32;
 
 pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
-    let server = ServerAddress::parse(&args.url)?;
-    anyhow::ensure!(
-        server.host == "localhost" || server.host.starts_with("127.") || server.host == "::1",
-        "benchmarks only target loopback servers"
-    );
-    let creds = Credentials {
-        user: args.user.clone(),
-        password: args.pass.clone(),
-    };
+    let (server, creds) = args.server.target()?;
     let total = args.megabytes * 1024 * 1024;
 
     // Relay: throughput, then round trips, on one session.

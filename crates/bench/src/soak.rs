@@ -198,7 +198,8 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
         tick.tick().await;
         let rss = args
             .server_pid
-            .and_then(rss_mib)
+            .and_then(crate::procstat::rss_kib)
+            .map(|kib| kib as f64 / 1024.0)
             .map(|m| format!("{m:.1}"))
             .unwrap_or_else(|| "-".into());
         println!(
@@ -235,16 +236,4 @@ fn description() -> AgentDescription {
         host_info: "Simulated - x64".into(),
         build_date: "soak".into(),
     }
-}
-
-fn rss_mib(pid: u32) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kib: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
-    Some(kib / 1024.0)
 }
