@@ -5,7 +5,7 @@
 
 use ironmesh_server::web::deflate_ws::{compress, decompress};
 use ironmesh_testkit::server::{Db, TestServer};
-use ironmesh_testkit::ws::{b64, tls_connect};
+use ironmesh_testkit::ws::{b64, client_frame, tls_connect};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -66,22 +66,8 @@ async fn send(tls: &mut Tls, text: &[u8], compressed: bool) {
     } else {
         text.to_vec()
     };
-    let mut frame = vec![0x81 | if compressed { 0x40 } else { 0 }];
-    match payload.len() {
-        n if n < 126 => frame.push(0x80 | n as u8),
-        n if n < 65536 => {
-            frame.push(0x80 | 126);
-            frame.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            frame.push(0x80 | 127);
-            frame.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    let mask = [0x12, 0x34, 0x56, 0x78];
-    frame.extend_from_slice(&mask);
-    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-    tls.write_all(&frame).await.unwrap();
+    let first = 0x81 | if compressed { 0x40 } else { 0 };
+    tls.write_all(&client_frame(first, &payload)).await.unwrap();
 }
 
 #[tokio::test]

@@ -506,20 +506,6 @@ async fn send_text(tcp: &mut TcpStream, v: &Value) -> std::io::Result<()> {
 
 /// One FIN frame, masked as a client must.
 async fn send_frame(tcp: &mut TcpStream, opcode: u8, payload: &[u8]) -> std::io::Result<()> {
-    let mut frame = vec![0x80 | opcode];
-    match payload.len() {
-        n if n < 126 => frame.push(0x80 | n as u8),
-        n if n < 65536 => {
-            frame.push(0x80 | 126);
-            frame.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            frame.push(0x80 | 127);
-            frame.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    let mask: [u8; 4] = rand::random();
-    frame.extend_from_slice(&mask);
-    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-    tcp.write_all(&frame).await
+    tcp.write_all(&crate::ws::client_frame(0x80 | opcode, payload))
+        .await
 }

@@ -143,3 +143,25 @@ pub async fn request(ws: &mut Ws, v: &Value) -> anyhow::Result<Value> {
     send_json(ws, v).await?;
     recv_json(ws).await
 }
+
+/// One client frame built by hand (for tests that speak WebSocket without a library):
+/// `first_byte` holds FIN, the RSV bits and the opcode; the payload is masked as a client's
+/// must be.
+pub fn client_frame(first_byte: u8, payload: &[u8]) -> Vec<u8> {
+    let mut frame = vec![first_byte];
+    match payload.len() {
+        n if n < 126 => frame.push(0x80 | n as u8),
+        n if n < 65536 => {
+            frame.push(0x80 | 126);
+            frame.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            frame.push(0x80 | 127);
+            frame.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    let mask: [u8; 4] = rand::random();
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    frame
+}
