@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes the seed corpus of the agent_handshake fuzz target: agent handshakes (agent spec
+"""Writes the seed corpus of the agent_handshake fuzz target: agent handshakes (docs/protocol/agent.md
 §3.4) as `[u16 length][frame]` sequences, signed by a throwaway RSA-2048 agent key made with
 the openssl command (nothing of the key is kept), over the target's fixed server nonce and
 TLS hash. Run it again only when the target's constants or framing change.

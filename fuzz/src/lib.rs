@@ -1,5 +1,5 @@
-//! What the fuzz targets in `fuzz_targets/` share: the server's agent handshake state
-//! machine, the framing of multi-frame inputs, and round-trip checks.
+//! What the fuzz targets in `fuzz_targets/` share: the framing of multi-frame inputs, and
+//! round-trip checks.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::Write;
@@ -49,24 +49,9 @@ unsafe impl GlobalAlloc for BoundedAllocator {
 #[global_allocator]
 static ALLOCATOR: BoundedAllocator = BoundedAllocator;
 
-/// The server's agent handshake (`crates/server/src/agents/handshake.rs`), compiled here
-/// from its own source file. It is a pure state machine (frames in, steps out), but it lives
-/// in the server crate, whose build embeds the web console and pulls in the database and
-/// HTTP stacks; the file itself needs only `ironmesh-proto`, `ring`, `x509-parser`,
-/// `thiserror` and the `identity::sha384` below.
-#[path = "../../crates/server/src/agents/handshake.rs"]
-pub mod server_handshake;
-
-/// Stands in for the one item of `ironmesh_server::identity` the handshake uses.
-mod identity {
-    use sha2::{Digest, Sha384};
-
-    pub fn sha384(bytes: &[u8]) -> [u8; 48] {
-        Sha384::digest(bytes).into()
-    }
-}
-
-pub use identity::sha384;
+/// The server's agent handshake state machine, as the server uses it.
+pub use ironmesh_proto::agent_handshake as server_handshake;
+pub use ironmesh_proto::agent::sha384;
 
 /// Splits a fuzz input into frames, each `[u16 big-endian length][bytes]`; a last frame
 /// shorter than its length field is taken as it is.

@@ -1,4 +1,4 @@
-//! Reconnect pacing (agent spec §1): the first retry after 0.5–2 s, then doubling with
+//! Reconnect pacing (docs/protocol/agent.md §1): the first retry after 0.5–2 s, then doubling with
 //! jitter up to a cap of 4–6 minutes; reset only after a successful authentication. The
 //! jitter spreads a fleet's reconnects after a server restart.
 

@@ -1,4 +1,4 @@
-//! `runcommands` (agent spec §5.2, §5.3): runs a command text in `sh` and reports its
+//! `runcommands` (docs/protocol/agent.md §5.2, §5.3): runs a command text in `sh` and reports its
 //! output, either as one `runcommands` reply (`reply: true`) or as console messages. One
 //! run at a time, as the stock agent does; a second request while busy is refused.
 

@@ -1,4 +1,4 @@
-//! The agent side of the authentication handshake (agent spec §3): what to send first,
+//! The agent side of the authentication handshake (docs/protocol/agent.md §3): what to send first,
 //! and how to judge the server's answers. Trust comes only from the pinned ServerID and
 //! the server's signature, or, on later connections, from a TLS certificate hash this agent
 //! verified before (the skip path).
@@ -98,7 +98,7 @@ impl<'a> ClientHandshake<'a> {
         self.skipping
     }
 
-    /// The opening frames: 30, 31, 5, [4], 1, and with the skip path 3 right away.
+    /// The opening frames: 30, 31, 5, (4), 1, and with the skip path 3 right away.
     pub fn opening(&mut self) -> Vec<Vec<u8>> {
         let mut frames = Vec::new();
         let mut date = cmd::AGENT_COMMIT_DATE.to_be_bytes().to_vec();

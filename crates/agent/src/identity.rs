@@ -1,7 +1,6 @@
-//! The agent's own identity: an RSA key and a self-signed certificate
-//! (`CN=MeshNodeCertificate`, like the stock agent's, agent spec §8), generated on first
-//! start; plus the remembered hash of the server's TLS certificate that lets later
-//! connections take the skip path.
+//! The agent's own identity: an RSA key and a self-signed certificate (`CN=MeshNodeCertificate`,
+//! like the stock agent's, docs/protocol/agent.md §8), generated on first start; plus the
+//! remembered hash of the server's TLS certificate that lets later connections take the skip path.
 
 use std::path::{Path, PathBuf};
 

@@ -1,5 +1,5 @@
 //! What the agent reports about its machine, in the shapes MeshCentral's core uses
-//! (agent spec §5.3): `coreinfo`, `netinfo`, `sysinfo`; and the texts of commands 3/31.
+//! (docs/protocol/agent.md §5.3): `coreinfo`, `netinfo`, `sysinfo`; and the texts of commands 3/31.
 
 use std::collections::BTreeMap;
 

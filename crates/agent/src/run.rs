@@ -193,7 +193,7 @@ impl Agent {
         };
         match command {
             // "Which core do you run?" — none in JavaScript: 48 zero bytes mean "custom core,
-            // leave it" (agent spec §4.1). A pushed core is declined the same way.
+            // leave it" (docs/protocol/agent.md §4.1). A pushed core is declined the same way.
             cmd::CORE_MODULE_HASH | cmd::CORE_MODULE | cmd::COMPRESSED_CORE_MODULE => {
                 let reply = agent::with_request_id(cmd::CORE_MODULE_HASH, &[0u8; 48]);
                 socket.send(Message::Binary(reply.into())).await?;

@@ -112,7 +112,8 @@ pub async fn upload(
                     eof = true;
                     break;
                 }
-                // A chunk starting with 0x00 or `{` gets an escape byte (control spec §3.5).
+                // A chunk starting with 0x00 or `{` gets an escape byte (docs/protocol/control.md
+                // §3.5).
                 let mut frame = Vec::with_capacity(n + 1);
                 if chunk[0] == 0 || chunk[0] == b'{' {
                     frame.push(0);

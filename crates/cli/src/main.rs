@@ -45,7 +45,7 @@ enum Command {
         /// Token lifetime in days (0 = no expiry).
         #[arg(long, default_value_t = 30)]
         expire_days: u64,
-        /// Client certificate (PEM) for a server that requires one ([client_certs]);
+        /// Client certificate (PEM) for a server that requires one (`[client_certs]`);
         /// remembered with the login.
         #[arg(long, requires = "client_key")]
         client_cert: Option<std::path::PathBuf>,

@@ -1,6 +1,6 @@
 //! Opening a WebSocket to an ironmesh (or MeshCentral) server. The TLS layer accepts any
-//! certificate and hands it back: callers judge the server by its hash (the agent: pinned
-//! ServerID plus handshake signature, agent spec §1; the CLI: the hash it saw at login).
+//! certificate and hands it back: callers judge the server by its hash (the agent: pinned ServerID
+//! plus handshake signature, docs/protocol/agent.md §1; the CLI: the hash it saw at login).
 
 use std::sync::Arc;
 use std::time::Duration;

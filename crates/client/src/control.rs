@@ -1,6 +1,6 @@
 //! A `/control.ashx` client: logs in with `x-meshauth`, reads the greeting, and matches
 //! replies to requests by `responseid`; events that arrive meanwhile are kept for
-//! [`ControlClient::next_event`].
+//! [`ControlClient::next_push`].
 
 use std::collections::VecDeque;
 use std::time::Duration;

@@ -1,12 +1,18 @@
-//! The binary agent channel `/agent.ashx` (agent spec §3, §4): command numbers, exact
+//! The binary agent channel `/agent.ashx` (docs/protocol/agent.md §3, §4): command numbers, exact
 //! layouts, the two signed messages. All integers big-endian. Pure encode/decode.
 
 /// Length of every hash and nonce in the handshake (SHA-384).
 pub const HASH_LEN: usize = 48;
+/// SHA-384, the hash behind every identity and signature of the agent channel.
+pub fn sha384(bytes: &[u8]) -> [u8; HASH_LEN] {
+    use sha2::{Digest, Sha384};
+    Sha384::digest(bytes).into()
+}
+
 /// Exact length of command 1 in both directions.
 pub const AUTH_REQUEST_LEN: usize = 2 + 2 * HASH_LEN;
 
-/// Command numbers (agent spec §3.1, §4).
+/// Command numbers (docs/protocol/agent.md §3.1, §4).
 pub mod cmd {
     pub const AUTH_REQUEST: u16 = 1;
     pub const AUTH_VERIFY: u16 = 2;
@@ -23,7 +29,7 @@ pub mod cmd {
     pub const HOST_INFO: u16 = 31;
 }
 
-/// Capability bits of command 3 and `coreinfo` (agent spec §3.1).
+/// Capability bits of command 3 and `coreinfo` (docs/protocol/agent.md §3.1).
 pub mod caps {
     pub const DESKTOP: u32 = 0x01;
     pub const TERMINAL: u32 = 0x02;
@@ -132,7 +138,7 @@ impl AuthVerify {
     }
 }
 
-/// What the server signs (agent spec §3.2): `H ‖ agentNonce ‖ serverNonce`.
+/// What the server signs (docs/protocol/agent.md §3.2): `H ‖ agentNonce ‖ serverNonce`.
 pub fn server_signed_message(
     tls_hash: &[u8; 48],
     agent_nonce: &[u8; 48],
@@ -193,7 +199,7 @@ impl AuthInfo {
                 cmd: cmd::AUTH_INFO,
             });
         }
-        // A legacy 32-byte mesh id leaves bytes 50..66 zero (agent spec §3.1).
+        // A legacy 32-byte mesh id leaves bytes 50..66 zero (docs/protocol/agent.md §3.1).
         let mesh = &frame[18..66];
         let mesh_id = if mesh[32..].iter().all(|b| *b == 0) {
             mesh[..32].to_vec()
@@ -245,7 +251,8 @@ pub fn bare(command: u16) -> Vec<u8> {
     command.to_be_bytes().to_vec()
 }
 
-/// A post-authentication command `[u16 cmd][u16 request id = 0]` + payload (agent spec §4).
+/// A post-authentication command `[u16 cmd][u16 request id = 0]` + payload (docs/protocol/agent.md
+/// §4).
 pub fn with_request_id(command: u16, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(4 + payload.len());
     out.extend_from_slice(&command.to_be_bytes());
@@ -321,7 +328,7 @@ mod tests {
 
     #[test]
     fn auth_info_matches_the_observed_trace() {
-        // Observed 74-byte command 3 (agent spec §11.1) with host "vm", caps 0x118.
+        // Observed 74-byte command 3 (docs/protocol/agent.md §11.1) with host "vm", caps 0x118.
         let mut frame = vec![0, 3, 0, 0, 0, 1, 0, 0, 0, 6, 0, 0, 0, 0, 0, 0, 0, 1];
         frame.extend_from_slice(&[0xee; 48]);
         frame.extend_from_slice(&[0, 0, 1, 0x18, 0, 2, b'v', b'm']);

@@ -1,4 +1,4 @@
-//! The `/control.ashx` JSON envelope (control spec §2.1).
+//! The `/control.ashx` JSON envelope (docs/protocol/control.md §2.1).
 //!
 //! Every frame is one JSON object with a string `action` (3..=32 characters). Requests may
 //! carry `responseid` and `tag`; replies echo them so clients such as `meshctrl.js` can
@@ -111,7 +111,7 @@ impl Reply {
 }
 
 /// The frame sent before closing a control socket that failed authentication
-/// (control spec §1.3): `meshctrl.js` prints "Invalid login." for cause `noauth`.
+/// (docs/protocol/control.md §1.3): `meshctrl.js` prints "Invalid login." for cause `noauth`.
 pub fn close_frame(cause: &str, msg: &str) -> Value {
     Reply::new("close")
         .with("cause", cause)

@@ -1,4 +1,4 @@
-//! MeshCentral identifiers (control spec §4.1) and the `b64@$` alphabet.
+//! MeshCentral identifiers (docs/protocol/control.md §4.1) and the `b64@$` alphabet.
 //!
 //! Ids are `<kind>/<domain>/<key>`; ironmesh serves the default domain, whose id is the
 //! empty string, so ids look like `user//alice`, `mesh//<64 chars>`, `node//<64 chars>`.
@@ -86,11 +86,11 @@ pub enum IdError {
 
 /// Turns what a client sent into a full id of `kind` in the default domain.
 ///
-/// Accepted, as MeshCentral and its tools send them (control spec §4.1, relay guide):
-/// the full form `node//KEY`, the bare key `KEY` (no `/`), and `@KEY`-style bare keys
-/// (a b64@$ key may itself start with `@`, so a leading `@` is kept when the rest would not
-/// be a complete key). Percent-encoding must already be removed by the caller.
-/// Ids of another kind or of a named domain are refused.
+/// Accepted, as MeshCentral and its tools send them (docs/protocol/control.md §4.1,
+/// docs/protocol/control.md §3.2): the full form `node//KEY`, the bare key `KEY` (no `/`), and
+/// `@KEY`-style bare keys (a b64@$ key may itself start with `@`, so a leading `@` is kept when the
+/// rest would not be a complete key). Percent-encoding must already be removed by the caller. Ids
+/// of another kind or of a named domain are refused.
 pub fn normalize_id(kind: IdKind, input: &str) -> Result<String, IdError> {
     let input = input.trim();
     if input.is_empty() {
@@ -144,7 +144,7 @@ fn check_key(kind: IdKind, key: &str) -> Result<String, IdError> {
     }
 }
 
-/// User names as MeshCentral accepts them (control spec §2.4 `adduser`): no space, `"`,
+/// User names as MeshCentral accepts them (docs/protocol/control.md §2.4 `adduser`): no space, `"`,
 /// `,` or `/`, not starting with `~` (reserved for login tokens), 1..=64 characters.
 pub fn is_valid_username(name: &str) -> bool {
     !name.is_empty()

@@ -1,9 +1,10 @@
 //! Wire formats for ironmesh: pure data and parsing, no I/O.
 //!
-//! Protocol facts cite the fact sheets in `shared/spec/` (`meshcentral-control.md`,
+//! Protocol facts cite the fact sheets in `docs/protocol/` (`meshcentral-control.md`,
 //! `meshcentral-agent.md`) by section.
 
 pub mod agent;
+pub mod agent_handshake;
 pub mod control;
 pub mod ids;
 pub mod meshauth;

@@ -1,4 +1,4 @@
-//! The `x-meshauth` header (control spec §1.2, §1.3 step 6):
+//! The `x-meshauth` header (docs/protocol/control.md §1.2, §1.3 step 6):
 //! `base64(user),base64(pass)[,base64(2fa-token)]`.
 
 use base64::engine::general_purpose::STANDARD;

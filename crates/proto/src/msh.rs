@@ -1,5 +1,5 @@
-//! The `.msh` agent settings file (agent spec §7): CRLF lines of `key=value`, first line
-//! empty.
+//! The `.msh` agent settings file (docs/protocol/agent.md §7): CRLF lines of `key=value`, first
+//! line empty.
 
 use crate::ids::{decode_hex, hex_upper};
 

@@ -1,15 +1,16 @@
-//! `/meshrelay.ashx` (control spec §3): the URL query both sides connect with, and the
+//! `/meshrelay.ashx` (docs/protocol/control.md §3): the URL query both sides connect with, and the
 //! user side's first frames, which tell the agent what session to start (§3.4). The relay
 //! itself forwards frames verbatim; only the agent reads them.
 
 use percent_encoding::percent_decode_str;
 use serde_json::{Map, Value};
 
-/// The relay URL's query (control spec §3.1). Parsed by hand: values may hold base64 (`+`,
-/// `/`, `=`) and b64@$ ids, so `+` must stay `+` (form decoding would turn it into a space).
+/// The relay URL's query (docs/protocol/control.md §3.1). Parsed by hand: values may hold base64
+/// (`+`, `/`, `=`) and b64@$ ids, so `+` must stay `+` (form decoding would turn it into a space).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RelayQuery {
-    /// Pairing key; or, when no `nodeid` is given, possibly a device id (relay guide).
+    /// Pairing key; or, when no `nodeid` is given, possibly a device id (docs/protocol/control.md
+    /// §3.2).
     pub id: Option<String>,
     pub nodeid: Option<String>,
     /// Protocol number: 1 terminal, 2 desktop, 5 files, …
@@ -49,14 +50,39 @@ impl RelayQuery {
     }
 }
 
+/// What a session on relay protocol number `p` gives access to, as far as rights go
+/// (docs/protocol/control.md §3.1, §4.2): each kind has a "no …" right that forbids it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionKind {
+    /// 1 (terminal), 6 (PowerShell), 8 and 9 (terminal as the logged-in user).
+    Terminal,
+    /// 2.
+    Desktop,
+    /// 5 (files), 10 (file transfer).
+    Files,
+    /// Any other number, or none given.
+    Other,
+}
+
+impl SessionKind {
+    pub fn of(protocol: Option<u32>) -> SessionKind {
+        match protocol {
+            Some(1 | 6 | 8 | 9) => SessionKind::Terminal,
+            Some(2) => SessionKind::Desktop,
+            Some(5 | 10) => SessionKind::Files,
+            _ => SessionKind::Other,
+        }
+    }
+}
+
 /// Whether a text frame from the relay is its "paired" signal: `c`, or `cr` when the
-/// session is recorded (control spec §3.3 step 3). Frames before it are ignored.
+/// session is recorded (docs/protocol/control.md §3.3 step 3). Frames before it are ignored.
 pub fn is_paired_signal(text: &str) -> bool {
     text == "c" || text == "cr"
 }
 
 /// One frame of the user side after the paired signal and before the session starts
-/// (control spec §3.4, `meshcore.js:2998-3012`).
+/// (docs/protocol/control.md §3.4, `meshcore.js:2998-3012`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum StartFrame {
     /// `{"type":"options",…}`: terminal size and other session options, kept whole.

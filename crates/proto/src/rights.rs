@@ -1,4 +1,4 @@
-//! Rights bit values, exactly MeshCentral's (control spec §4.2).
+//! Rights bit values, exactly MeshCentral's (docs/protocol/control.md §4.2).
 
 /// Rights a user holds on a device group (and so on its devices): `links[..].rights`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

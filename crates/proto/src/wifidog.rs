@@ -1,5 +1,5 @@
 //! The apfree-wifidog ("WiFiDogX") gateway WebSocket protocol, both generations
-//! (`shared/spec/wifidogx.md`): 8.x messages keyed by `type`, 9.x by `op` with `req_id` and
+//! (docs/protocol/wifidogx.md): 8.x messages keyed by `type`, 9.x by `op` with `req_id` and
 //! enveloped replies. Pure parsing and building; the frame-size rule lives here too because
 //! it is a property of the device's wire handling.
 
@@ -199,7 +199,7 @@ pub fn parse_device_frame(text: &str) -> Result<DeviceFrame, WifidogError> {
 }
 
 /// The server's acknowledgement of `connect`/`heartbeat`, carrying the wanted auth mode of
-/// each gateway (spec §6 must-dos).
+/// each gateway (docs/protocol/wifidogx.md §6.1).
 pub fn ack(report: &Report, auth_modes: &[(String, i64)]) -> Value {
     let gw: Vec<Value> = auth_modes
         .iter()
@@ -243,7 +243,7 @@ pub fn command(
 }
 
 /// Pushes wanted auth modes: 9.x `gateway_heartbeat`; 8.x a `heartbeat`-typed message,
-/// which 8.x applies (spec §4, §5).
+/// which 8.x applies (docs/protocol/wifidogx.md §4, §5).
 pub fn auth_mode_push(generation: Generation, auth_modes: &[(String, i64)], req_id: &str) -> Value {
     let gw: Vec<Value> = auth_modes
         .iter()
@@ -266,7 +266,7 @@ pub enum Expect {
     Types(Vec<String>),
 }
 
-/// The commands ironmesh sends, per generation (spec §4, §5).
+/// The commands ironmesh sends, per generation (docs/protocol/wifidogx.md §4, §5).
 pub fn expectation(generation: Generation, op: &str) -> Option<Expect> {
     let legacy_reply = |base: &str| {
         Some(Expect::Types(vec![
@@ -309,8 +309,9 @@ pub fn expectation(generation: Generation, op: &str) -> Option<Expect> {
     }
 }
 
-/// The WebSocket frame size of a text message sent by a server (unmasked): the device reads
-/// into a 1024-byte buffer and wedges for good on anything that does not fit (spec §2).
+/// The WebSocket frame size of a text message sent by a server (unmasked): the device reads into a
+/// 1024-byte buffer and wedges for good on anything that does not fit (docs/protocol/wifidogx.md
+/// §2).
 pub fn frame_size(payload_len: usize) -> usize {
     payload_len
         + match payload_len {

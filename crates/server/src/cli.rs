@@ -11,10 +11,8 @@ use ironmesh_proto::ids::{normalize_id, IdKind};
 use ironmesh_proto::rights::SiteRights;
 
 use crate::config::{Config, Overrides, DEFAULT_DATA_DIR};
-use crate::domain::accounts::NewUser;
-use crate::domain::events::EventBus;
-use crate::domain::Domain;
-use crate::store::Store;
+use ironmesh_core::accounts::NewUser;
+use ironmesh_core::Domain;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -84,6 +82,16 @@ pub enum Command {
     /// Manage device groups directly in the database.
     #[command(subcommand)]
     Group(GroupCommand),
+    /// Look after the database.
+    #[command(subcommand)]
+    Db(DbCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DbCommand {
+    /// Check the database's consistency (SQLite's integrity check; PostgreSQL: every table
+    /// readable). Prints `ok`, or the findings and exits with an error.
+    Check,
 }
 
 #[derive(Subcommand, Debug)]
@@ -178,17 +186,14 @@ async fn main(cli: Cli) -> anyhow::Result<()> {
         None | Some(Command::Run) => crate::server::run(config).await,
         Some(Command::Account(cmd)) => account(config, cmd).await,
         Some(Command::Group(cmd)) => group(config, cmd).await,
+        Some(Command::Db(DbCommand::Check)) => db_check(config).await,
     }
 }
 
 async fn account(config: Config, cmd: AccountCommand) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating {}", config.data_dir.display()))?;
-    let store = Store::open(&config.database_url).await?;
-    let domain = Domain {
-        store: store.clone(),
-        events: EventBus::default(),
-    };
+    let domain = Domain::open(&config.database_url).await?;
     let result = match cmd {
         AccountCommand::Add {
             name,
@@ -240,7 +245,11 @@ async fn account(config: Config, cmd: AccountCommand) -> anyhow::Result<()> {
             Ok(())
         }
         AccountCommand::List => {
-            for u in store.users().await? {
+            for (u, _) in domain
+                .users_with_memberships()
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+            {
                 let role = if SiteRights(u.site_rights).is_full() {
                     "admin"
                 } else {
@@ -251,19 +260,34 @@ async fn account(config: Config, cmd: AccountCommand) -> anyhow::Result<()> {
             Ok(())
         }
     };
-    store.close().await;
+    domain.close().await;
     result
 }
 
+async fn db_check(config: Config) -> anyhow::Result<()> {
+    let domain = Domain::open(&config.database_url).await?;
+    let findings = domain
+        .check_integrity()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"));
+    domain.close().await;
+    let findings = findings?;
+    println!("{findings}");
+    anyhow::ensure!(findings == "ok", "the database check found problems");
+    Ok(())
+}
+
 async fn group(config: Config, cmd: GroupCommand) -> anyhow::Result<()> {
-    let store = Store::open(&config.database_url).await?;
-    let domain = Domain {
-        store: store.clone(),
-        events: EventBus::default(),
+    let domain = Domain::open(&config.database_url).await?;
+    let all_groups = || async {
+        domain
+            .all_groups()
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))
     };
-    let find = |groups: &[crate::store::DeviceGroup],
+    let find = |groups: &[ironmesh_core::model::DeviceGroup],
                 key: &str|
-     -> anyhow::Result<crate::store::DeviceGroup> {
+     -> anyhow::Result<ironmesh_core::model::DeviceGroup> {
         let matches: Vec<_> = groups
             .iter()
             .filter(|g| g.id == key || g.name == key)
@@ -277,25 +301,26 @@ async fn group(config: Config, cmd: GroupCommand) -> anyhow::Result<()> {
     let result = match cmd {
         GroupCommand::Add { name, owner } => {
             let id = normalize_id(IdKind::User, &owner).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let actor = crate::domain::access::Actor::load(&store, &id)
+            let actor = domain
+                .actor(&id)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?
                 .ok_or_else(|| anyhow::anyhow!("no user {id}"))?;
             let group = domain
-                .create_group(&actor, &name, crate::domain::groups::MTYPE_AGENT, "")
+                .create_group(&actor, &name, ironmesh_core::groups::MTYPE_AGENT, "")
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("{}", group.id);
             Ok(())
         }
         GroupCommand::List => {
-            for g in store.groups().await? {
+            for g in all_groups().await? {
                 println!("{}\t{}", g.id, g.name);
             }
             Ok(())
         }
         GroupCommand::Msh { group } => {
-            let group = find(&store.groups().await?, &group)?;
+            let group = find(&all_groups().await?, &group)?;
             let cert = config.data_dir.join("agent-server-cert.pem");
             anyhow::ensure!(
                 cert.exists(),
@@ -319,7 +344,7 @@ async fn group(config: Config, cmd: GroupCommand) -> anyhow::Result<()> {
             Ok(())
         }
     };
-    store.close().await;
+    domain.close().await;
     result
 }
 

@@ -1,5 +1,5 @@
-//! The server's long-lived identity (agent spec §2, §8), generated on first start into the
-//! data folder and reloaded on every later start:
+//! The server's long-lived identity (docs/protocol/agent.md §2, §8), generated on first start into
+//! the data folder and reloaded on every later start:
 //!
 //! * a root CA that issues the other two certificates;
 //! * the **web certificate** presented on the HTTPS port. ECDSA P-256 by default: every
@@ -24,7 +24,6 @@ use rsa::pkcs1::EncodeRsaPublicKey;
 use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use sha2::{Digest, Sha384};
 
 const ROOT_CERT: &str = "root-cert.pem";
 const ROOT_KEY: &str = "root-key.pem";
@@ -36,9 +35,7 @@ const AGENT_KEY: &str = "agent-server-key.pem";
 /// A 48-byte SHA-384 digest.
 pub type Hash384 = [u8; 48];
 
-pub fn sha384(bytes: &[u8]) -> Hash384 {
-    Sha384::digest(bytes).into()
-}
+pub use ironmesh_proto::agent::sha384;
 
 /// What the HTTPS port presents.
 pub struct WebIdentity {
@@ -239,7 +236,7 @@ fn load_web(cert_path: &Path, key_path: &Path) -> anyhow::Result<WebIdentity> {
     })
 }
 
-/// SHA-384 of a certificate's public key as MeshCentral computes it (agent spec §2):
+/// SHA-384 of a certificate's public key as MeshCentral computes it (docs/protocol/agent.md §2):
 /// the PKCS#1 `RSAPublicKey` for RSA keys, the whole SPKI for other key types.
 pub fn public_key_hash(cert_der: &[u8]) -> anyhow::Result<Hash384> {
     let (_, cert) = x509_parser::parse_x509_certificate(cert_der)
@@ -297,6 +294,46 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     file.sync_all()?;
     std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
     Ok(())
+}
+
+/// Signs the server's handshake proof on the blocking pool: an RSA-3072 private-key
+/// operation takes milliseconds, which must never stall the async workers.
+pub struct AgentSigner {
+    key: std::sync::Arc<ring::signature::RsaKeyPair>,
+    /// Signatures in progress at most (one per core): in a storm of new agents the rest
+    /// queue here instead of each occupying a blocking thread.
+    slots: tokio::sync::Semaphore,
+}
+
+impl AgentSigner {
+    pub fn new(pkcs8: &[u8]) -> anyhow::Result<AgentSigner> {
+        let key = ring::signature::RsaKeyPair::from_pkcs8(pkcs8)
+            .map_err(|e| anyhow::anyhow!("agent-server key unusable: {e}"))?;
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        Ok(AgentSigner {
+            key: std::sync::Arc::new(key),
+            slots: tokio::sync::Semaphore::new(cores),
+        })
+    }
+
+    pub async fn sign(&self, message: [u8; 144]) -> anyhow::Result<Vec<u8>> {
+        let _slot = self.slots.acquire().await?;
+        let key = self.key.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut sig = vec![0u8; key.public().modulus_len()];
+            key.sign(
+                &ring::signature::RSA_PKCS1_SHA384,
+                &ring::rand::SystemRandom::new(),
+                &message,
+                &mut sig,
+            )
+            .map_err(|_| anyhow::anyhow!("RSA signing failed"))?;
+            Ok(sig)
+        })
+        .await?
+    }
 }
 
 #[cfg(test)]

@@ -4,19 +4,22 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
+use std::time::Duration;
 
-use crate::agents::connection::AgentSigner;
-use crate::agents::core::CoreProvider;
-use crate::auth::cookie::{TokenCipher, KEY_LEN, KEY_SETTING};
+use ironmesh_core::model::now_ms;
+use ironmesh_core::Domain;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::agent_cores::CoreProvider;
+use crate::auth::cookie::{TokenCipher, KEY_LEN};
 use crate::auth::ratelimit::LoginLimiter;
+use crate::auth::Authenticator;
 use crate::config::Config;
-use crate::domain::events::EventBus;
-use crate::domain::{hex, random_bytes, Domain};
-use crate::identity::{IdentityOptions, ServerIdentity};
+use crate::identity::{AgentSigner, IdentityOptions, ServerIdentity};
 use crate::state::AppState;
-use crate::store::{now_ms, Store};
 
 /// Runs until SIGINT/SIGTERM.
 pub async fn run(mut config: Config) -> anyhow::Result<()> {
@@ -44,12 +47,11 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         .await??
     };
     let tls = crate::tls::server_config(&identity.web, config.client_certs.ca.as_deref())?;
-    let store = Store::open(&config.database_url).await?;
-    let cookie_key = store
-        .setting_or_insert(KEY_SETTING, &hex(&random_bytes::<KEY_LEN>()))
-        .await?;
-    let cookie_key =
-        ironmesh_proto::ids::decode_hex(&cookie_key).context("stored cookie key is not hex")?;
+    let domain = Domain::open(&config.database_url).await?;
+    let sealing_key = domain
+        .sealing_key(KEY_LEN)
+        .await
+        .context("reading the token-sealing key")?;
     let cores = match &config.meshcentral_dir {
         Some(dir) => {
             let dir = dir.clone();
@@ -66,18 +68,20 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         gateways: Default::default(),
         agent_signer: AgentSigner::new(&identity.agent_server.key_pkcs8)?,
         cores,
-        tokens: TokenCipher::new(&cookie_key)?,
-        login_limiter: LoginLimiter::new(
-            config.login_max_failures,
-            std::time::Duration::from_secs(config.login_window_secs),
+        auth: Authenticator::new(
+            domain.clone(),
+            TokenCipher::new(&sealing_key)?,
+            LoginLimiter::new(
+                config.login_max_failures,
+                std::time::Duration::from_secs(config.login_window_secs),
+            ),
         ),
-        domain: Domain {
-            store: store.clone(),
-            events: EventBus::default(),
-        },
+        domain,
         identity,
         started_ms: now_ms(),
         config,
+        shutdown: CancellationToken::new(),
+        sessions: TaskTracker::new(),
     });
 
     let local = state.config.bind;
@@ -87,22 +91,23 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         ironmesh_proto::ids::hex_upper(&state.identity.agent_server.server_id),
         started.elapsed().as_millis()
     );
-    if store.user_count().await? == 0 {
+    if state.domain.user_count().await? == 0 {
         println!(
             "No accounts yet. Create the first administrator with:\n  ironmesh-server --data {} account add --admin <name>",
             state.config.data_dir.display()
         );
     }
 
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let stop_rx_plain = stop_rx.clone();
-    let router = crate::web::router(state.clone());
+    // One bound for both ports: a flood on the plain gateway port cannot exhaust the
+    // process's file descriptors any more than one on the TLS port.
+    let connection_slots = Arc::new(Semaphore::new(state.config.max_connections));
+    let router = crate::routes::router(state.clone());
     let server = tokio::spawn(crate::web::listener::serve(
         listener,
         tls,
         router,
-        state.config.max_connections,
-        stop_rx,
+        connection_slots.clone(),
+        state.shutdown.clone(),
     ));
     let plain = match state.config.wifidog.plain_port {
         Some(port) => {
@@ -116,23 +121,49 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
             );
             Some(tokio::spawn(crate::web::listener::serve_plain(
                 plain_listener,
-                crate::web::plain_router(state.clone()),
-                stop_rx_plain,
+                crate::routes::plain_router(state.clone()),
+                connection_slots.clone(),
+                state.shutdown.clone(),
             )))
         }
         None => None,
     };
     let sweeper = tokio::spawn(sweep_sessions(state.clone()));
     shutdown_signal().await;
-    tracing::info!("shutting down");
-    let _ = stop_tx.send(true);
+    shut_down(&state, server, plain).await;
+    sweeper.abort();
+    Ok(())
+}
+
+/// How long sessions get to send their close frames and finish what they are writing.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Graceful shutdown: stop accepting, tell every session to close (each sends a close frame
+/// with [`crate::endpoint::SHUTTING_DOWN`]), give them [`SHUTDOWN_GRACE`] to finish their
+/// writes, then close the database.
+async fn shut_down(
+    state: &AppState,
+    server: tokio::task::JoinHandle<()>,
+    plain: Option<tokio::task::JoinHandle<()>>,
+) {
+    tracing::info!(sessions = state.sessions.len(), "shutting down");
+    state.shutdown.cancel();
     let _ = server.await;
     if let Some(p) = plain {
         let _ = p.await;
     }
-    sweeper.abort();
-    store.close().await;
-    Ok(())
+    state.sessions.close();
+    if tokio::time::timeout(SHUTDOWN_GRACE, state.sessions.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            sessions = state.sessions.len(),
+            "sessions still open after the shutdown grace period"
+        );
+    }
+    state.domain.close().await;
+    tracing::info!("stopped");
 }
 
 /// Creates the data folder (mode 0700) and, for the default SQLite database, an empty
@@ -166,7 +197,7 @@ async fn sweep_sessions(state: Arc<AppState>) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
     loop {
         tick.tick().await;
-        if let Err(e) = state.domain.store.delete_expired_sessions(now_ms()).await {
+        if let Err(e) = state.domain.sweep_web_sessions().await {
             tracing::warn!(error = %e, "could not sweep sessions");
         }
     }

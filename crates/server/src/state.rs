@@ -2,24 +2,26 @@
 
 use std::sync::Arc;
 
-use crate::agents::connection::AgentSigner;
-use crate::agents::core::CoreProvider;
-use crate::agents::registry::AgentRegistry;
-use crate::auth::cookie::TokenCipher;
-use crate::auth::ratelimit::LoginLimiter;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::agent_cores::CoreProvider;
+use crate::auth::Authenticator;
 use crate::config::Config;
-use crate::consoles::ConsoleRegistry;
-use crate::domain::devices::LiveState;
-use crate::domain::Domain;
-use crate::identity::ServerIdentity;
+use crate::identity::{AgentSigner, ServerIdentity};
+use crate::live::agents::AgentRegistry;
+use crate::live::consoles::ConsoleRegistry;
+use crate::live::gateways::GatewayRegistry;
+use crate::live::relays::RelayHub;
+use ironmesh_core::devices::LiveState;
+use ironmesh_core::Domain;
 
 pub struct AppState {
     pub config: Config,
     pub identity: ServerIdentity,
     pub domain: Domain,
-    /// Seals and opens `auth=`/`rauth=` tokens.
-    pub tokens: TokenCipher,
-    pub login_limiter: LoginLimiter,
+    /// Who is calling: credentials, sessions, sealed tokens, failed-login limits.
+    pub auth: Authenticator,
     /// Connected agents.
     pub agents: AgentRegistry,
     /// Open user sessions, for routing agents' answers.
@@ -29,11 +31,16 @@ pub struct AppState {
     /// JavaScript cores for stock agents.
     pub cores: CoreProvider,
     /// Relay sessions being paired, and used relay ids and tokens.
-    pub relays: crate::relay::hub::RelayHub,
+    pub relays: RelayHub,
     /// Connected WiFiDogX gateways.
-    pub gateways: crate::wifidog::registry::GatewayRegistry,
+    pub gateways: GatewayRegistry,
     /// Unix ms of process start, reported in `serverinfo`.
     pub started_ms: i64,
+    /// Cancelled when the server starts shutting down: every session closes with
+    /// [`crate::endpoint::SHUTTING_DOWN`].
+    pub shutdown: CancellationToken,
+    /// Every WebSocket session, so that shutdown can wait for them to say goodbye.
+    pub sessions: TaskTracker,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -42,27 +49,5 @@ impl AppState {
     /// Live connection state of a device.
     pub fn live_state(&self, node_id: &str) -> LiveState {
         self.agents.live_state(node_id)
-    }
-
-    /// Users who may see a device: members of its group and full site administrators.
-    pub async fn users_with_access(&self, node_id: &str) -> anyhow::Result<Vec<String>> {
-        let store = &self.domain.store;
-        let Some(device) = store.device(node_id).await? else {
-            return Ok(Vec::new());
-        };
-        let mut users: Vec<String> = store
-            .group_members(&device.group_id)
-            .await?
-            .into_iter()
-            .map(|m| m.user_id)
-            .collect();
-        for user in store.users().await? {
-            if ironmesh_proto::rights::SiteRights(user.site_rights).is_full() {
-                users.push(user.id);
-            }
-        }
-        users.sort();
-        users.dedup();
-        Ok(users)
     }
 }

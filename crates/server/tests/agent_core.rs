@@ -1,8 +1,8 @@
 //! MeshCentral's core, assembled by ironmesh from the installed npm package, is the exact
 //! blob the real server pushes: same length and SHA-384 as in the traced command 10 of
-//! agent spec §11.1.
+//! docs/protocol/agent.md §11.1.
 
-use ironmesh_server::agents::core::{CoreProvider, LINUX_X86_64};
+use ironmesh_server::agent_cores::{CoreProvider, LINUX_X86_64};
 
 #[test]
 fn assembled_core_matches_the_real_servers_blob() {

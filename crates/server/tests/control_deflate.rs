@@ -3,7 +3,7 @@
 //! close codes are the same as on the uncompressed channel. (The web console's browser test
 //! runs the whole console over it in Chromium.)
 
-use ironmesh_server::web::deflate_ws::{compress, decompress};
+use ironmesh_server::endpoint::deflate_ws::{compress, decompress};
 use ironmesh_testkit::server::{Db, TestServer};
 use ironmesh_testkit::ws::{b64, client_frame, tls_connect};
 use serde_json::Value;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ironmesh_agent::identity::AgentIdentity;
-use ironmesh_server::store::Store;
+use ironmesh_core::Domain;
 use ironmesh_testkit::agent::{close_reason, create_group, fetch_msh, SimAgent, TestAgent};
 use ironmesh_testkit::http;
 use ironmesh_testkit::postgres::PgCluster;
@@ -359,24 +359,10 @@ async fn full_disk_refuses_writes_and_recovers() {
     server.stop().await;
 
     // The file is sound, every acknowledged write is in it, and no refused one.
-    let path = db.to_str().unwrap();
-    let check = std::process::Command::new("python3")
-        .args([
-            "-c",
-            "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('PRAGMA integrity_check').fetchone()[0])",
-            path,
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&check.stdout).trim(),
-        "ok",
-        "{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
-    let store = Store::open(&server.database_url).await.unwrap();
-    let stored: Vec<String> = store
-        .groups()
+    let domain = Domain::open(&server.database_url).await.unwrap();
+    assert_eq!(domain.check_integrity().await.unwrap(), "ok");
+    let stored: Vec<String> = domain
+        .all_groups()
         .await
         .unwrap()
         .into_iter()
@@ -388,12 +374,11 @@ async fn full_disk_refuses_writes_and_recovers() {
     for g in std::iter::once("refused".to_string()).chain((0..6).map(|i| format!("late-{i}"))) {
         assert!(!stored.contains(&g), "refused {g} was stored: {stored:?}");
     }
-    assert!(store.user("user//bob").await.unwrap().is_some());
-    assert!(store
-        .device(&newcomer.identity.node_id)
+    assert!(domain.actor("user//bob").await.unwrap().is_some());
+    assert!(domain
+        .device_exists(&newcomer.identity.node_id)
         .await
-        .unwrap()
-        .is_some());
-    store.close().await;
+        .unwrap());
+    domain.close().await;
     eprintln!("test took {:?}", began.elapsed());
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ironmesh_agent::identity::AgentIdentity;
-use ironmesh_server::store::Store;
+use ironmesh_core::Domain;
 use ironmesh_testkit::agent::{create_group, fetch_msh, SimAgent, TestAgent};
 use ironmesh_testkit::server::{Db, TestServer};
 use ironmesh_testkit::ws;
@@ -114,23 +114,12 @@ async fn killed_during_registrations_and_an_upload() {
 
     // The database is intact (SQLite's own check) and still usable.
     {
-        let store = Store::open(&server.database_url).await.unwrap();
-        assert!(store.user("user//admin").await.unwrap().is_some());
-        assert!(store.group(&group).await.unwrap().is_some());
-        assert!(store.device(&node).await.unwrap().is_some());
-        store.close().await;
-        let url = server.database_url.clone();
-        let path = url
-            .trim_start_matches("sqlite://")
-            .split('?')
-            .next()
-            .unwrap()
-            .to_string();
-        let check = std::process::Command::new("python3")
-            .args(["-c", "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('PRAGMA integrity_check').fetchone()[0])", &path])
-            .output()
-            .unwrap();
-        assert_eq!(String::from_utf8_lossy(&check.stdout).trim(), "ok");
+        let domain = Domain::open(&server.database_url).await.unwrap();
+        assert_eq!(domain.check_integrity().await.unwrap(), "ok");
+        assert!(domain.actor("user//admin").await.unwrap().is_some());
+        assert!(domain.group_by_id(&group).await.unwrap().is_some());
+        assert!(domain.device_exists(&node).await.unwrap());
+        domain.close().await;
     }
 
     // Restarted: the agent is back by itself within 10 s, and the upload can be redone.

@@ -1,11 +1,11 @@
 //! `/meshrelay.ashx`: every refusal has its close code and reason; pairing keeps frame
-//! types; one side closing closes the other; the relay guide's URL forms work.
+//! types; one side closing closes the other; docs/protocol/control.md §3.2's URL forms work.
 
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use ironmesh_server::auth::cookie::TokenCipher;
-use ironmesh_server::store::Store;
+use ironmesh_core::Domain;
+use ironmesh_server::auth::cookie::{TokenCipher, KEY_LEN};
 use ironmesh_testkit::agent::{create_group, fetch_msh, TestAgent};
 use ironmesh_testkit::server::{Db, TestServer};
 use ironmesh_testkit::ws::{self, b64, Ws};
@@ -58,9 +58,10 @@ async fn expect_text(c: &mut Ws, want: &str) {
 }
 
 async fn cookie_cipher(s: &TestServer) -> TokenCipher {
-    let store = Store::open(&s.database_url).await.unwrap();
-    let key = store.setting("login_cookie_key").await.unwrap().unwrap();
-    TokenCipher::new(&ironmesh_proto::ids::decode_hex(&key).unwrap()).unwrap()
+    let domain = Domain::open(&s.database_url).await.unwrap();
+    let key = domain.sealing_key(KEY_LEN).await.unwrap();
+    domain.close().await;
+    TokenCipher::new(&key).unwrap()
 }
 
 fn now() -> i64 {

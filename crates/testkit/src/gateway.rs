@@ -1,5 +1,5 @@
 //! A simulated apfree-wifidog gateway that reproduces the real device's wire behaviour
-//! (`shared/spec/wifidogx.md` §2): its own WebSocket client over raw TCP, masked text
+//! (docs/protocol/wifidogx.md §2): its own WebSocket client over raw TCP, masked text
 //! frames, a 1024-byte read buffer that wedges the device for good when a read fills it,
 //! only the first frame of each read processed, JSON heartbeats, and the reconnect rules
 //! (2 s after an error, 5 s after EOF; 8.x never returns after a server Close frame).
@@ -291,7 +291,8 @@ fn report(opts: &GatewayOptions, state: &mut DeviceState, heartbeat: bool) -> Va
     msg
 }
 
-/// The device's answer to one server message, as the real firmware behaves (spec §4, §5).
+/// The device's answer to one server message, as the real firmware behaves
+/// (docs/protocol/wifidogx.md §4, §5).
 fn handle(
     opts: &GatewayOptions,
     observed: &Arc<Mutex<Observed>>,

@@ -38,7 +38,7 @@ pub async fn run(socket: &mut AgentSocket) -> anyhow::Result<()> {
             _ => continue,
         };
         // Upload data: binary, while an upload is open, not starting with `{`; a leading
-        // 0x00 is an escape byte (control spec §3.5).
+        // 0x00 is an escape byte (docs/protocol/control.md §3.5).
         if binary && bytes.first() != Some(&b'{') {
             if let Some(up) = upload.as_mut() {
                 let data = if bytes.first() == Some(&0) {

@@ -1,4 +1,4 @@
-//! Relay sessions the server asks for (agent spec §6): open a second WebSocket to the
+//! Relay sessions the server asks for (docs/protocol/agent.md §6): open a second WebSocket to the
 //! relay, wait for `c`, read the options and the protocol number, then run the session:
 //! terminal (`p=1`, `terminal`), files (`p=5`, `files`).
 

@@ -2,7 +2,6 @@
 //! JSON exchange, until the socket ends or a newer connection of the same node replaces it.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
@@ -10,13 +9,14 @@ use ironmesh_proto::agent::{self, cmd};
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
-use super::handshake::{AgentHandshake, AuthenticatedAgent, Step, TlsHashes};
-use super::registry::{AgentHandle, ToAgent};
-use crate::domain::devices::LiveState;
-use crate::domain::{random_bytes, DomainError};
+use crate::endpoint::{CLOSE_GOING_AWAY, SHUTTING_DOWN};
+use crate::live::agents::{AgentHandle, ToAgent};
 use crate::state::SharedState;
-use crate::store::devices::DeviceReport;
-use crate::store::now_ms;
+use ironmesh_core::devices::LiveState;
+use ironmesh_core::model::now_ms;
+use ironmesh_core::model::DeviceReport;
+use ironmesh_core::{random_bytes, DomainError};
+use ironmesh_proto::agent_handshake::{AgentHandshake, AuthenticatedAgent, Step, TlsHashes};
 
 /// Longest time from upgrade to authentication.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -79,7 +79,7 @@ pub async fn run(state: SharedState, mut socket: WebSocket, peer: SocketAddr) {
         addr: peer,
         tx,
     };
-    // "Online" starts here, before command 4, as in MeshCentral (agent spec §12).
+    // "Online" starts here, before command 4, as in MeshCentral (docs/protocol/agent.md §12).
     if let Some(old) = state.agents.insert(&device.id, handle) {
         let _ = old.tx.try_send(ToAgent::Close(
             "replaced by a newer connection of the same agent".into(),
@@ -102,7 +102,12 @@ pub async fn run(state: SharedState, mut socket: WebSocket, peer: SocketAddr) {
     };
     let outcome = session.serve(&mut socket, &mut inbox).await;
     if let Err(reason) = &outcome {
-        close(&mut socket, reason).await;
+        let code = if reason == SHUTTING_DOWN {
+            CLOSE_GOING_AWAY
+        } else {
+            CLOSE_POLICY
+        };
+        close_with(&mut socket, code, reason).await;
     }
     if state.agents.remove(&device.id, conn_id) {
         state
@@ -114,10 +119,14 @@ pub async fn run(state: SharedState, mut socket: WebSocket, peer: SocketAddr) {
 }
 
 async fn close(socket: &mut WebSocket, reason: &str) {
+    close_with(socket, CLOSE_POLICY, reason).await;
+}
+
+async fn close_with(socket: &mut WebSocket, code: u16, reason: &str) {
     let _ = socket
         .send(Message::Close(Some(CloseFrame {
-            code: CLOSE_POLICY,
-            reason: crate::control::truncate_reason(reason).into(),
+            code,
+            reason: crate::endpoint::close_reason(reason).into(),
         })))
         .await;
 }
@@ -136,7 +145,8 @@ async fn handshake(
         let frame = match socket.recv().await {
             Some(Ok(Message::Binary(b))) => b.to_vec(),
             Some(Ok(Message::Text(t))) => {
-                // Only `agentName` is meaningful before authentication (agent spec §3.1).
+                // Only `agentName` is meaningful before authentication (docs/protocol/agent.md
+                // §3.1).
                 if let Ok(Value::Object(obj)) = serde_json::from_str::<Value>(t.as_str()) {
                     if obj.get("action").and_then(Value::as_str) == Some("agentName") {
                         if let Some(name) = obj.get("value").and_then(Value::as_str) {
@@ -208,22 +218,22 @@ impl AgentSession {
         send(socket, agent::with_request_id(cmd::CORE_MODULE_HASH, &[])).await?;
         loop {
             tokio::select! {
+                _ = self.state.shutdown.cancelled() => return Err(SHUTTING_DOWN.into()),
                 incoming = tokio::time::timeout(IDLE_TIMEOUT, socket.recv()) => {
                     let msg = match incoming {
                         Err(_) => return Err("idle timeout".into()),
                         Ok(None) | Ok(Some(Ok(Message::Close(_)))) => return Ok(()),
                         Ok(Some(Err(e))) => {
-                            let text = e.to_string();
-                            if let Some(reason) = crate::web::limits::too_big_reason(&text) {
+                            if let Some(reason) = crate::endpoint::too_big_reason(&e) {
                                 let _ = socket
                                     .send(Message::Close(Some(CloseFrame {
-                                        code: crate::web::limits::CLOSE_TOO_BIG,
+                                        code: crate::endpoint::CLOSE_TOO_BIG,
                                         reason: reason.clone().into(),
                                     })))
                                     .await;
                                 return Err(reason);
                             }
-                            return Err(format!("read error: {text}"));
+                            return Err(format!("read error: {e}"));
                         }
                         Ok(Some(Ok(m))) => m,
                     };
@@ -343,7 +353,7 @@ impl AgentSession {
         Ok(())
     }
 
-    /// An agent's answer to a user (control spec §5.3): to the session named by
+    /// An agent's answer to a user (docs/protocol/agent.md §5.3): to the session named by
     /// `sessionid`, else to all sessions of `userid`, else to everyone with rights on the
     /// device.
     async fn route_to_users(&self, obj: &mut Map<String, Value>) {
@@ -361,7 +371,7 @@ impl AgentSession {
             consoles.send_to_users(&[user.to_string()], &message);
             return;
         }
-        let users = match self.state.users_with_access(&self.node_id).await {
+        let users = match self.state.domain.users_with_access(&self.node_id).await {
             Ok(users) => users,
             Err(e) => {
                 tracing::warn!(error = %e, "could not route agent message");
@@ -369,45 +379,5 @@ impl AgentSession {
             }
         };
         consoles.send_to_users(&users, &message);
-    }
-}
-
-/// Signs the server's handshake proof on the blocking pool: an RSA-3072 private-key
-/// operation takes milliseconds, which must never stall the async workers.
-pub struct AgentSigner {
-    key: Arc<ring::signature::RsaKeyPair>,
-    /// Signatures in progress at most (one per core): in a storm of new agents the rest
-    /// queue here instead of each occupying a blocking thread.
-    slots: tokio::sync::Semaphore,
-}
-
-impl AgentSigner {
-    pub fn new(pkcs8: &[u8]) -> anyhow::Result<AgentSigner> {
-        let key = ring::signature::RsaKeyPair::from_pkcs8(pkcs8)
-            .map_err(|e| anyhow::anyhow!("agent-server key unusable: {e}"))?;
-        let cores = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2);
-        Ok(AgentSigner {
-            key: Arc::new(key),
-            slots: tokio::sync::Semaphore::new(cores),
-        })
-    }
-
-    pub async fn sign(&self, message: [u8; 144]) -> anyhow::Result<Vec<u8>> {
-        let _slot = self.slots.acquire().await?;
-        let key = self.key.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut sig = vec![0u8; key.public().modulus_len()];
-            key.sign(
-                &ring::signature::RSA_PKCS1_SHA384,
-                &ring::rand::SystemRandom::new(),
-                &message,
-                &mut sig,
-            )
-            .map_err(|_| anyhow::anyhow!("RSA signing failed"))?;
-            Ok(sig)
-        })
-        .await?
     }
 }

@@ -1,11 +1,9 @@
-//! `/agent.ashx`: the agent channel (agent spec). `handshake` is the authentication state
-//! machine, `connection` one agent's socket, `registry` the connected agents, `core` the
-//! JavaScript cores pushed to stock MeshCentral agents.
+//! `/agent.ashx`: the agent channel (docs/protocol/agent.md). `connection` is one agent's
+//! socket: it drives the authentication state machine (`ironmesh_proto::agent_handshake`),
+//! registers the agent in `crate::live::agents`, pushes a JavaScript core
+//! (`crate::agent_cores`) and stores its reports.
 
 pub mod connection;
-pub mod core;
-pub mod handshake;
-pub mod registry;
 
 use std::net::SocketAddr;
 
@@ -25,5 +23,8 @@ pub async fn upgrade(
         .max_frame_size(state.config.limits.agent)
         .read_buffer_size(4096)
         .write_buffer_size(0)
-        .on_upgrade(move |socket| connection::run(state, socket, peer))
+        .on_upgrade(move |socket| {
+            let sessions = state.sessions.clone();
+            sessions.track_future(connection::run(state, socket, peer))
+        })
 }

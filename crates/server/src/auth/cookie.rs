@@ -1,5 +1,5 @@
-//! Encrypted tokens in MeshCentral's cookie format (control spec §1.5): a JSON object with
-//! `time` (Unix seconds) added, sealed with AES-256-GCM, as `IV(12) ‖ tag(16) ‖ ciphertext`.
+//! Encrypted tokens in MeshCentral's cookie format (docs/protocol/control.md §1.5): a JSON object
+//! with `time` (Unix seconds) added, sealed with AES-256-GCM, as `IV(12) ‖ tag(16) ‖ ciphertext`.
 //!
 //! ironmesh writes tokens in unpadded base64url, not MeshCentral's b64@$: `meshctrl.js`
 //! splices the relay token into a URL with JavaScript's `String.replace`, which turns `$$`
@@ -17,7 +17,6 @@ use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, URL_
 use base64::engine::DecodePaddingMode;
 use base64::Engine;
 
-pub const KEY_SETTING: &str = "login_cookie_key";
 pub const KEY_LEN: usize = 80;
 
 pub struct TokenCipher {
@@ -46,7 +45,7 @@ impl TokenCipher {
     pub fn seal(&self, mut payload: Map<String, Value>, now_secs: i64) -> String {
         payload.insert("time".into(), now_secs.into());
         let mut data = Value::Object(payload).to_string().into_bytes();
-        let iv: [u8; 12] = crate::domain::random_bytes();
+        let iv: [u8; 12] = ironmesh_core::random_bytes();
         let tag = self
             .key
             .seal_in_place_separate_tag(Nonce::assume_unique_for_key(iv), Aad::empty(), &mut data)

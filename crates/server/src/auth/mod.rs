@@ -13,10 +13,12 @@ use ironmesh_proto::meshauth;
 use ironmesh_proto::rights::SiteRights;
 use serde_json::json;
 
-use crate::domain::accounts::{sha256_hex, LoginFailure};
-use crate::domain::DomainError;
-use crate::state::AppState;
-use crate::store::{now_ms, Outage, User, WebSession};
+use ironmesh_core::accounts::LoginFailure;
+use ironmesh_core::model::{now_ms, Outage, User};
+use ironmesh_core::{Domain, DomainError, DomainResult};
+
+use cookie::TokenCipher;
+use ratelimit::LoginLimiter;
 
 /// Name of the browser session cookie.
 pub const SESSION_COOKIE: &str = "ironmesh_session";
@@ -92,164 +94,197 @@ impl AuthFailure {
     }
 }
 
-/// Tries each credential in MeshCentral's order (control spec §1.3): `auth=` token,
-/// `x-meshauth`, `user`/`pass` query, session cookie. A bad `auth=` token falls through
-/// to the next method, as in MeshCentral.
-pub async fn authenticate(
-    state: &AppState,
-    creds: &Credentials,
-    ip: IpAddr,
-) -> Result<User, AuthFailure> {
-    if let Some(token) = &creds.auth_token {
-        if let Some(user) = user_from_auth_token(state, token, ip)
-            .await
-            .map_err(AuthFailure::unavailable)?
-        {
-            return Ok(user);
-        }
-    }
-    if let Some(header) = &creds.meshauth {
-        let parsed = meshauth::parse(header)
-            .map_err(|e| AuthFailure::noauth(e.msg(), format!("bad x-meshauth header: {e}")))?;
-        let user = password_login(
-            state,
-            &parsed.username,
-            &parsed.password,
-            parsed.token.as_deref(),
-            ip,
-        )
-        .await?;
-        if SiteRights(user.site_rights).restricted(SiteRights::NO_MESH_CMD) {
-            return Err(AuthFailure {
-                cause: "notools",
-                msg: "notools",
-                reason: "this account may not use command-line tools".into(),
-                outage: None,
-            });
-        }
-        return Ok(user);
-    }
-    if let (Some(user), Some(pass)) = (&creds.user, &creds.pass) {
-        return password_login(state, user, pass, None, ip).await;
-    }
-    if let Some(cookie) = &creds.session_cookie {
-        if let Some(user) = session_user(state, cookie)
-            .await
-            .map_err(AuthFailure::unavailable)?
-        {
-            return Ok(user);
-        }
-    }
-    Err(AuthFailure::noauth("noauth", "authentication required"))
+/// Who is calling: checks credentials of every kind, starts and ends browser sessions,
+/// seals and opens tokens, and limits failed logins. One per server.
+pub struct Authenticator {
+    domain: Domain,
+    /// Seals and opens `auth=`/`rauth=` tokens (MeshCentral's AES-GCM format).
+    pub tokens: TokenCipher,
+    limiter: LoginLimiter,
 }
 
-/// A password (or login-token) login with failure limiting.
-pub async fn password_login(
-    state: &AppState,
-    username: &str,
-    password: &str,
-    token: Option<&str>,
-    ip: IpAddr,
-) -> Result<User, AuthFailure> {
-    if let Err(wait) = state.login_limiter.check(ip, username) {
-        tracing::warn!(%ip, username, "login refused: too many failures");
-        return Err(AuthFailure::noauth(
-            "locked",
-            format!(
-                "too many failed logins; try again in {} s",
-                wait.as_secs().max(1)
-            ),
-        ));
+impl Authenticator {
+    pub fn new(domain: Domain, tokens: TokenCipher, limiter: LoginLimiter) -> Authenticator {
+        Authenticator {
+            domain,
+            tokens,
+            limiter,
+        }
     }
-    let result = state
-        .domain
-        .check_login(username, password, token)
-        .await
-        .map_err(|e| match e {
-            // Not a failed login: the limiter is not told.
-            DomainError::Unavailable(outage) => AuthFailure::unavailable(outage),
-            e => {
-                tracing::error!(error = %e, "login check failed");
-                AuthFailure::noauth("noauth", "internal error")
+
+    /// Tries each credential in ironmesh's order: `auth=` token, `x-meshauth`,
+    /// `user`/`pass` query, session cookie (MeshCentral's own order differs, which no client
+    /// can tell: each sends one kind; docs/protocol/control.md §1.3). A bad `auth=` token
+    /// falls through to the next method, as in MeshCentral.
+    pub async fn authenticate(&self, creds: &Credentials, ip: IpAddr) -> Result<User, AuthFailure> {
+        if let Some(token) = &creds.auth_token {
+            if let Some(user) = self
+                .user_from_auth_token(token, ip)
+                .await
+                .map_err(AuthFailure::unavailable)?
+            {
+                return Ok(user);
             }
-        })?;
-    match result {
-        Ok(user) => {
-            state.login_limiter.record_success(ip, username);
-            Ok(user)
         }
-        Err(failure) => {
-            state.login_limiter.record_failure(ip, username);
-            tracing::info!(%ip, username, ?failure, "failed login");
-            Err(match failure {
-                LoginFailure::BadCredentials => {
-                    AuthFailure::noauth("noauth-2d", "invalid user name or password")
-                }
-                LoginFailure::AccountLocked => AuthFailure::noauth("locked", "account is locked"),
-                LoginFailure::TokenUnsupported => AuthFailure::noauth(
-                    "noauth-2d",
-                    "two-factor tokens are not supported by this server",
+        if let Some(header) = &creds.meshauth {
+            let parsed = meshauth::parse(header)
+                .map_err(|e| AuthFailure::noauth(e.msg(), format!("bad x-meshauth header: {e}")))?;
+            let user = self
+                .password_login(
+                    &parsed.username,
+                    &parsed.password,
+                    parsed.token.as_deref(),
+                    ip,
+                )
+                .await?;
+            if SiteRights(user.site_rights).restricted(SiteRights::NO_MESH_CMD) {
+                return Err(AuthFailure {
+                    cause: "notools",
+                    msg: "notools",
+                    reason: "this account may not use command-line tools".into(),
+                    outage: None,
+                });
+            }
+            return Ok(user);
+        }
+        if let (Some(user), Some(pass)) = (&creds.user, &creds.pass) {
+            return self.password_login(user, pass, None, ip).await;
+        }
+        if let Some(cookie) = &creds.session_cookie {
+            if let Some(user) = self
+                .session_user(cookie)
+                .await
+                .map_err(AuthFailure::unavailable)?
+            {
+                return Ok(user);
+            }
+        }
+        Err(AuthFailure::noauth("noauth", "authentication required"))
+    }
+
+    /// A password (or login-token) login with failure limiting.
+    pub async fn password_login(
+        &self,
+        username: &str,
+        password: &str,
+        token: Option<&str>,
+        ip: IpAddr,
+    ) -> Result<User, AuthFailure> {
+        if let Err(wait) = self.limiter.check(ip, username) {
+            tracing::warn!(%ip, username = ?username, "login refused: too many failures");
+            return Err(AuthFailure::noauth(
+                "locked",
+                format!(
+                    "too many failed logins; try again in {} s",
+                    wait.as_secs().max(1)
                 ),
-            })
+            ));
+        }
+        let result = self
+            .domain
+            .check_login(username, password, token)
+            .await
+            .map_err(|e| match e {
+                // Not a failed login: the limiter is not told.
+                DomainError::Unavailable(outage) => AuthFailure::unavailable(outage),
+                e => {
+                    tracing::error!(error = %e, "login check failed");
+                    AuthFailure::noauth("noauth", "internal error")
+                }
+            })?;
+        match result {
+            Ok(user) => {
+                self.limiter.record_success(ip, username);
+                Ok(user)
+            }
+            Err(failure) => {
+                self.limiter.record_failure(ip, username);
+                tracing::info!(%ip, username = ?username, ?failure, "failed login");
+                Err(match failure {
+                    LoginFailure::BadCredentials => {
+                        AuthFailure::noauth("noauth-2d", "invalid user name or password")
+                    }
+                    LoginFailure::AccountLocked => {
+                        AuthFailure::noauth("locked", "account is locked")
+                    }
+                    LoginFailure::TokenUnsupported => AuthFailure::noauth(
+                        "noauth-2d",
+                        "two-factor tokens are not supported by this server",
+                    ),
+                })
+            }
         }
     }
-}
 
-/// The user named by a `?auth=` token, if it is valid and the account may sign in; `Err`
-/// only when the database is out.
-async fn user_from_auth_token(
-    state: &AppState,
-    token: &str,
-    ip: IpAddr,
-) -> Result<Option<User>, Outage> {
-    match auth_token_user_id(state, token, ip) {
-        Some(user_id) => active_user(state, &user_id).await,
-        None => Ok(None),
+    /// The user named by a `?auth=` token, if it is valid and the account may sign in;
+    /// `Err` only when the database is out.
+    async fn user_from_auth_token(&self, token: &str, ip: IpAddr) -> Result<Option<User>, Outage> {
+        match self.auth_token_user_id(token, ip) {
+            Some(user_id) => outage_only(self.domain.active_user(&user_id).await),
+            None => Ok(None),
+        }
     }
-}
 
-/// The user id in a `?auth=` token: `{userid, domainid}` issued by `authcookie` or built
-/// by `meshctrl --loginkey`. If the token carries `ip`, the client must match it loosely
-/// (same /24, or both private/loopback), as MeshCentral's default does.
-fn auth_token_user_id(state: &AppState, token: &str, ip: IpAddr) -> Option<String> {
-    let now = now_ms() / 1000;
-    let payload = state
-        .tokens
-        .open(token, AUTH_TOKEN_MAX_AGE_SECS, now)
-        .ok()?;
-    if !payload
-        .get("domainid")
-        .and_then(|v| v.as_str())
-        .unwrap_or("")
-        .is_empty()
-    {
-        return None;
-    }
-    if let Some(bound) = payload.get("ip").and_then(|v| v.as_str()) {
-        let bound: IpAddr = bound.parse().ok()?;
-        if !ip_matches_loosely(bound, ip) {
+    /// The user id in a `?auth=` token: `{userid, domainid}` issued by `authcookie` or
+    /// built by `meshctrl --loginkey`. If the token carries `ip`, the client must match it
+    /// loosely (same /24, or both private/loopback), as MeshCentral's default does.
+    fn auth_token_user_id(&self, token: &str, ip: IpAddr) -> Option<String> {
+        let now = now_ms() / 1000;
+        let payload = self.tokens.open(token, AUTH_TOKEN_MAX_AGE_SECS, now).ok()?;
+        if !payload
+            .get("domainid")
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .is_empty()
+        {
             return None;
         }
+        if let Some(bound) = payload.get("ip").and_then(|v| v.as_str()) {
+            let bound: IpAddr = bound.parse().ok()?;
+            if !ip_matches_loosely(bound, ip) {
+                return None;
+            }
+        }
+        normalize_id(IdKind::User, payload.get("userid")?.as_str()?).ok()
     }
-    normalize_id(IdKind::User, payload.get("userid")?.as_str()?).ok()
+
+    /// Issues the `{userid, domainid, ip}` token clients put in `?auth=`.
+    pub fn issue_auth_token(&self, user: &User, ip: IpAddr) -> String {
+        let payload = json!({ "userid": user.id, "domainid": "", "ip": ip.to_string() });
+        self.tokens.seal(
+            payload.as_object().cloned().unwrap_or_default(),
+            now_ms() / 1000,
+        )
+    }
+
+    /// Starts a browser session; returns the cookie value.
+    pub async fn create_web_session(&self, user: &User) -> DomainResult<String> {
+        self.domain.start_web_session(user, SESSION_TTL_MS).await
+    }
+
+    pub async fn user_from_session(&self, cookie: &str) -> Option<User> {
+        self.session_user(cookie).await.ok().flatten()
+    }
+
+    /// The user of a live web session; `Err` only when the database is out.
+    async fn session_user(&self, cookie: &str) -> Result<Option<User>, Outage> {
+        outage_only(self.domain.web_session_user(cookie).await)
+    }
+
+    pub async fn end_web_session(&self, cookie: &str) {
+        if let Err(e) = self.domain.end_web_session(cookie).await {
+            tracing::warn!(error = %e, "could not delete web session");
+        }
+    }
 }
 
-/// An account by id if it exists and is not locked; `Err` only when the database is out
-/// (other database errors count as no such account).
-async fn active_user(state: &AppState, user_id: &str) -> Result<Option<User>, Outage> {
-    match state.domain.store.user(user_id).await {
-        Ok(user) => Ok(user.filter(|u| !SiteRights(u.site_rights).restricted(SiteRights::LOCKED))),
-        Err(e) => e.outage().map_or(Ok(None), Err),
+/// A lookup's result with every error but an outage taken as "nothing found".
+fn outage_only<T>(result: DomainResult<Option<T>>) -> Result<Option<T>, Outage> {
+    match result {
+        Ok(found) => Ok(found),
+        Err(DomainError::Unavailable(outage)) => Err(outage),
+        Err(_) => Ok(None),
     }
-}
-
-/// Issues the `{userid, domainid, ip}` token clients put in `?auth=`.
-pub fn issue_auth_token(state: &AppState, user: &User, ip: IpAddr) -> String {
-    let payload = json!({ "userid": user.id, "domainid": "", "ip": ip.to_string() });
-    state.tokens.seal(
-        payload.as_object().cloned().unwrap_or_default(),
-        now_ms() / 1000,
-    )
 }
 
 fn ip_matches_loosely(a: IpAddr, b: IpAddr) -> bool {
@@ -264,54 +299,6 @@ fn ip_matches_loosely(a: IpAddr, b: IpAddr) -> bool {
         _ if local(a) && local(b) => true,
         (IpAddr::V4(x), IpAddr::V4(y)) => x.octets()[..3] == y.octets()[..3],
         _ => false,
-    }
-}
-
-/// Starts a browser session; returns the cookie value.
-pub async fn create_web_session(state: &AppState, user: &User) -> anyhow::Result<String> {
-    let token = ironmesh_proto::ids::b64_at_dollar(&crate::domain::random_bytes::<32>())
-        .replace(['@', '$', '='], "");
-    let now = now_ms();
-    state
-        .domain
-        .store
-        .insert_web_session(&WebSession {
-            token_hash: sha256_hex(&token),
-            user_id: user.id.clone(),
-            created_ms: now,
-            expires_ms: now + SESSION_TTL_MS,
-        })
-        .await?;
-    Ok(token)
-}
-
-pub async fn user_from_session(state: &AppState, cookie: &str) -> Option<User> {
-    session_user(state, cookie).await.ok().flatten()
-}
-
-/// The user of a live web session; `Err` only when the database is out.
-async fn session_user(state: &AppState, cookie: &str) -> Result<Option<User>, Outage> {
-    let session = match state
-        .domain
-        .store
-        .web_session(&sha256_hex(cookie), now_ms())
-        .await
-    {
-        Ok(Some(session)) => session,
-        Ok(None) => return Ok(None),
-        Err(e) => return e.outage().map_or(Ok(None), Err),
-    };
-    active_user(state, &session.user_id).await
-}
-
-pub async fn end_web_session(state: &AppState, cookie: &str) {
-    if let Err(e) = state
-        .domain
-        .store
-        .delete_web_session(&sha256_hex(cookie))
-        .await
-    {
-        tracing::warn!(error = %e, "could not delete web session");
     }
 }
 

@@ -37,7 +37,7 @@ impl LoginLimiter {
 
     /// `Err(wait)` if this attempt must be refused.
     pub fn check(&self, ip: IpAddr, username: &str) -> Result<(), Duration> {
-        let entries = self.entries.lock().expect("limiter lock");
+        let entries = crate::locks::lock(&self.entries);
         let now = Instant::now();
         for (key, factor) in Self::keys(ip, username) {
             if let Some((count, since)) = entries.get(&key) {
@@ -51,7 +51,7 @@ impl LoginLimiter {
     }
 
     pub fn record_failure(&self, ip: IpAddr, username: &str) {
-        let mut entries = self.entries.lock().expect("limiter lock");
+        let mut entries = crate::locks::lock(&self.entries);
         let now = Instant::now();
         if entries.len() > SWEEP_AT {
             let window = self.window;
@@ -67,7 +67,7 @@ impl LoginLimiter {
     }
 
     pub fn record_success(&self, ip: IpAddr, username: &str) {
-        let mut entries = self.entries.lock().expect("limiter lock");
+        let mut entries = crate::locks::lock(&self.entries);
         for (key, _) in Self::keys(ip, username) {
             entries.remove(&key);
         }

@@ -1,4 +1,4 @@
-//! `/control.ashx`: the user control channel (control spec §1–§2). One WebSocket per
+//! `/control.ashx`: the user control channel (docs/protocol/control.md §1–§2). One WebSocket per
 //! console or `meshctrl.js` run; JSON text frames both ways.
 //!
 //! Flow: Origin check (browsers only), client certificate (when mutual TLS is configured),
@@ -10,7 +10,6 @@ mod actions;
 mod session;
 
 pub use actions::ACTION_NAMES;
-pub use session::truncate_reason;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -23,9 +22,10 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 
 use crate::auth::Credentials;
-use crate::state::{AppState, SharedState};
+use crate::endpoint::deflate_ws::{self, DeflateSocket};
+use crate::endpoint::foreign_origin;
+use crate::state::SharedState;
 use crate::tls::ClientCert;
-use crate::web::deflate_ws::{self, DeflateSocket};
 
 pub async fn upgrade(
     State(state): State<SharedState>,
@@ -38,11 +38,9 @@ pub async fn upgrade(
     let client_cert = client_cert.map(|Extension(c)| c);
     // Browsers always send Origin; a foreign one means another site's page is trying to
     // drive this user's session (cross-site WebSocket hijacking). Tools send none.
-    if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
-        if !origin_allowed(&state, &headers, origin) {
-            tracing::warn!(%peer, origin, "control channel refused: foreign origin");
-            return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
-        }
+    if let Some(origin) = foreign_origin(&state.config, &headers) {
+        tracing::warn!(%peer, origin = ?origin, "control channel refused: foreign origin");
+        return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
     }
     // Mutual TLS, when configured: the connection must have shown a certificate of the
     // configured CA (the TLS layer already refused any other certificate).
@@ -67,7 +65,10 @@ pub async fn upgrade(
     };
     ws.max_message_size(state.config.limits.control)
         .max_frame_size(state.config.limits.control)
-        .on_upgrade(move |socket| session::run(state, socket, peer, creds))
+        .on_upgrade(move |socket| {
+            let sessions = state.sessions.clone();
+            sessions.track_future(session::run(state, socket, peer, creds))
+        })
 }
 
 fn upgrade_compressed(
@@ -82,7 +83,8 @@ fn upgrade_compressed(
     };
     let on_upgrade = hyper::upgrade::on(&mut req);
     let limit = state.config.limits.control;
-    tokio::spawn(async move {
+    let sessions = state.sessions.clone();
+    sessions.spawn(async move {
         match on_upgrade.await {
             Ok(upgraded) => {
                 let socket = DeflateSocket::start(hyper_util::rt::TokioIo::new(upgraded), limit);
@@ -96,27 +98,4 @@ fn upgrade_compressed(
         res.headers_mut().insert(name, value);
     }
     res
-}
-
-/// An Origin is allowed when it is this server as the browser reached it (`Host`), the
-/// configured server name, or listed in `allowed_origins`.
-pub fn origin_allowed(state: &AppState, headers: &HeaderMap, origin: &str) -> bool {
-    let origin = origin.trim_end_matches('/');
-    if state
-        .config
-        .allowed_origins
-        .iter()
-        .any(|o| o.trim_end_matches('/').eq_ignore_ascii_case(origin))
-    {
-        return true;
-    }
-    let Some(host) = origin.strip_prefix("https://") else {
-        return false;
-    };
-    let own = state.config.public_host_port();
-    let request_host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    host.eq_ignore_ascii_case(request_host) || host.eq_ignore_ascii_case(&own)
 }

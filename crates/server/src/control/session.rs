@@ -10,11 +10,12 @@ use serde_json::Value;
 use tokio::sync::{broadcast, mpsc};
 
 use super::actions;
-use crate::auth::{self, Credentials};
-use crate::domain::access::Actor;
-use crate::domain::events::Event;
-use crate::domain::{hex, random_bytes, DomainError};
+use crate::auth::Credentials;
+use crate::endpoint::{close_reason, CLOSE_GOING_AWAY, SHUTTING_DOWN};
 use crate::state::SharedState;
+use ironmesh_core::access::Actor;
+use ironmesh_core::events::Event;
+use ironmesh_core::{hex, random_bytes, DomainError};
 
 /// Outgoing frames waiting for a slow client before requests stop being read.
 const OUTBOX: usize = 256;
@@ -38,7 +39,7 @@ pub struct ControlSession {
 }
 
 /// Runs one control session over a WebSocket: axum's, or the compressing one browsers get
-/// (`web::deflate_ws`).
+/// (`endpoint::deflate_ws`).
 pub async fn run<S>(state: SharedState, socket: S, peer: SocketAddr, creds: Credentials)
 where
     S: Stream<Item = Result<Message, axum::Error>>
@@ -47,7 +48,7 @@ where
         + 'static,
 {
     let (mut sink, mut stream) = socket.split();
-    let user = match auth::authenticate(&state, &creds, peer.ip()).await {
+    let user = match state.auth.authenticate(&creds, peer.ip()).await {
         Ok(user) => user,
         Err(failure) if failure.outage.is_some() => {
             // Not a refusal of these credentials: no `close` action (clients would ask for a
@@ -67,7 +68,7 @@ where
             return;
         }
     };
-    let actor = match Actor::load(&state.domain.store, &user.id).await {
+    let actor = match state.domain.actor(&user.id).await {
         Ok(Some(actor)) => actor,
         Ok(None) => return,
         Err(e) => {
@@ -87,7 +88,7 @@ where
         peer,
     };
     tracing::info!(session = %session.session_id, %peer, "control channel opened");
-    let (routed_tx, mut routed) = mpsc::channel::<Value>(crate::consoles::CONSOLE_INBOX);
+    let (routed_tx, mut routed) = mpsc::channel::<Value>(crate::live::consoles::CONSOLE_INBOX);
     session
         .state
         .consoles
@@ -118,6 +119,13 @@ where
     let mut tick = tokio::time::interval(PING_AFTER / 2);
     loop {
         tokio::select! {
+            _ = session.state.shutdown.cancelled() => {
+                let _ = out.send(Message::Close(Some(CloseFrame {
+                    code: CLOSE_GOING_AWAY,
+                    reason: SHUTTING_DOWN.into(),
+                }))).await;
+                break;
+            }
             _ = tick.tick() => {
                 let silent = last_heard.elapsed();
                 if silent > PING_AFTER * 2 {
@@ -150,14 +158,13 @@ where
                     Ok(Message::Close(_)) => break,
                     Ok(_) => {}
                     Err(e) => {
-                        let text = e.to_string();
-                        if let Some(reason) = crate::web::limits::too_big_reason(&text) {
+                        if let Some(reason) = crate::endpoint::too_big_reason(&e) {
                             let _ = out.send(Message::Close(Some(CloseFrame {
-                                code: crate::web::limits::CLOSE_TOO_BIG,
-                                reason: truncate_reason(&reason).into(),
+                                code: crate::endpoint::CLOSE_TOO_BIG,
+                                reason: close_reason(&reason).into(),
                             }))).await;
                         }
-                        tracing::debug!(error = %text, "control channel read error");
+                        tracing::debug!(error = %e, "control channel read error");
                         break;
                     }
                 }
@@ -195,7 +202,7 @@ async fn close<Si: Sink<Message> + Unpin>(sink: &mut Si, code: u16, reason: &str
     let _ = sink
         .send(Message::Close(Some(CloseFrame {
             code,
-            reason: truncate_reason(reason).into(),
+            reason: close_reason(reason).into(),
         })))
         .await;
 }
@@ -222,7 +229,7 @@ async fn handle_text(
         }
     };
     // Rights may have changed since the last request: reload them.
-    match Actor::load(&session.state.domain.store, &session.actor.user.id).await {
+    match session.state.domain.actor(&session.actor.user.id).await {
         Ok(Some(actor)) => session.actor = actor,
         Ok(None) => {
             let _ = send_json(out, close_frame("noauth", "accountremoved")).await;
@@ -253,9 +260,7 @@ async fn forward_event(
             return Err(Gone);
         }
         // Membership or rights changed: see the world as it now is.
-        if let Ok(Some(actor)) =
-            Actor::load(&session.state.domain.store, &session.actor.user.id).await
-        {
+        if let Ok(Some(actor)) = session.state.domain.actor(&session.actor.user.id).await {
             session.actor = actor;
         }
     }
@@ -265,13 +270,4 @@ async fn forward_event(
             .map_err(|_| Gone)?;
     }
     Ok(())
-}
-
-/// Close reasons are limited to 123 bytes by RFC 6455.
-pub fn truncate_reason(reason: &str) -> String {
-    let mut end = reason.len().min(123);
-    while !reason.is_char_boundary(end) {
-        end -= 1;
-    }
-    reason[..end].to_string()
 }

@@ -1,6 +1,6 @@
-//! Who a relay socket is, and whether it may join (control spec §3.2): the user side
+//! Who a relay socket is, and whether it may join (docs/protocol/control.md §3.2): the user side
 //! authenticates like the control channel (plus base64 `user:password` in `auth=`, as the
-//! relay guide describes); the agent side carries a relay token (`rauth=`).
+//! docs/protocol/control.md §3.2 describes); the agent side carries a relay token (`rauth=`).
 
 use std::net::SocketAddr;
 
@@ -8,58 +8,21 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use axum::http::HeaderMap;
 use base64::Engine;
 use ironmesh_proto::ids::{normalize_id, IdKind};
-use ironmesh_proto::rights::MeshRights;
 use serde_json::Value;
 
+use ironmesh_core::access::{check_session_rights, Actor, DeviceGrant, DeviceNeed};
+use ironmesh_core::model::{now_ms, User};
+use ironmesh_core::DomainError;
+use ironmesh_proto::relay::{RelayQuery, SessionKind};
+
 use super::close;
-use super::query::RelayQuery;
 use crate::auth::cookie::TokenError;
-use crate::auth::{self, Credentials};
-use crate::domain::access::{authorize, Actor, Granted, Need};
-use crate::domain::DomainError;
+use crate::auth::Credentials;
+use crate::live::relays::{Party, Side};
 use crate::state::SharedState;
-use crate::store::{now_ms, DeviceRecord, User};
 
 /// Window of agent relay tokens (MeshCentral: 240 minutes).
 pub const RELAY_TOKEN_MAX_AGE_SECS: i64 = 240 * 60;
-
-/// One admitted socket.
-#[derive(Debug, Clone)]
-pub struct Party {
-    pub relay_id: String,
-    pub side: Side,
-    /// The device the session is with, when known.
-    pub node_id: Option<String>,
-    pub protocol: Option<u32>,
-    pub peer: SocketAddr,
-    /// The server must ask the agent to connect (the user addressed a device, not a
-    /// pairing id).
-    pub ask_agent: bool,
-}
-
-#[derive(Debug, Clone)]
-pub enum Side {
-    User {
-        user: User,
-        rights: Option<MeshRights>,
-    },
-    /// An agent (or anything holding a relay token) acting for `ruserid`.
-    Agent { ruserid: String },
-}
-
-impl Party {
-    /// The user this socket acts for.
-    pub fn user_id(&self) -> &str {
-        match &self.side {
-            Side::User { user, .. } => &user.id,
-            Side::Agent { ruserid } => ruserid,
-        }
-    }
-
-    pub fn is_user(&self) -> bool {
-        matches!(self.side, Side::User { .. })
-    }
-}
 
 /// A refused socket: closed with a code and a reason a person can act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,7 +44,7 @@ impl Refusal {
         let _ = socket
             .send(Message::Close(Some(CloseFrame {
                 code: self.code,
-                reason: crate::control::truncate_reason(&self.reason).into(),
+                reason: crate::endpoint::close_reason(&self.reason).into(),
             })))
             .await;
     }
@@ -97,14 +60,16 @@ pub async fn admit(
         return admit_agent(state, q, token, peer);
     }
     let user = authenticate_user(state, q, headers, peer).await?;
-    let actor = Actor::load(&state.domain.store, &user.id)
+    let actor = state
+        .domain
+        .actor(&user.id)
         .await
         .ok()
         .flatten()
         .ok_or_else(|| Refusal::new(close::UNAUTHORIZED, "account no longer exists"))?;
 
-    // Which device: `nodeid`, or an `id` that names a device (relay guide) rather than a
-    // pairing key.
+    // Which device: `nodeid`, or an `id` that names a device (docs/protocol/control.md §3.2) rather
+    // than a pairing key.
     let mut ask_agent = false;
     let mut relay_id = q.id.clone().filter(|s| !s.is_empty());
     let node_text = match (&q.nodeid, relay_id.clone()) {
@@ -120,17 +85,15 @@ pub async fn admit(
     let node_id = match node_text {
         None => None,
         Some(text) => {
-            let device = device_for_user(state, &actor, &text, q.p).await?;
-            if let Some(Granted::Device { rights: r, .. }) = device.1 {
-                rights = Some(r);
-            }
-            if state.agents.get(&device.0.id).is_none() {
+            let grant = device_for_user(state, &actor, &text, q.p).await?;
+            rights = Some(grant.rights);
+            if state.agents.get(&grant.device.id).is_none() {
                 return Err(Refusal::new(
                     close::OFFLINE,
-                    format!("device {} is offline", device.0.name),
+                    format!("device {} is offline", grant.device.name),
                 ));
             }
-            Some(device.0.id)
+            Some(grant.device.id)
         }
     };
     if node_id.is_some() && relay_id.is_none() {
@@ -138,7 +101,7 @@ pub async fn admit(
     }
     let relay_id = match relay_id {
         Some(id) => id,
-        None if ask_agent => crate::domain::hex(&crate::domain::random_bytes::<8>()),
+        None if ask_agent => ironmesh_core::hex(&ironmesh_core::random_bytes::<8>()),
         None => {
             return Err(Refusal::new(
                 close::BAD_REQUEST,
@@ -163,6 +126,7 @@ fn admit_agent(
     peer: SocketAddr,
 ) -> Result<Party, Refusal> {
     let payload = state
+        .auth
         .tokens
         .open(token, RELAY_TOKEN_MAX_AGE_SECS, now_ms() / 1000)
         .map_err(|e| match e {
@@ -225,12 +189,14 @@ async fn authenticate_user(
         }
     }
     let creds = Credentials::from_request(headers, &query);
-    match auth::authenticate(state, &creds, peer.ip()).await {
+    match state.auth.authenticate(&creds, peer.ip()).await {
         Ok(user) => Ok(user),
         Err(failure) => {
-            // The relay guide's third method: auth=base64("user:password").
+            // docs/protocol/control.md §3.2's third method: auth=base64("user:password").
             if let Some((name, pass)) = q.auth.as_deref().and_then(basic_pair) {
-                return auth::password_login(state, &name, &pass, None, peer.ip())
+                return state
+                    .auth
+                    .password_login(&name, &pass, None, peer.ip())
                     .await
                     .map_err(|f| {
                         Refusal::new(
@@ -257,7 +223,7 @@ fn basic_pair(value: &str) -> Option<(String, String)> {
     (!user.is_empty()).then(|| (user.to_string(), pass.to_string()))
 }
 
-/// Every form of device id the relay guide lists: `node//ID`, `@ID`, `ID`,
+/// Every form of device id docs/protocol/control.md §3.2 lists: `node//ID`, `@ID`, `ID`,
 /// `node//@ID` (percent-decoding already done).
 pub fn device_id_candidates(text: &str) -> Vec<String> {
     let text = text.trim();
@@ -275,63 +241,36 @@ pub fn device_id_candidates(text: &str) -> Vec<String> {
 
 async fn names_a_device(state: &SharedState, text: &str) -> bool {
     for id in device_id_candidates(text) {
-        if matches!(state.domain.store.device(&id).await, Ok(Some(_))) {
+        if matches!(state.domain.device_exists(&id).await, Ok(true)) {
             return true;
         }
     }
     false
 }
 
-/// The device and the user's grant on it, with the protocol's rights checked.
+/// The user's grant on the device, with the protocol's rights checked.
 async fn device_for_user(
     state: &SharedState,
     actor: &Actor,
     text: &str,
     protocol: Option<u32>,
-) -> Result<(DeviceRecord, Option<Granted>), Refusal> {
+) -> Result<DeviceGrant, Refusal> {
     for id in device_id_candidates(text) {
-        match authorize(&state.domain.store, actor, &Need::Device { id, rights: 0 }).await {
-            Ok(granted) => {
-                let Granted::Device { device, rights, .. } = &granted else {
-                    continue;
-                };
-                check_protocol_rights(*rights, protocol)?;
-                return Ok(((**device).clone(), Some(granted)));
+        match state
+            .domain
+            .authorize(actor, &DeviceNeed { id, rights: 0 })
+            .await
+        {
+            Ok(grant) => {
+                check_session_rights(grant.rights, SessionKind::of(protocol))
+                    .map_err(|denied| Refusal::new(close::FORBIDDEN, denied.to_string()))?;
+                return Ok(grant);
             }
             Err(DomainError::NotFound(_)) => continue,
             Err(e) => return Err(Refusal::new(close::FORBIDDEN, e.to_string())),
         }
     }
     Err(Refusal::new(close::NOT_FOUND, "unknown device"))
-}
-
-/// Remote control (or relay) rights, and the protocol's own restriction bit.
-pub fn check_protocol_rights(rights: MeshRights, protocol: Option<u32>) -> Result<(), Refusal> {
-    if !(rights.has(MeshRights::REMOTE_CONTROL) || rights.has(MeshRights::RELAY)) {
-        return Err(Refusal::new(
-            close::FORBIDDEN,
-            "no remote control rights on this device",
-        ));
-    }
-    let blocked = match protocol {
-        Some(1) | Some(6) | Some(8) | Some(9) => rights
-            .restricted(MeshRights::NO_TERMINAL)
-            .then_some("terminal"),
-        Some(5) | Some(10) => rights
-            .restricted(MeshRights::NO_FILES)
-            .then_some("file access"),
-        Some(2) => rights
-            .restricted(MeshRights::NO_DESKTOP)
-            .then_some("remote desktop"),
-        _ => None,
-    };
-    match blocked {
-        Some(what) => Err(Refusal::new(
-            close::FORBIDDEN,
-            format!("{what} is not allowed for this user on this device"),
-        )),
-        None => Ok(()),
-    }
 }
 
 #[cfg(test)]
@@ -353,21 +292,7 @@ mod tests {
     }
 
     #[test]
-    fn protocol_rights() {
-        let rc = MeshRights(MeshRights::REMOTE_CONTROL);
-        assert!(check_protocol_rights(rc, Some(1)).is_ok());
-        assert!(check_protocol_rights(
-            MeshRights(MeshRights::REMOTE_CONTROL | MeshRights::NO_TERMINAL),
-            Some(1)
-        )
-        .is_err());
-        assert!(check_protocol_rights(
-            MeshRights(MeshRights::REMOTE_CONTROL | MeshRights::NO_TERMINAL),
-            Some(5)
-        )
-        .is_ok());
-        assert!(check_protocol_rights(MeshRights(MeshRights::AGENT_CONSOLE), Some(5)).is_err());
-        assert!(check_protocol_rights(MeshRights(MeshRights::FULL), Some(1)).is_ok());
+    fn basic_credentials() {
         assert_eq!(
             basic_pair("YWRtaW46cHc6eA==").unwrap(),
             ("admin".into(), "pw:x".into())

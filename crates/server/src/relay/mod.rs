@@ -1,16 +1,14 @@
 //! `/meshrelay.ashx`: pairs a user's socket with an agent's socket by relay id and pipes
-//! frames between them verbatim (control spec §3; relay guide, seed 000).
+//! frames between them verbatim (docs/protocol/control.md §3; docs/protocol/control.md §3.2).
 //!
 //! `query` parses the URL, `admission` decides who a socket is (user, or agent carrying a
-//! relay token) and whether it may join, `hub` pairs sockets by id, `pipe` forwards frames
-//! with backpressure until either side ends, and `tunnel` builds the request that asks an
-//! agent to connect.
+//! relay token) and whether it may join, `pairing` takes it through the hub of waiting
+//! sockets (`crate::live::relays`), `pipe` forwards frames with backpressure until either
+//! side ends. `crate::tunnel` builds the request that asks an agent to connect.
 
 pub mod admission;
-pub mod hub;
+pub mod pairing;
 pub mod pipe;
-pub mod query;
-pub mod tunnel;
 
 use std::net::SocketAddr;
 
@@ -52,22 +50,20 @@ pub async fn upgrade(
 ) -> Response {
     // Browsers open relays from the console: refuse other sites' pages, as on the control
     // channel. Agents and tools send no Origin.
-    if let Some(origin) = headers
-        .get(axum::http::header::ORIGIN)
-        .and_then(|v| v.to_str().ok())
-    {
-        if !crate::control::origin_allowed(&state, &headers, origin) {
-            tracing::warn!(%peer, origin, "relay refused: foreign origin");
-            return (axum::http::StatusCode::FORBIDDEN, "origin not allowed").into_response();
-        }
+    if let Some(origin) = crate::endpoint::foreign_origin(&state.config, &headers) {
+        tracing::warn!(%peer, origin = ?origin, "relay refused: foreign origin");
+        return (axum::http::StatusCode::FORBIDDEN, "origin not allowed").into_response();
     }
-    let query = query::RelayQuery::parse(raw.as_deref().unwrap_or(""));
+    let query = ironmesh_proto::relay::RelayQuery::parse(raw.as_deref().unwrap_or(""));
     ws.max_message_size(state.config.limits.relay)
         .max_frame_size(state.config.limits.relay)
-        .on_upgrade(move |socket| async move {
-            match admission::admit(&state, &query, &headers, peer).await {
-                Ok(party) => hub::join(state, party, socket).await,
-                Err(refusal) => refusal.send(socket).await,
-            }
+        .on_upgrade(move |socket| {
+            let sessions = state.sessions.clone();
+            sessions.track_future(async move {
+                match admission::admit(&state, &query, &headers, peer).await {
+                    Ok(party) => pairing::join(state, party, socket).await,
+                    Err(refusal) => refusal.send(socket).await,
+                }
+            })
         })
 }

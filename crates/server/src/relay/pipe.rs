@@ -1,8 +1,8 @@
-//! Forwarding between two paired sockets (control spec §3.3, §3.6): `c` to both, then every
-//! frame verbatim, text as text and binary as binary, in order. Each direction forwards
-//! one frame at a time and waits until the other side has taken it, so a slow reader
-//! slows its sender and memory per session stays bounded. When one side ends, the other
-//! is closed; silent sessions are pinged, and dead or idle ones reaped.
+//! Forwarding between two paired sockets (docs/protocol/control.md §3.3, §3.6): `c` to both, then
+//! every frame verbatim, text as text and binary as binary, in order. Each direction forwards one
+//! frame at a time and waits until the other side has taken it, so a slow reader slows its sender
+//! and memory per session stays bounded. When one side ends, the other is closed; silent sessions
+//! are pinged, and dead or idle ones reaped.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,6 +11,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
 
 use super::close;
 
@@ -33,9 +34,13 @@ enum End {
     TooBig(String),
     /// Writing to the other side failed.
     PeerGone,
+    /// The server is shutting down.
+    ShuttingDown,
 }
 
-pub async fn run(a: WebSocket, b: WebSocket) {
+/// Pipes frames between `a` and `b` until either ends (or `shutdown` is cancelled), then
+/// closes both with a reason.
+pub async fn run(a: WebSocket, b: WebSocket, shutdown: CancellationToken) {
     let (a_sink, a_stream) = a.split();
     let (b_sink, b_stream) = b.split();
     let (a_sink, b_sink): (Sink, Sink) =
@@ -51,6 +56,7 @@ pub async fn run(a: WebSocket, b: WebSocket) {
     let (end, first_reader_sink, other_sink) = tokio::select! {
         e = &mut forward_ab => (e, a_sink.clone(), b_sink.clone()),
         e = &mut forward_ba => (e, b_sink.clone(), a_sink.clone()),
+        _ = shutdown.cancelled() => (End::ShuttingDown, a_sink.clone(), b_sink.clone()),
     };
     let (to_other, to_first) = match end {
         End::Closed(frame) => (
@@ -81,10 +87,17 @@ pub async fn run(a: WebSocket, b: WebSocket) {
                 reason: "peer sent a message over the size limit".into(),
             },
             Some(CloseFrame {
-                code: crate::web::limits::CLOSE_TOO_BIG,
+                code: crate::endpoint::CLOSE_TOO_BIG,
                 reason: reason.into(),
             }),
         ),
+        End::ShuttingDown => {
+            let going_away = CloseFrame {
+                code: crate::endpoint::CLOSE_GOING_AWAY,
+                reason: crate::endpoint::SHUTTING_DOWN.into(),
+            };
+            (going_away.clone(), Some(going_away))
+        }
         End::PeerGone => (
             CloseFrame {
                 code: close::PEER_GONE,
@@ -130,7 +143,7 @@ async fn forward(
                 let msg = match msg {
                     None => return End::Closed(None),
                     Some(Err(e)) => {
-                        return match crate::web::limits::too_big_reason(&e.to_string()) {
+                        return match crate::endpoint::too_big_reason(&e) {
                             Some(reason) => End::TooBig(reason),
                             None => End::Failed("read error"),
                         }
@@ -140,7 +153,7 @@ async fn forward(
                 last_heard = tokio::time::Instant::now();
                 match msg {
                     Message::Text(_) | Message::Binary(_) => {
-                        *last_data.lock().expect("lock") = last_heard;
+                        *crate::locks::lock(&last_data) = last_heard;
                         if to.lock().await.send(msg).await.is_err() {
                             return End::PeerGone;
                         }
@@ -155,7 +168,7 @@ async fn forward(
                 if silent > DEAD_AFTER {
                     return End::Failed("no answer to pings");
                 }
-                if last_data.lock().expect("lock").elapsed() > IDLE_LIMIT {
+                if crate::locks::lock(&last_data).elapsed() > IDLE_LIMIT {
                     return End::Failed("session idle too long");
                 }
                 if silent > PING_AFTER {

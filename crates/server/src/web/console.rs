@@ -12,8 +12,8 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 
 use crate::auth;
-use crate::domain::{hex, random_bytes};
 use crate::state::SharedState;
+use ironmesh_core::{hex, random_bytes};
 
 mod embedded {
     include!(concat!(env!("OUT_DIR"), "/console_assets.rs"));
@@ -49,7 +49,7 @@ pub fn index_html(nonce: &str) -> Option<String> {
 /// `GET /`: the console for a signed-in browser, else the sign-in page.
 pub async fn index(State(state): State<SharedState>, headers: HeaderMap) -> Response {
     let signed_in = match auth::session_cookie(&headers) {
-        Some(cookie) => auth::user_from_session(&state, &cookie).await.is_some(),
+        Some(cookie) => state.auth.user_from_session(&cookie).await.is_some(),
         None => false,
     };
     if !signed_in {

@@ -9,11 +9,11 @@ use axum::response::{IntoResponse, Response};
 use ironmesh_proto::ids::{decode_b64_at_dollar, normalize_id, IdKind};
 use ironmesh_proto::msh::MeshSettings;
 
-use crate::domain::groups::MTYPE_AGENT;
 use crate::state::SharedState;
+use ironmesh_core::groups::MTYPE_AGENT;
 
-/// `GET /meshsettings?id=<group id>` (agent spec §7). No login: the 48-byte random group
-/// id is the invitation. Unknown ids get 404.
+/// `GET /meshsettings?id=<group id>` (docs/protocol/agent.md §7). No login: the 48-byte random
+/// group id is the invitation. Unknown ids get 404.
 pub async fn mesh_settings(
     State(state): State<SharedState>,
     Query(q): Query<HashMap<String, String>>,
@@ -24,7 +24,7 @@ pub async fn mesh_settings(
     let Ok(group_id) = normalize_id(IdKind::Mesh, id) else {
         return (StatusCode::NOT_FOUND, "unknown device group").into_response();
     };
-    let group = match state.domain.store.group(&group_id).await {
+    let group = match state.domain.group_by_id(&group_id).await {
         Ok(Some(g)) if g.mtype == MTYPE_AGENT => g,
         Ok(_) => return (StatusCode::NOT_FOUND, "unknown device group").into_response(),
         Err(e) => {

@@ -10,9 +10,10 @@ use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 /// Longest a client may take for the TLS handshake.
@@ -20,34 +21,17 @@ const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest a client may take to send request headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Accepts TLS connections until `shutdown` is cancelled. `slots` bounds the connections
+/// open at once (shared with the plain gateway port).
 pub async fn serve(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
     router: Router,
-    max_connections: usize,
-    mut shutdown: watch::Receiver<bool>,
+    slots: Arc<Semaphore>,
+    shutdown: CancellationToken,
 ) {
     let acceptor = TlsAcceptor::from(tls);
-    let slots = Arc::new(Semaphore::new(max_connections));
-    loop {
-        // Wait for a free slot first: excess clients queue in the kernel's backlog.
-        let permit = tokio::select! {
-            p = slots.clone().acquire_owned() => p.expect("semaphore never closed"),
-            _ = shutdown.changed() => return,
-        };
-        let (tcp, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(x) => x,
-                Err(e) => {
-                    // Typically EMFILE: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = shutdown.changed() => return,
-        };
-        let _ = tcp.set_nodelay(true);
+    while let Some((tcp, peer, permit)) = accept(&listener, &slots, &shutdown).await {
         let acceptor = acceptor.clone();
         let router = router.clone();
         tokio::spawn(async move {
@@ -99,30 +83,49 @@ async fn serve_connection<Io>(
     }
 }
 
-/// The plain (no TLS) listener for gateways configured without TLS.
+/// The plain (no TLS) listener for gateways configured without TLS, under the same
+/// connection bound as the TLS port.
 pub async fn serve_plain(
     listener: TcpListener,
     router: Router,
-    mut shutdown: watch::Receiver<bool>,
+    slots: Arc<Semaphore>,
+    shutdown: CancellationToken,
 ) {
+    while let Some((tcp, peer, permit)) = accept(&listener, &slots, &shutdown).await {
+        let router = router.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            serve_connection(tcp, peer, router, crate::tls::ClientCert(false)).await;
+        });
+    }
+}
+
+/// The next connection, once a slot is free (excess clients queue in the kernel's
+/// backlog); `None` once `shutdown` is cancelled.
+async fn accept(
+    listener: &TcpListener,
+    slots: &Arc<Semaphore>,
+    shutdown: &CancellationToken,
+) -> Option<(TcpStream, SocketAddr, OwnedSemaphorePermit)> {
     loop {
-        let (tcp, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = shutdown.changed() => return,
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => p.ok()?,
+            _ = shutdown.cancelled() => return None,
         };
-        let _ = tcp.set_nodelay(true);
-        tokio::spawn(serve_connection(
-            tcp,
-            peer,
-            router.clone(),
-            crate::tls::ClientCert(false),
-        ));
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shutdown.cancelled() => return None,
+        };
+        match accepted {
+            Ok((tcp, peer)) => {
+                let _ = tcp.set_nodelay(true);
+                return Some((tcp, peer, permit));
+            }
+            Err(e) => {
+                // Typically EMFILE: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
     }
 }

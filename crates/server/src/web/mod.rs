@@ -1,50 +1,9 @@
-//! The HTTPS side: the router of every path on the one port, the TLS listener, pages and
-//! response headers. WebSocket endpoints live in their own modules (`crate::control`).
+//! The HTTPS side that is not a WebSocket endpoint: the TLS listener, pages (login,
+//! logout, health), the embedded console, install downloads and response headers. The
+//! router of every path is `crate::routes`.
 
 pub mod console;
-pub mod deflate_ws;
 pub mod headers;
 pub mod install;
-pub mod limits;
 pub mod listener;
 pub mod pages;
-
-use axum::routing::get;
-use axum::Router;
-
-use crate::state::SharedState;
-
-pub fn router(state: SharedState) -> Router {
-    let wifidog_path = state.config.wifidog.path.clone();
-    Router::new()
-        .route(&wifidog_path, get(crate::wifidog::upgrade))
-        .merge(crate::wifidog::portal::routes())
-        .route("/", get(console::index))
-        .route("/assets/{*file}", get(console::static_file))
-        .route("/login.css", get(console::login_css))
-        .route("/login", get(pages::login_page).post(pages::login_submit))
-        .route("/logout", get(pages::logout).post(pages::logout))
-        .route("/health", get(pages::health))
-        .route("/control.ashx", get(crate::control::upgrade))
-        .route("/agent.ashx", get(crate::agents::upgrade))
-        .route("/agent.ashx/.websocket", get(crate::agents::upgrade))
-        .route("/meshrelay.ashx", get(crate::relay::upgrade))
-        .route("/meshrelay.ashx/.websocket", get(crate::relay::upgrade))
-        .route("/meshsettings", get(install::mesh_settings))
-        .route("/meshagents", get(install::mesh_agents))
-        .route("/agents/ironmesh-agent", get(install::ironmesh_agent))
-        .fallback(pages::not_found)
-        .layer(axum::middleware::from_fn(headers::security_headers))
-        .with_state(state)
-}
-
-/// The optional plain-HTTP port: only what gateways use (their WebSocket and the classic
-/// auth-server endpoints), never logins or the console.
-pub fn plain_router(state: SharedState) -> Router {
-    let wifidog_path = state.config.wifidog.path.clone();
-    Router::new()
-        .route(&wifidog_path, get(crate::wifidog::upgrade))
-        .merge(crate::wifidog::portal::routes())
-        .fallback(pages::not_found)
-        .with_state(state)
-}

@@ -1,5 +1,5 @@
-//! Server-rendered pages: login and logout (the console itself is `super::console`). No inline script or style
-//! (the CSP forbids both); every interpolated value is HTML-escaped.
+//! Server-rendered pages: login and logout (the console itself is `super::console`). No inline
+//! script or style (the CSP forbids both); every interpolated value is HTML-escaped.
 
 use std::net::SocketAddr;
 
@@ -10,23 +10,10 @@ use axum::Form;
 use serde::Deserialize;
 
 use crate::auth::{self, AuthFailure, SESSION_COOKIE, SESSION_TTL_MS};
+use crate::endpoint::escape_html;
 use crate::state::SharedState;
-use crate::store::{Outage, StoreError};
-
-pub fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+use ironmesh_core::model::Outage;
+use ironmesh_core::DomainError;
 
 fn page(title: &str, body: &str) -> String {
     format!(
@@ -79,7 +66,7 @@ fn session_cookie_header(value: &str, max_age_secs: i64) -> String {
 fn same_origin(state: &SharedState, headers: &HeaderMap) -> bool {
     match headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
         None => true,
-        Some(origin) => crate::control::origin_allowed(state, headers, origin),
+        Some(origin) => crate::endpoint::origin_allowed(&state.config, headers, origin),
     }
 }
 
@@ -96,8 +83,12 @@ pub async fn login_submit(
         )
             .into_response();
     }
-    match auth::password_login(&state, &form.username, &form.password, None, peer.ip()).await {
-        Ok(user) => match auth::create_web_session(&state, &user).await {
+    match state
+        .auth
+        .password_login(&form.username, &form.password, None, peer.ip())
+        .await
+    {
+        Ok(user) => match state.auth.create_web_session(&user).await {
             Ok(token) => (
                 StatusCode::SEE_OTHER,
                 [
@@ -109,10 +100,10 @@ pub async fn login_submit(
                 ],
             )
                 .into_response(),
-            Err(e) => match e.downcast_ref::<StoreError>().and_then(StoreError::outage) {
+            Err(e) => match e {
                 // Logged once by the store.
-                Some(outage) => unavailable(outage),
-                None => {
+                DomainError::Unavailable(outage) => unavailable(outage),
+                e => {
                     tracing::error!(error = %e, "could not create session");
                     (
                         StatusCode::INTERNAL_SERVER_ERROR,
@@ -158,7 +149,7 @@ fn unavailable(outage: Outage) -> Response {
 
 pub async fn logout(State(state): State<SharedState>, headers: HeaderMap) -> Response {
     if let Some(cookie) = auth::session_cookie(&headers) {
-        auth::end_web_session(&state, &cookie).await;
+        state.auth.end_web_session(&cookie).await;
     }
     (
         StatusCode::SEE_OTHER,
@@ -176,15 +167,4 @@ pub async fn health() -> &'static str {
 
 pub async fn not_found() -> (StatusCode, &'static str) {
     (StatusCode::NOT_FOUND, "not found")
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn escapes_markup() {
-        assert_eq!(
-            super::escape_html("<script>alert('x')</script>&\""),
-            "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;&quot;"
-        );
-    }
 }

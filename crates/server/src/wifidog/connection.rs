@@ -1,11 +1,11 @@
-//! One gateway connection. The device's limits shape everything here (spec §2): it reads
-//! into a 1024-byte buffer and wedges on anything larger, and processes only the first
-//! frame of each read. So: every frame is checked against [`MAX_FRAME`]; frames are spaced
-//! at least [`MIN_GAP`] apart; one command is in flight at a time and the rest queue;
-//! replies are matched by `req_id` (9.x) or by reply type (8.x). To drop a device the TCP
-//! connection is closed without a Close frame (8.x never reconnects after one).
+//! One gateway connection. The device's limits shape everything here (docs/protocol/wifidogx.md
+//! §2): it reads into a 1024-byte buffer and wedges on anything larger, and processes only the
+//! first frame of each read. So: every frame is checked against [`MAX_FRAME`]; frames are spaced at
+//! least [`MIN_GAP`] apart; one command is in flight at a time and the rest queue; replies are
+//! matched by `req_id` (9.x) or by reply type (8.x). To drop a device the TCP connection is closed
+//! without a Close frame (8.x never reconnects after one).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -15,12 +15,13 @@ use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::registry::{GatewayHandle, Outcome, Request};
-use crate::domain::events::Event;
-use crate::domain::{hex, random_bytes};
+use crate::live::gateways::{GatewayHandle, Outcome, Request};
 use crate::state::SharedState;
-use crate::store::gateways::GatewayRecord;
-use crate::store::now_ms;
+use ironmesh_core::events::Event;
+use ironmesh_core::gateways::{wanted_modes, AdmissionRule, GatewayReport};
+use ironmesh_core::model::now_ms;
+use ironmesh_core::DomainError;
+use ironmesh_core::{hex, random_bytes};
 
 /// Least time between two frames to one device (it handles one frame per read).
 pub const MIN_GAP: Duration = Duration::from_millis(300);
@@ -161,6 +162,11 @@ impl Gateway {
                 !self.priority.is_empty() || (self.in_flight.is_none() && !self.queue.is_empty());
             let deadline = self.in_flight.as_ref().map(|f| f.deadline);
             tokio::select! {
+                // Gateways are dropped by closing TCP, never with a Close frame (8.x firmware
+                // would not come back); on shutdown too.
+                _ = self.state.shutdown.cancelled() => {
+                    return End::Drop(crate::endpoint::SHUTTING_DOWN.into());
+                }
                 msg = tokio::time::timeout_at(last_heard + silence_limit, socket.recv()) => {
                     let msg = match msg {
                         Err(_) => return End::Drop("missed two heartbeats".into()),
@@ -266,53 +272,39 @@ impl Gateway {
     /// Stores the report and, for an admitted device, queues the acknowledgement carrying
     /// the wanted auth modes.
     async fn on_report(&mut self, r: &Report) {
-        let store = &self.state.domain.store;
-        let now = now_ms();
-        let existing = store.gateway(&self.device_id).await.ok().flatten();
         let wifidog_cfg = &self.state.config.wifidog;
-        let auto =
-            !wifidog_cfg.require_approval || wifidog_cfg.allow.iter().any(|d| d == &self.device_id);
-        let record = GatewayRecord {
-            device_id: self.device_id.clone(),
-            group_id: existing
-                .as_ref()
-                .and_then(|e| e.group_id.clone())
-                .or_else(|| auto.then(|| wifidog_cfg.default_group.clone()).flatten()),
-            approved: existing.as_ref().map(|e| e.approved).unwrap_or(false) || auto,
+        let rule = AdmissionRule {
+            auto_admit: !wifidog_cfg.require_approval
+                || wifidog_cfg.allow.iter().any(|d| d == &self.device_id),
+            default_group: wifidog_cfg.default_group.clone(),
+        };
+        let report = GatewayReport {
             generation: r.generation.name().into(),
             mode: r.mode,
             device_info: r.device_info.as_ref().map(Value::to_string),
-            gateways: Some(
-                Value::Array(r.gateways.iter().map(|g| g.to_json()).collect()).to_string(),
-            ),
+            gateways: Value::Array(r.gateways.iter().map(|g| g.to_json()).collect()).to_string(),
             sys_info: r.sys_info.as_ref().map(Value::to_string),
-            wanted_auth_modes: existing.as_ref().and_then(|e| e.wanted_auth_modes.clone()),
             remote_addr: self.peer.to_string(),
-            first_seen_ms: existing.as_ref().map(|e| e.first_seen_ms).unwrap_or(now),
-            last_seen_ms: now,
         };
-        match store.record_gateway_report(&record).await {
-            // An outage is logged once by the store, not once per heartbeat.
-            Err(e) if e.outage().is_none() => {
-                tracing::warn!(device = %self.device_id, error = %e, "could not store gateway report")
+        let recorded = match self
+            .state
+            .domain
+            .record_gateway_report(&self.device_id, report, &rule)
+            .await
+        {
+            Ok(recorded) => recorded,
+            Err(e) => {
+                // An outage is logged once by the store, not once per heartbeat.
+                if !matches!(e, DomainError::Unavailable(_)) {
+                    tracing::warn!(device = %self.device_id, error = %e, "could not store gateway report");
+                }
+                return;
             }
-            _ => {}
-        }
-        // A report never changes admission; a device that became allow-listed since it was
-        // first seen is admitted here. `record` is then what the database holds.
-        let newly_allowed = auto && existing.as_ref().is_some_and(|e| !e.approved);
-        if newly_allowed {
-            if let Err(e) = store
-                .approve_gateway(&self.device_id, record.group_id.as_deref())
-                .await
-            {
-                tracing::warn!(device = %self.device_id, error = %e, "could not admit gateway");
-            }
-        }
-        let current = record;
+        };
+        let current = recorded.record;
         if current.approved && !self.approved {
             tracing::info!(device = %self.device_id, "gateway admitted");
-        } else if !current.approved && existing.is_none() {
+        } else if !current.approved && recorded.first_seen {
             tracing::info!(device = %self.device_id, "unknown gateway waits for approval");
         }
         self.approved = current.approved;
@@ -345,7 +337,7 @@ impl Gateway {
     ) {
         if !self.approved {
             // Approval may have been granted since the last report.
-            if let Ok(Some(record)) = self.state.domain.store.gateway(&self.device_id).await {
+            if let Ok(Some(record)) = self.state.domain.gateway(&self.device_id).await {
                 self.approved = record.approved;
                 self.group_id = record.group_id;
             }
@@ -440,26 +432,8 @@ impl Gateway {
         if let Some(g) = &self.group_id {
             event = event.group(g);
         }
-        self.state
-            .domain
-            .events
-            .publish(&self.state.domain.store, event)
-            .await;
+        self.state.domain.publish(event).await;
     }
-}
-
-/// The wanted auth mode per gateway id, as stored.
-pub fn wanted_modes(record: &GatewayRecord) -> HashMap<String, i64> {
-    record
-        .wanted_auth_modes
-        .as_deref()
-        .and_then(|t| serde_json::from_str::<Map<String, Value>>(t).ok())
-        .map(|m| {
-            m.into_iter()
-                .filter_map(|(k, v)| v.as_i64().map(|v| (k, v)))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// A 9.x request id: 16 hex characters.

@@ -1,10 +1,9 @@
-//! WiFiDogX gateway controller (`shared/spec/wifidogx.md`): the gateways' WebSocket
-//! endpoint (`connection`), the registry of connected gateways with their command queues
-//! (`registry`), and the classic WiFiDog HTTP auth-server endpoints (`portal`).
+//! WiFiDogX gateway controller (docs/protocol/wifidogx.md): the gateways' WebSocket
+//! endpoint (`connection`; connected gateways and their command queues are in
+//! `crate::live::gateways`), and the classic WiFiDog HTTP auth-server endpoints (`portal`).
 
 pub mod connection;
 pub mod portal;
-pub mod registry;
 
 use std::net::SocketAddr;
 
@@ -25,5 +24,8 @@ pub async fn upgrade(
         .max_frame_size(state.config.limits.gateway)
         .read_buffer_size(4096)
         .write_buffer_size(0)
-        .on_upgrade(move |socket| connection::run(state, socket, peer))
+        .on_upgrade(move |socket| {
+            let sessions = state.sessions.clone();
+            sessions.track_future(connection::run(state, socket, peer))
+        })
 }

@@ -1,6 +1,6 @@
-//! The classic WiFiDog HTTP auth server (spec §8), enough for a gateway to run its captive
-//! portal against ironmesh: `ping` (`Pong`), `login` (portal page: click-through, or a shared
-//! password), `auth` (`Auth: <n>` for stages login/counters/logout, and the JSON
+//! The classic WiFiDog HTTP auth server (docs/protocol/wifidogx.md §8), enough for a gateway to run
+//! its captive portal against ironmesh: `ping` (`Pong`), `login` (portal page: click-through, or a
+//! shared password), `auth` (`Auth: <n>` for stages login/counters/logout, and the JSON
 //! `counters_v2`), `portal` and `gw_message`.
 
 use std::collections::HashMap;
@@ -14,20 +14,14 @@ use axum::routing::get;
 use axum::{Form, Router};
 use serde_json::{json, Value};
 
-use crate::domain::{hex, random_bytes};
+use crate::endpoint::{escape_html, escape_query};
 use crate::state::SharedState;
-use crate::store::gateways::PortalSession;
-use crate::store::now_ms;
-use crate::web::pages::escape_html;
+use ironmesh_core::gateways::{PORTAL_ACTIVE, PORTAL_ENDED};
+use ironmesh_core::{hex, random_bytes};
 
 /// Auth codes of the protocol (apfree `src/auth.h`).
 const AUTH_DENIED: i64 = 0;
 const AUTH_ALLOWED: i64 = 1;
-
-/// Session states.
-const ISSUED: i64 = 0;
-const ACTIVE: i64 = 1;
-const ENDED: i64 = 2;
 
 /// The portal's routes, each with and without the trailing slash gateways add.
 pub fn routes() -> Router<SharedState> {
@@ -62,7 +56,8 @@ fn page(title: &str, body: &str) -> Html<String> {
     ))
 }
 
-/// The portal page a gateway redirects browsers to (`login/?gw_address=&gw_port=&gw_id=&mac=&url=`).
+/// The portal page a gateway redirects browsers to
+/// (`login/?gw_address=&gw_port=&gw_id=&mac=&url=`).
 async fn login_page(
     State(state): State<SharedState>,
     Query(q): Query<HashMap<String, String>>,
@@ -122,7 +117,7 @@ async fn login_submit(State(state): State<SharedState>, Form(form): Form<LoginFo
             .into_response();
     }
     if let Some(expected) = &state.config.wifidog.portal_password {
-        let ok = crate::domain::accounts::constant_time_eq(
+        let ok = ironmesh_core::accounts::constant_time_eq(
             expected.as_bytes(),
             form.password.as_bytes(),
         );
@@ -135,17 +130,11 @@ async fn login_submit(State(state): State<SharedState>, Form(form): Form<LoginFo
         }
     }
     let token = hex(&random_bytes::<16>());
-    let now = now_ms();
-    let session = PortalSession {
-        token: token.clone(),
-        gw_id: form.gw_id.clone(),
-        client_mac: form.mac.clone(),
-        client_ip: String::new(),
-        state: ISSUED,
-        created_ms: now,
-        updated_ms: now,
-    };
-    if let Err(e) = state.domain.store.insert_portal_session(&session).await {
+    if let Err(e) = state
+        .domain
+        .start_portal_session(&token, &form.gw_id, &form.mac)
+        .await
+    {
         tracing::error!(error = %e, "could not store portal session");
         return (
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -159,7 +148,7 @@ async fn login_submit(State(state): State<SharedState>, Form(form): Form<LoginFo
     };
     let location = format!(
         "http://{host}:{port}/wifidog/auth?token={token}&gw_id={}",
-        crate::relay::tunnel::query_escape(&form.gw_id)
+        escape_query(&form.gw_id)
     );
     (StatusCode::FOUND, [(header::LOCATION, location)]).into_response()
 }
@@ -170,22 +159,22 @@ async fn auth(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let get = |k: &str| q.get(k).map(String::as_str).unwrap_or("");
-    let store = &state.domain.store;
-    let session = match store.portal_session(get("token")).await {
+    let domain = &state.domain;
+    let session = match domain.portal_session(get("token")).await {
         Ok(Some(s)) if s.gw_id == get("gw_id") || get("gw_id").is_empty() => Some(s),
         _ => None,
     };
     let code = match (get("stage"), session) {
-        ("login", Some(s)) if s.state != ENDED => {
-            let _ = store
-                .update_portal_session(&s.token, ACTIVE, get("mac"), get("ip"), now_ms())
+        ("login", Some(s)) if s.state != PORTAL_ENDED => {
+            let _ = domain
+                .update_portal_session(&s.token, PORTAL_ACTIVE, get("mac"), get("ip"))
                 .await;
             AUTH_ALLOWED
         }
-        ("counters", Some(s)) if s.state == ACTIVE => AUTH_ALLOWED,
+        ("counters", Some(s)) if s.state == PORTAL_ACTIVE => AUTH_ALLOWED,
         ("logout", Some(s)) => {
-            let _ = store
-                .update_portal_session(&s.token, ENDED, "", "", now_ms())
+            let _ = domain
+                .update_portal_session(&s.token, PORTAL_ENDED, "", "")
                 .await;
             AUTH_DENIED
         }
@@ -216,7 +205,7 @@ async fn auth_counters_v2(
         let mut ops = Vec::new();
         for client in gw["clients"].as_array().into_iter().flatten() {
             let token = client["token"].as_str().unwrap_or("");
-            let active = matches!(state.domain.store.portal_session(token).await, Ok(Some(s)) if s.state == ACTIVE);
+            let active = matches!(state.domain.portal_session(token).await, Ok(Some(s)) if s.state == PORTAL_ACTIVE);
             ops.push(json!({"id": client["id"].clone(), "auth_code": if active { AUTH_ALLOWED } else { AUTH_DENIED }}));
         }
         result.push(json!({"gw_id": gw["gw_id"].clone(), "auth_op": ops}));

@@ -1,41 +1,52 @@
-//! `nodes` (listdevices).
+//! `nodes` (listdevices), `getnetworkinfo`, `lastconnect`, `getsysinfo`.
 
 use std::collections::BTreeMap;
 
+use ironmesh_core::access::{DeviceGrant, DeviceNeed, GroupGrant, GroupNeed};
+use ironmesh_core::devices::node_json;
+use ironmesh_core::{DomainError, DomainResult};
 use ironmesh_proto::control::Request;
+use ironmesh_proto::ids::{normalize_id, IdKind};
 use serde_json::{Map, Value};
 
-use super::groups::resolve_group;
-use super::Replies;
+use super::groups::GroupRef;
+use super::{required_str, Action, Replies};
 use crate::control::session::ControlSession;
-use crate::domain::access::{Granted, Need};
-use crate::domain::devices::node_json;
-use crate::domain::DomainResult;
 
-pub mod list {
-    use super::*;
+/// The device a request names in `nodeid` (full or bare).
+pub fn device_id(req: &Request) -> DomainResult<String> {
+    normalize_id(IdKind::Node, &required_str(req, "nodeid")?)
+        .map_err(|_| DomainError::NotFound("Invalid device id"))
+}
 
-    pub async fn need(s: &ControlSession, req: &Request) -> DomainResult<Need> {
-        if req.body.contains_key("meshid") || req.body.contains_key("meshname") {
-            Ok(Need::Group {
-                id: resolve_group(s, req).await?,
-                rights: 0,
-            })
-        } else {
-            Ok(Need::Login)
+/// `nodes`: devices by group, of one group or of every group the caller can see.
+pub struct List(Option<GroupRef>);
+
+impl Action for List {
+    type Need = Option<GroupNeed>;
+
+    fn parse(req: &Request) -> DomainResult<Self> {
+        Ok(List(GroupRef::parse_optional(req)?))
+    }
+
+    async fn need(&self, s: &ControlSession) -> DomainResult<Option<GroupNeed>> {
+        match &self.0 {
+            Some(group) => Ok(Some(group.need(s, 0).await?)),
+            None => Ok(None),
         }
     }
 
-    pub async fn run(s: &mut ControlSession, req: &Request, g: Granted) -> DomainResult<Replies> {
-        let store = &s.state.domain.store;
-        let devices = match &g {
-            Granted::Group { group, .. } => store.devices_in_group(&group.id).await?,
-            _ if s.actor.is_full_admin() => store.devices().await?,
-            _ => store.devices_of_user(&s.actor.user.id).await?,
-        };
+    async fn run(
+        self,
+        s: &mut ControlSession,
+        req: &Request,
+        g: Option<GroupGrant>,
+    ) -> DomainResult<Replies> {
+        let group_id = g.as_ref().map(|g| g.group.id.as_str());
+        let devices = s.state.domain.visible_devices(&s.actor, group_id).await?;
         let mut by_group: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-        if let Granted::Group { group, .. } = &g {
-            by_group.entry(group.id.clone()).or_default();
+        if let Some(id) = group_id {
+            by_group.entry(id.to_string()).or_default();
         }
         for d in &devices {
             let live = s.state.live_state(&d.id);
@@ -52,30 +63,6 @@ pub mod list {
     }
 }
 
-/// The device a request names in `nodeid` (full or bare).
-pub fn device_need(req: &Request, rights: u32) -> DomainResult<Need> {
-    let id = super::required_str(req, "nodeid")?;
-    Ok(Need::Device {
-        id: ironmesh_proto::ids::normalize_id(ironmesh_proto::ids::IdKind::Node, id)
-            .map_err(|_| crate::domain::DomainError::NotFound("Invalid device id"))?,
-        rights,
-    })
-}
-
-fn granted_device(
-    g: Granted,
-) -> DomainResult<(
-    crate::store::DeviceRecord,
-    ironmesh_proto::rights::MeshRights,
-)> {
-    match g {
-        Granted::Device { device, rights, .. } => Ok((*device, rights)),
-        _ => Err(crate::domain::DomainError::Internal(anyhow::anyhow!(
-            "expected a device grant"
-        ))),
-    }
-}
-
 /// A stored report's JSON object, if any.
 fn stored(json: &Option<String>) -> Option<Map<String, Value>> {
     json.as_deref()
@@ -86,20 +73,37 @@ fn stored(json: &Option<String>) -> Option<Map<String, Value>> {
         })
 }
 
-pub mod network_info {
-    use super::*;
+/// `getnetworkinfo`: `netif2` as the agent reported it.
+pub struct NetworkInfo {
+    device_id: String,
+}
 
-    pub async fn need(_: &ControlSession, req: &Request) -> DomainResult<Need> {
-        device_need(req, 0)
+impl Action for NetworkInfo {
+    type Need = DeviceNeed;
+
+    fn parse(req: &Request) -> DomainResult<Self> {
+        Ok(NetworkInfo {
+            device_id: device_id(req)?,
+        })
     }
 
-    /// `netif2` as the agent reported it; `null` when nothing is stored (no `result`:
-    /// meshctrl `deviceinfo` treats a `result` here as fatal).
-    pub async fn run(_: &mut ControlSession, req: &Request, g: Granted) -> DomainResult<Replies> {
-        let (device, _) = granted_device(g)?;
-        let report = stored(&device.net_info);
-        let netif2 = report
-            .as_ref()
+    async fn need(&self, _: &ControlSession) -> DomainResult<DeviceNeed> {
+        Ok(DeviceNeed {
+            id: self.device_id.clone(),
+            rights: 0,
+        })
+    }
+
+    /// `null` when nothing is stored (no `result`: meshctrl `deviceinfo` treats a `result`
+    /// here as fatal).
+    async fn run(
+        self,
+        _: &mut ControlSession,
+        req: &Request,
+        g: DeviceGrant,
+    ) -> DomainResult<Replies> {
+        let device = g.device;
+        let netif2 = stored(&device.net_info)
             .and_then(|r| r.get("netif2").cloned())
             .unwrap_or(Value::Null);
         Ok(vec![req
@@ -112,15 +116,34 @@ pub mod network_info {
     }
 }
 
-pub mod last_connect {
-    use super::*;
+/// `lastconnect`: when and from where the device last connected.
+pub struct LastConnect {
+    device_id: String,
+}
 
-    pub async fn need(_: &ControlSession, req: &Request) -> DomainResult<Need> {
-        device_need(req, 0)
+impl Action for LastConnect {
+    type Need = DeviceNeed;
+
+    fn parse(req: &Request) -> DomainResult<Self> {
+        Ok(LastConnect {
+            device_id: device_id(req)?,
+        })
     }
 
-    pub async fn run(_: &mut ControlSession, req: &Request, g: Granted) -> DomainResult<Replies> {
-        let (device, _) = granted_device(g)?;
+    async fn need(&self, _: &ControlSession) -> DomainResult<DeviceNeed> {
+        Ok(DeviceNeed {
+            id: self.device_id.clone(),
+            rights: 0,
+        })
+    }
+
+    async fn run(
+        self,
+        _: &mut ControlSession,
+        req: &Request,
+        g: DeviceGrant,
+    ) -> DomainResult<Replies> {
+        let device = g.device;
         Ok(vec![req
             .reply()
             .with("nodeid", device.id)
@@ -130,16 +153,37 @@ pub mod last_connect {
     }
 }
 
-pub mod sys_info {
-    use super::*;
+/// `getsysinfo`: the stored `sysinfo` data (e.g. `hardware`), plus the node and the
+/// caller's rights.
+pub struct SysInfo {
+    device_id: String,
+    with_node: bool,
+}
 
-    pub async fn need(_: &ControlSession, req: &Request) -> DomainResult<Need> {
-        device_need(req, 0)
+impl Action for SysInfo {
+    type Need = DeviceNeed;
+
+    fn parse(req: &Request) -> DomainResult<Self> {
+        Ok(SysInfo {
+            device_id: device_id(req)?,
+            with_node: req.bool_field("nodeinfo") == Some(true),
+        })
     }
 
-    /// The stored `sysinfo` data (e.g. `hardware`), plus the node and the caller's rights.
-    pub async fn run(s: &mut ControlSession, req: &Request, g: Granted) -> DomainResult<Replies> {
-        let (device, rights) = granted_device(g)?;
+    async fn need(&self, _: &ControlSession) -> DomainResult<DeviceNeed> {
+        Ok(DeviceNeed {
+            id: self.device_id.clone(),
+            rights: 0,
+        })
+    }
+
+    async fn run(
+        self,
+        s: &mut ControlSession,
+        req: &Request,
+        g: DeviceGrant,
+    ) -> DomainResult<Replies> {
+        let device = g.device;
         let mut reply = req.reply();
         let data = stored(&device.sys_info).and_then(|r| match r.get("data") {
             Some(Value::Object(d)) => Some(d.clone()),
@@ -155,12 +199,12 @@ pub mod sys_info {
             }
             None => reply = reply.with("noinfo", true),
         }
-        if req.bool_field("nodeinfo") == Some(true) {
+        if self.with_node {
             reply = reply.with("node", node_json(&device, s.state.live_state(&device.id)));
         }
         Ok(vec![reply
             .with("nodeid", device.id)
-            .with("rights", rights.0)
+            .with("rights", g.rights.0)
             .into_value()])
     }
 }

@@ -1,60 +1,80 @@
 //! `events` (listevents).
 
+use ironmesh_core::access::{DeviceGrant, DeviceNeed};
+use ironmesh_core::model::EventFilter;
+use ironmesh_core::{DomainError, DomainResult};
 use ironmesh_proto::control::Request;
 use ironmesh_proto::ids::{normalize_id, IdKind};
 use serde_json::Value;
 
-use super::{optional_str, optional_u32, Replies};
+use super::{optional_str, optional_u32, Action, Replies};
 use crate::control::session::ControlSession;
-use crate::domain::access::{Granted, Need};
-use crate::domain::{DomainError, DomainResult};
-use crate::store::events::EventFilter;
 
 /// Most events one request returns.
 const MAX_EVENTS: u32 = 10_000;
 
-pub mod list {
-    use super::*;
+/// `events`: stored events the caller may see, newest first, optionally of one device
+/// or one user.
+pub struct List {
+    device_id: Option<String>,
+    user_id: Option<String>,
+    limit: u32,
+}
 
-    pub async fn need(_: &ControlSession, req: &Request) -> DomainResult<Need> {
-        match optional_str(req, "nodeid")? {
-            Some(id) => Ok(Need::Device {
-                id: normalize_id(IdKind::Node, id)
+impl Action for List {
+    type Need = Option<DeviceNeed>;
+
+    fn parse(req: &Request) -> DomainResult<Self> {
+        let device_id = match optional_str(req, "nodeid")? {
+            Some(id) => Some(
+                normalize_id(IdKind::Node, &id)
                     .map_err(|_| DomainError::NotFound("Invalid device id"))?,
-                rights: 0,
-            }),
-            None => Ok(Need::Login),
-        }
-    }
-
-    pub async fn run(s: &mut ControlSession, req: &Request, g: Granted) -> DomainResult<Replies> {
-        let limit = optional_u32(req, "limit")?
-            .unwrap_or(MAX_EVENTS)
-            .clamp(1, MAX_EVENTS);
-        let node_id = match &g {
-            Granted::Device { device, .. } => Some(device.id.clone()),
-            _ => None,
+            ),
+            None => None,
         };
-        // meshctrl sends `user` for --userid (control spec §6.11); accept both.
-        let user_filter = match optional_str(req, "userid")?.or(optional_str(req, "user")?) {
+        // meshctrl sends `user` for --userid (docs/protocol/control.md §6.11); accept both.
+        let user_id = match optional_str(req, "userid")?.or(optional_str(req, "user")?) {
             Some(u) => Some(
-                normalize_id(IdKind::User, u)
+                normalize_id(IdKind::User, &u)
                     .map_err(|_| DomainError::NotFound("User does not exists"))?,
             ),
             None => None,
         };
+        Ok(List {
+            device_id,
+            user_id,
+            limit: optional_u32(req, "limit")?
+                .unwrap_or(MAX_EVENTS)
+                .clamp(1, MAX_EVENTS),
+        })
+    }
+
+    async fn need(&self, _: &ControlSession) -> DomainResult<Option<DeviceNeed>> {
+        Ok(self.device_id.as_ref().map(|id| DeviceNeed {
+            id: id.clone(),
+            rights: 0,
+        }))
+    }
+
+    async fn run(
+        self,
+        s: &mut ControlSession,
+        req: &Request,
+        g: Option<DeviceGrant>,
+    ) -> DomainResult<Replies> {
+        let node_id = g.map(|g| g.device.id);
         let me = s.actor.user.id.clone();
         let filter = EventFilter {
             node_id: node_id.as_deref(),
-            user_id: user_filter.as_deref(),
+            user_id: self.user_id.as_deref(),
             visible_to: if s.actor.is_full_admin() {
                 None
             } else {
                 Some(&me)
             },
-            limit: limit as i64,
+            limit: self.limit as i64,
         };
-        let records = s.state.domain.store.events(&filter).await?;
+        let records = s.state.domain.stored_events(&filter).await?;
         let events: Vec<Value> = records
             .iter()
             .filter_map(|r| serde_json::from_str::<Value>(&r.body).ok())

@@ -9,14 +9,14 @@ use ironmesh_proto::rights::MeshRights;
 use serde_json::{json, Map, Value};
 use tokio::sync::oneshot;
 
-use super::{ok, optional_u32, required_str, Replies};
+use ironmesh_core::access::{GatewayGrant, GatewayNeed, GroupGrant, GroupNeed, SignedIn};
+use ironmesh_core::events::Event;
+use ironmesh_core::model::GatewayRecord;
+use ironmesh_core::{DomainError, DomainResult};
+
+use super::{ok, optional_u32, required_str, Action, Replies};
 use crate::control::session::ControlSession;
-use crate::domain::access::{Granted, Need};
-use crate::domain::events::Event;
-use crate::domain::{DomainError, DomainResult};
-use crate::store::gateways::GatewayRecord;
-use crate::wifidog::connection::wanted_modes;
-use crate::wifidog::registry::{Outcome, Request as GatewayRequest};
+use crate::live::gateways::{Outcome, Request as GatewayRequest};
 
 /// Default and longest wait for a gateway's answer.
 const DEFAULT_TIMEOUT: u32 = 15;
@@ -48,30 +48,27 @@ pub fn gateway_json(s: &ControlSession, g: &GatewayRecord) -> Value {
     })
 }
 
-fn granted_gateway(g: Granted) -> DomainResult<(GatewayRecord, MeshRights)> {
-    match g {
-        Granted::Gateway { gateway, rights } => Ok((*gateway, rights)),
-        _ => Err(DomainError::Internal(anyhow::anyhow!(
-            "expected a gateway grant"
-        ))),
-    }
-}
+/// `wifidogs`: the gateways the caller can see.
+pub struct List;
 
-pub mod list {
-    use super::*;
+impl Action for List {
+    type Need = SignedIn;
 
-    pub async fn need(_: &ControlSession, _: &Request) -> DomainResult<Need> {
-        Ok(Need::Login)
+    fn parse(_: &Request) -> DomainResult<Self> {
+        Ok(List)
     }
 
-    pub async fn run(s: &mut ControlSession, req: &Request, _: Granted) -> DomainResult<Replies> {
-        let all = s.state.domain.store.gateways().await?;
-        let visible: Vec<Value> = all
+    async fn need(&self, _: &ControlSession) -> DomainResult<SignedIn> {
+        Ok(SignedIn)
+    }
+
+    async fn run(self, s: &mut ControlSession, req: &Request, _: ()) -> DomainResult<Replies> {
+        let visible: Vec<Value> = s
+            .state
+            .domain
+            .visible_gateways(&s.actor)
+            .await?
             .iter()
-            .filter(|g| match &g.group_id {
-                Some(group) => s.actor.group_rights(group).is_some(),
-                None => s.actor.is_full_admin(),
-            })
             .map(|g| gateway_json(s, g))
             .collect();
         Ok(vec![req
@@ -81,74 +78,67 @@ pub mod list {
     }
 }
 
-pub mod approve {
-    use super::*;
+/// `wifidogapprove`: admits a gateway into a group the caller manages devices of.
+pub struct Approve {
+    group_id: String,
+    device_id: String,
+}
 
-    pub async fn need(_: &ControlSession, req: &Request) -> DomainResult<Need> {
-        Ok(Need::Group {
-            id: normalize_id(IdKind::Mesh, required_str(req, "meshid")?)
+impl Action for Approve {
+    type Need = GroupNeed;
+
+    fn parse(req: &Request) -> DomainResult<Self> {
+        Ok(Approve {
+            group_id: normalize_id(IdKind::Mesh, &required_str(req, "meshid")?)
                 .map_err(|_| DomainError::NotFound("Invalid group id"))?,
+            device_id: required_str(req, "deviceid")?,
+        })
+    }
+
+    async fn need(&self, _: &ControlSession) -> DomainResult<GroupNeed> {
+        Ok(GroupNeed {
+            id: self.group_id.clone(),
             rights: MeshRights::MANAGE_COMPUTERS,
         })
     }
 
-    pub async fn run(s: &mut ControlSession, req: &Request, g: Granted) -> DomainResult<Replies> {
-        let Granted::Group { group, .. } = g else {
-            return Err(DomainError::Internal(anyhow::anyhow!(
-                "expected a group grant"
-            )));
-        };
-        let device_id = required_str(req, "deviceid")?;
-        let store = &s.state.domain.store;
-        let Some(gateway) = store.gateway(device_id).await? else {
-            return Err(DomainError::NotFound("Unknown gateway"));
-        };
-        // A gateway already in a group moves only with rights there too.
-        if let Some(current) = &gateway.group_id {
-            if current != &group.id
-                && !s
-                    .actor
-                    .group_rights(current)
-                    .is_some_and(|r| r.has(MeshRights::MANAGE_COMPUTERS))
-            {
-                return Err(DomainError::Denied);
-            }
-        }
-        store.approve_gateway(device_id, Some(&group.id)).await?;
-        let event = Event::new(
-            "wifidog",
-            "gatewayapprove",
-            format!("Gateway {device_id} admitted into {}", group.name),
-        )
-        .by(&s.actor.user.id, &s.actor.user.name)
-        .group(&group.id)
-        .with("deviceid", device_id.to_string());
+    async fn run(
+        self,
+        s: &mut ControlSession,
+        req: &Request,
+        g: GroupGrant,
+    ) -> DomainResult<Replies> {
         s.state
             .domain
-            .events
-            .publish(&s.state.domain.store, event)
-            .await;
+            .approve_gateway(&s.actor, &g.group, &self.device_id)
+            .await?;
         Ok(vec![ok(req).into_value()])
     }
 }
 
-fn gateway_need(req: &Request) -> DomainResult<Need> {
-    Ok(Need::Gateway {
-        device_id: required_str(req, "deviceid")?.to_string(),
+/// The gateway a request names in `deviceid`, with remote-control rights.
+fn gateway_need(device_id: &str) -> GatewayNeed {
+    GatewayNeed {
+        device_id: device_id.to_string(),
         rights: MeshRights::REMOTE_CONTROL,
-    })
+    }
 }
 
-pub mod command {
-    use super::*;
+/// `wifidogcmd`: any device command, answered when the device replies or the command
+/// times out.
+pub struct Command {
+    device_id: String,
+    op: String,
+    params: Map<String, Value>,
+    timeout: u32,
+}
 
-    pub async fn need(_: &ControlSession, req: &Request) -> DomainResult<Need> {
-        gateway_need(req)
-    }
+impl Action for Command {
+    type Need = GatewayNeed;
 
-    pub async fn run(s: &mut ControlSession, req: &Request, g: Granted) -> DomainResult<Replies> {
-        let (gateway, _) = granted_gateway(g)?;
-        let op = required_str(req, "op")?.to_string();
+    fn parse(req: &Request) -> DomainResult<Self> {
+        let device_id = required_str(req, "deviceid")?;
+        let op = required_str(req, "op")?;
         if op.len() > 64 || !op.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
             return Err(DomainError::Invalid(
                 "Invalid op: letters, digits and _ only".into(),
@@ -166,6 +156,31 @@ pub mod command {
         let timeout = optional_u32(req, "timeout")?
             .unwrap_or(DEFAULT_TIMEOUT)
             .clamp(1, MAX_TIMEOUT);
+        Ok(Command {
+            device_id,
+            op,
+            params,
+            timeout,
+        })
+    }
+
+    async fn need(&self, _: &ControlSession) -> DomainResult<GatewayNeed> {
+        Ok(gateway_need(&self.device_id))
+    }
+
+    async fn run(
+        self,
+        s: &mut ControlSession,
+        req: &Request,
+        g: GatewayGrant,
+    ) -> DomainResult<Replies> {
+        let gateway = g.gateway;
+        let Command {
+            op,
+            params,
+            timeout,
+            ..
+        } = self;
         let Some(handle) = s.state.gateways.get(&gateway.device_id) else {
             return Err(DomainError::Invalid("Gateway offline".into()));
         };
@@ -201,11 +216,7 @@ pub mod command {
             Some(g) => event.group(g),
             None => event,
         };
-        s.state
-            .domain
-            .events
-            .publish(&s.state.domain.store, event)
-            .await;
+        s.state.domain.publish(event).await;
         // The answer comes when the device replies (or not): deliver it to this session then,
         // without holding up its other requests.
         let reply = req
@@ -235,16 +246,19 @@ pub mod command {
     }
 }
 
-pub mod auth_mode {
-    use super::*;
+/// `wifidogauthmode`: open (0) or captive portal (1) for one of a device's gateway ids.
+pub struct AuthMode {
+    device_id: String,
+    gw_id: String,
+    mode: i64,
+}
 
-    pub async fn need(_: &ControlSession, req: &Request) -> DomainResult<Need> {
-        gateway_need(req)
-    }
+impl Action for AuthMode {
+    type Need = GatewayNeed;
 
-    pub async fn run(s: &mut ControlSession, req: &Request, g: Granted) -> DomainResult<Replies> {
-        let (gateway, _) = granted_gateway(g)?;
-        let gw_id = required_str(req, "gwid")?.to_string();
+    fn parse(req: &Request) -> DomainResult<Self> {
+        let device_id = required_str(req, "deviceid")?;
+        let gw_id = required_str(req, "gwid")?;
         let mode = match optional_u32(req, "authmode")? {
             Some(m @ (0 | 1)) => m as i64,
             _ => {
@@ -253,6 +267,24 @@ pub mod auth_mode {
                 ))
             }
         };
+        Ok(AuthMode {
+            device_id,
+            gw_id,
+            mode,
+        })
+    }
+
+    async fn need(&self, _: &ControlSession) -> DomainResult<GatewayNeed> {
+        Ok(gateway_need(&self.device_id))
+    }
+
+    async fn run(
+        self,
+        s: &mut ControlSession,
+        req: &Request,
+        g: GatewayGrant,
+    ) -> DomainResult<Replies> {
+        let gateway = g.gateway;
         // (gw_id, auth mode the device last reported)
         let known: Vec<(String, i64)> = parsed(&gateway.gateways)
             .as_array()
@@ -265,22 +297,13 @@ pub mod auth_mode {
                 ))
             })
             .collect();
-        if !known.iter().any(|(id, _)| id == &gw_id) {
+        if !known.iter().any(|(id, _)| id == &self.gw_id) {
             return Err(DomainError::NotFound("Unknown gateway id on this device"));
         }
-        let mut wanted = wanted_modes(&gateway);
-        wanted.insert(gw_id.clone(), mode);
-        let json = Value::Object(
-            wanted
-                .iter()
-                .map(|(k, v)| (k.clone(), Value::from(*v)))
-                .collect(),
-        )
-        .to_string();
-        s.state
+        let wanted = s
+            .state
             .domain
-            .store
-            .set_wanted_auth_modes(&gateway.device_id, &json)
+            .set_wanted_auth_mode(&gateway, &self.gw_id, self.mode)
             .await?;
         let pushed = match s.state.gateways.get(&gateway.device_id) {
             Some(h) => {

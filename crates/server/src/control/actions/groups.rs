@@ -1,85 +1,94 @@
 //! Device groups: `meshes` (listdevicegroups), `createmesh`, `deletemesh`, `editmesh`,
 //! `addmeshuser`, `removemeshuser`.
 
+use ironmesh_core::access::{GroupGrant, GroupNeed, SignedIn};
+use ironmesh_core::groups::{group_json, MTYPE_AGENT};
+use ironmesh_core::model::DeviceGroup;
+use ironmesh_core::{DomainError, DomainResult};
 use ironmesh_proto::control::Request;
 use ironmesh_proto::ids::{normalize_id, IdKind};
 use ironmesh_proto::rights::MeshRights;
 use serde_json::Value;
 
-use super::{ok, optional_str, optional_u32, required_str, Replies};
+use super::{ok, optional_str, optional_str_list, optional_u32, required_str, Action, Replies};
 use crate::control::session::ControlSession;
-use crate::domain::access::{Granted, Need};
-use crate::domain::groups::{group_json, MTYPE_AGENT};
-use crate::domain::{DomainError, DomainResult};
-use crate::store::DeviceGroup;
 
-/// The group a request names by `meshid` (full or bare) or by `meshname` (unique among the
+/// How a request names a group: `meshid` (full or bare), or `meshname` (unique among the
 /// groups the caller can see).
-pub async fn resolve_group(s: &ControlSession, req: &Request) -> DomainResult<String> {
-    if let Some(id) = optional_str(req, "meshid")? {
-        return normalize_id(IdKind::Mesh, id)
-            .map_err(|_| DomainError::NotFound("Invalid group id"));
-    }
-    let Some(name) = optional_str(req, "meshname")? else {
-        return Err(DomainError::Invalid(
-            "Missing field: meshid or meshname".into(),
-        ));
-    };
-    let matches: Vec<DeviceGroup> = visible_groups(s)
-        .await?
-        .into_iter()
-        .map(|(g, _)| g)
-        .filter(|g| g.name == name)
-        .collect();
-    match matches.len() {
-        0 => Err(DomainError::NotFound("Unknown device group")),
-        1 => Ok(matches[0].id.clone()),
-        _ => Err(DomainError::Invalid(
-            "Several device groups have this name; use the group id".into(),
-        )),
-    }
+#[derive(Debug, Clone)]
+pub enum GroupRef {
+    Id(String),
+    Name(String),
 }
 
-/// Groups the caller may see, with their rights on each.
-pub async fn visible_groups(s: &ControlSession) -> DomainResult<Vec<(DeviceGroup, MeshRights)>> {
-    let store = &s.state.domain.store;
-    Ok(if s.actor.is_full_admin() {
-        store
-            .groups()
+impl GroupRef {
+    /// The group named by `meshid` or `meshname`; `Ok(None)` when neither is present.
+    pub fn parse_optional(req: &Request) -> DomainResult<Option<GroupRef>> {
+        if let Some(id) = optional_str(req, "meshid")? {
+            return normalize_id(IdKind::Mesh, &id)
+                .map(|id| Some(GroupRef::Id(id)))
+                .map_err(|_| DomainError::NotFound("Invalid group id"));
+        }
+        Ok(optional_str(req, "meshname")?.map(GroupRef::Name))
+    }
+
+    pub fn parse(req: &Request) -> DomainResult<GroupRef> {
+        GroupRef::parse_optional(req)?
+            .ok_or_else(|| DomainError::Invalid("Missing field: meshid or meshname".into()))
+    }
+
+    /// The group's id, looking a name up among the groups the caller can see.
+    pub async fn resolve(&self, s: &ControlSession) -> DomainResult<String> {
+        let name = match self {
+            GroupRef::Id(id) => return Ok(id.clone()),
+            GroupRef::Name(name) => name,
+        };
+        let matches: Vec<DeviceGroup> = s
+            .state
+            .domain
+            .visible_groups(&s.actor)
             .await?
             .into_iter()
-            .map(|g| (g, MeshRights(MeshRights::FULL)))
-            .collect()
-    } else {
-        store
-            .groups_of_user(&s.actor.user.id)
-            .await?
-            .into_iter()
-            .map(|(g, r)| (g, MeshRights(r)))
-            .collect()
-    })
-}
+            .map(|(g, _)| g)
+            .filter(|g| &g.name == name)
+            .collect();
+        match matches.as_slice() {
+            [] => Err(DomainError::NotFound("Unknown device group")),
+            [one] => Ok(one.id.clone()),
+            _ => Err(DomainError::Invalid(
+                "Several device groups have this name; use the group id".into(),
+            )),
+        }
+    }
 
-fn granted_group(granted: Granted) -> DomainResult<(DeviceGroup, MeshRights)> {
-    match granted {
-        Granted::Group { group, rights } => Ok((group, rights)),
-        _ => Err(DomainError::Internal(anyhow::anyhow!(
-            "expected a group grant"
-        ))),
+    /// `rights` on the named group.
+    pub async fn need(&self, s: &ControlSession, rights: u32) -> DomainResult<GroupNeed> {
+        Ok(GroupNeed {
+            id: self.resolve(s).await?,
+            rights,
+        })
     }
 }
 
-pub mod list {
-    use super::*;
+/// `meshes`: the groups the caller can see, with their members.
+pub struct List;
 
-    pub async fn need(_: &ControlSession, _: &Request) -> DomainResult<Need> {
-        Ok(Need::Login)
+impl Action for List {
+    type Need = SignedIn;
+
+    fn parse(_: &Request) -> DomainResult<Self> {
+        Ok(List)
     }
 
-    pub async fn run(s: &mut ControlSession, req: &Request, _: Granted) -> DomainResult<Replies> {
+    async fn need(&self, _: &ControlSession) -> DomainResult<SignedIn> {
+        Ok(SignedIn)
+    }
+
+    async fn run(self, s: &mut ControlSession, req: &Request, _: ()) -> DomainResult<Replies> {
+        let domain = &s.state.domain;
         let mut meshes = Vec::new();
-        for (group, _) in visible_groups(s).await? {
-            let members = s.state.domain.store.group_members(&group.id).await?;
+        for (group, _) in domain.visible_groups(&s.actor).await? {
+            let members = domain.group_members(&group.id).await?;
             meshes.push(group_json(&group, &members));
         }
         Ok(vec![req
@@ -89,25 +98,36 @@ pub mod list {
     }
 }
 
-pub mod create {
-    use super::*;
+/// `createmesh`.
+pub struct Create {
+    name: String,
+    mtype: i64,
+    description: String,
+}
 
-    pub async fn need(_: &ControlSession, _: &Request) -> DomainResult<Need> {
-        Ok(Need::Login)
+impl Action for Create {
+    type Need = SignedIn;
+
+    fn parse(req: &Request) -> DomainResult<Self> {
+        Ok(Create {
+            name: required_str(req, "meshname")?,
+            mtype: optional_u32(req, "meshtype")?
+                .map(i64::from)
+                .unwrap_or(MTYPE_AGENT),
+            description: optional_str(req, "desc")?.unwrap_or_default(),
+        })
     }
 
-    pub async fn run(s: &mut ControlSession, req: &Request, _: Granted) -> DomainResult<Replies> {
-        let name = required_str(req, "meshname")?;
-        let mtype = optional_u32(req, "meshtype")?
-            .map(i64::from)
-            .unwrap_or(MTYPE_AGENT);
-        let desc = optional_str(req, "desc")?.unwrap_or("");
-        let group = s
-            .state
-            .domain
-            .create_group(&s.actor, name, mtype, desc)
+    async fn need(&self, _: &ControlSession) -> DomainResult<SignedIn> {
+        Ok(SignedIn)
+    }
+
+    async fn run(self, s: &mut ControlSession, req: &Request, _: ()) -> DomainResult<Replies> {
+        let domain = &s.state.domain;
+        let group = domain
+            .create_group(&s.actor, &self.name, self.mtype, &self.description)
             .await?;
-        let members = s.state.domain.store.group_members(&group.id).await?;
+        let members = domain.group_members(&group.id).await?;
         let links = group_json(&group, &members)["links"].clone();
         Ok(vec![ok(req)
             .with("meshid", group.id)
@@ -116,93 +136,127 @@ pub mod create {
     }
 }
 
-pub mod remove {
-    use super::*;
+/// `deletemesh`: needs full rights on the group.
+pub struct Remove(GroupRef);
 
-    pub async fn need(s: &ControlSession, req: &Request) -> DomainResult<Need> {
-        Ok(Need::Group {
-            id: resolve_group(s, req).await?,
-            rights: MeshRights::FULL,
-        })
+impl Action for Remove {
+    type Need = GroupNeed;
+
+    fn parse(req: &Request) -> DomainResult<Self> {
+        Ok(Remove(GroupRef::parse(req)?))
     }
 
-    pub async fn run(s: &mut ControlSession, req: &Request, g: Granted) -> DomainResult<Replies> {
-        let (group, _) = granted_group(g)?;
-        s.state.domain.delete_group(&s.actor, &group).await?;
+    async fn need(&self, s: &ControlSession) -> DomainResult<GroupNeed> {
+        self.0.need(s, MeshRights::FULL).await
+    }
+
+    async fn run(
+        self,
+        s: &mut ControlSession,
+        req: &Request,
+        g: GroupGrant,
+    ) -> DomainResult<Replies> {
+        s.state.domain.delete_group(&s.actor, &g.group).await?;
         Ok(vec![ok(req).into_value()])
     }
 }
 
-pub mod edit {
-    use super::*;
+/// `editmesh`: new name and description.
+pub struct Edit {
+    group: GroupRef,
+    new_name: Option<String>,
+    description: Option<String>,
+}
 
-    pub async fn need(s: &ControlSession, req: &Request) -> DomainResult<Need> {
-        Ok(Need::Group {
-            id: resolve_group(s, req).await?,
-            rights: MeshRights::EDIT_MESH,
+impl Action for Edit {
+    type Need = GroupNeed;
+
+    fn parse(req: &Request) -> DomainResult<Self> {
+        let group = GroupRef::parse(req)?;
+        // `meshname` names the group when no id is given, so the new name is `newname`
+        // there; with an id, `meshname` is the new name (MeshCentral's editmesh).
+        let new_name = match group {
+            GroupRef::Id(_) => optional_str(req, "meshname")?,
+            GroupRef::Name(_) => optional_str(req, "newname")?,
+        };
+        Ok(Edit {
+            group,
+            new_name,
+            description: optional_str(req, "desc")?,
         })
     }
 
-    pub async fn run(s: &mut ControlSession, req: &Request, g: Granted) -> DomainResult<Replies> {
-        let (group, _) = granted_group(g)?;
-        // `meshname` names the group when no id is given, so the new name is `newname`
-        // there; with an id, `meshname` is the new name (MeshCentral's editmesh).
-        let new_name = match optional_str(req, "meshid")? {
-            Some(_) => optional_str(req, "meshname")?,
-            None => optional_str(req, "newname")?,
-        };
-        let desc = optional_str(req, "desc")?;
+    async fn need(&self, s: &ControlSession) -> DomainResult<GroupNeed> {
+        self.group.need(s, MeshRights::EDIT_MESH).await
+    }
+
+    async fn run(
+        self,
+        s: &mut ControlSession,
+        req: &Request,
+        g: GroupGrant,
+    ) -> DomainResult<Replies> {
         s.state
             .domain
-            .edit_group(&s.actor, group, new_name, desc)
+            .edit_group(
+                &s.actor,
+                g.group,
+                self.new_name.as_deref(),
+                self.description.as_deref(),
+            )
             .await?;
         Ok(vec![ok(req).into_value()])
     }
 }
 
-pub mod add_member {
-    use super::*;
+/// `addmeshuser`: adds (or changes the rights of) members, by name or id.
+pub struct AddMembers {
+    group: GroupRef,
+    names: Vec<String>,
+    rights: u32,
+}
 
-    pub async fn need(s: &ControlSession, req: &Request) -> DomainResult<Need> {
-        Ok(Need::Group {
-            id: resolve_group(s, req).await?,
-            rights: MeshRights::MANAGE_USERS,
-        })
-    }
+impl Action for AddMembers {
+    type Need = GroupNeed;
 
-    pub async fn run(s: &mut ControlSession, req: &Request, g: Granted) -> DomainResult<Replies> {
-        let (group, my_rights) = granted_group(g)?;
-        let names: Vec<String> = match req.body.get("usernames") {
-            Some(Value::Array(items)) => items
-                .iter()
-                .map(|v| v.as_str().map(str::to_string))
-                .collect::<Option<_>>()
-                .ok_or_else(|| {
-                    DomainError::Invalid("Field usernames must be a list of names".into())
-                })?,
-            Some(_) => {
-                return Err(DomainError::Invalid(
-                    "Field usernames must be a list of names".into(),
-                ))
-            }
-            None => vec![required_str(req, "userid")?.to_string()],
+    fn parse(req: &Request) -> DomainResult<Self> {
+        let group = GroupRef::parse(req)?;
+        let names = match optional_str_list(req, "usernames", "names")? {
+            Some(names) => names,
+            None => vec![required_str(req, "userid")?],
         };
         if names.is_empty() {
             return Err(DomainError::Invalid("Missing field: usernames".into()));
         }
+        Ok(AddMembers {
+            group,
+            names,
+            rights: optional_u32(req, "meshadmin")?.unwrap_or(0),
+        })
+    }
+
+    async fn need(&self, s: &ControlSession) -> DomainResult<GroupNeed> {
+        self.group.need(s, MeshRights::MANAGE_USERS).await
+    }
+
+    async fn run(
+        self,
+        s: &mut ControlSession,
+        req: &Request,
+        g: GroupGrant,
+    ) -> DomainResult<Replies> {
         let mut ids = Vec::new();
         let mut failed = Vec::new();
-        for name in &names {
+        for name in &self.names {
             match normalize_id(IdKind::User, name) {
                 Ok(id) => ids.push(id),
                 Err(_) => failed.push(format!("Invalid user name {name}")),
             }
         }
-        let rights = optional_u32(req, "meshadmin")?.unwrap_or(0);
         let outcome = s
             .state
             .domain
-            .add_group_members(&s.actor, &group, my_rights, &ids, rights)
+            .add_group_members(&s.actor, &g.group, g.rights, &ids, self.rights)
             .await?;
         let mut added = Vec::new();
         for o in outcome {
@@ -226,23 +280,36 @@ pub mod add_member {
     }
 }
 
-pub mod remove_member {
-    use super::*;
+/// `removemeshuser`.
+pub struct RemoveMember {
+    group: GroupRef,
+    user_id: String,
+}
 
-    pub async fn need(s: &ControlSession, req: &Request) -> DomainResult<Need> {
-        Ok(Need::Group {
-            id: resolve_group(s, req).await?,
-            rights: MeshRights::MANAGE_USERS,
+impl Action for RemoveMember {
+    type Need = GroupNeed;
+
+    fn parse(req: &Request) -> DomainResult<Self> {
+        Ok(RemoveMember {
+            group: GroupRef::parse(req)?,
+            user_id: normalize_id(IdKind::User, &required_str(req, "userid")?)
+                .map_err(|_| DomainError::NotFound("User does not exists"))?,
         })
     }
 
-    pub async fn run(s: &mut ControlSession, req: &Request, g: Granted) -> DomainResult<Replies> {
-        let (group, _) = granted_group(g)?;
-        let user = normalize_id(IdKind::User, required_str(req, "userid")?)
-            .map_err(|_| DomainError::NotFound("User does not exists"))?;
+    async fn need(&self, s: &ControlSession) -> DomainResult<GroupNeed> {
+        self.group.need(s, MeshRights::MANAGE_USERS).await
+    }
+
+    async fn run(
+        self,
+        s: &mut ControlSession,
+        req: &Request,
+        g: GroupGrant,
+    ) -> DomainResult<Replies> {
         s.state
             .domain
-            .remove_group_member(&s.actor, &group, &user)
+            .remove_group_member(&s.actor, &g.group, &self.user_id)
             .await?;
         Ok(vec![ok(req).into_value()])
     }

@@ -4,12 +4,13 @@ use ironmesh_proto::control::{Reply, Request};
 use ironmesh_proto::ids::{b64_at_dollar, hex_upper};
 use serde_json::{json, Value};
 
-use super::Replies;
+use ironmesh_core::access::SignedIn;
+use ironmesh_core::accounts::user_json;
+use ironmesh_core::model::now_ms;
+use ironmesh_core::DomainResult;
+
+use super::{Action, Replies};
 use crate::control::session::ControlSession;
-use crate::domain::access::{Granted, Need};
-use crate::domain::accounts::user_json;
-use crate::domain::DomainResult;
-use crate::store::now_ms;
 
 /// What `meshctrl serverinfo` prints. `domain` must be present (meshctrl builds node ids
 /// from it); `agentCertHash` is the ServerID agents pin; `tlshash` the web certificate hash.
@@ -57,38 +58,59 @@ fn correlate(req: &Request, mut answer: Value) -> Value {
     answer
 }
 
-pub mod serverinfo {
-    use super::*;
+/// `serverinfo`: answered on request as it is pushed on connect.
+pub struct ServerInfo;
 
-    pub async fn need(_: &ControlSession, _: &Request) -> DomainResult<Need> {
-        Ok(Need::Login)
+impl Action for ServerInfo {
+    type Need = SignedIn;
+
+    fn parse(_: &Request) -> DomainResult<Self> {
+        Ok(ServerInfo)
     }
 
-    pub async fn run(s: &mut ControlSession, req: &Request, _: Granted) -> DomainResult<Replies> {
+    async fn need(&self, _: &ControlSession) -> DomainResult<SignedIn> {
+        Ok(SignedIn)
+    }
+
+    async fn run(self, s: &mut ControlSession, req: &Request, _: ()) -> DomainResult<Replies> {
         Ok(vec![correlate(req, serverinfo_push(s))])
     }
 }
 
-pub mod userinfo {
-    use super::*;
+/// `userinfo`: the caller's own account.
+pub struct UserInfo;
 
-    pub async fn need(_: &ControlSession, _: &Request) -> DomainResult<Need> {
-        Ok(Need::Login)
+impl Action for UserInfo {
+    type Need = SignedIn;
+
+    fn parse(_: &Request) -> DomainResult<Self> {
+        Ok(UserInfo)
     }
 
-    pub async fn run(s: &mut ControlSession, req: &Request, _: Granted) -> DomainResult<Replies> {
+    async fn need(&self, _: &ControlSession) -> DomainResult<SignedIn> {
+        Ok(SignedIn)
+    }
+
+    async fn run(self, s: &mut ControlSession, req: &Request, _: ()) -> DomainResult<Replies> {
         Ok(vec![correlate(req, userinfo_push(s).await)])
     }
 }
 
-pub mod ping {
-    use super::*;
+/// `ping`, answered with `pong`.
+pub struct Ping;
 
-    pub async fn need(_: &ControlSession, _: &Request) -> DomainResult<Need> {
-        Ok(Need::Login)
+impl Action for Ping {
+    type Need = SignedIn;
+
+    fn parse(_: &Request) -> DomainResult<Self> {
+        Ok(Ping)
     }
 
-    pub async fn run(_: &mut ControlSession, req: &Request, _: Granted) -> DomainResult<Replies> {
+    async fn need(&self, _: &ControlSession) -> DomainResult<SignedIn> {
+        Ok(SignedIn)
+    }
+
+    async fn run(self, _: &mut ControlSession, req: &Request, _: ()) -> DomainResult<Replies> {
         Ok(vec![correlate(req, Reply::new("pong").into_value())])
     }
 }

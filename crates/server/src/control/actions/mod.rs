@@ -1,7 +1,9 @@
-//! Control actions, dispatched by name. Each action module provides
-//! `need(session, request) -> Need` (what the action requires, possibly after resolving
-//! ids) and `run(session, request, granted) -> replies`. [`dispatch`] checks the need with
-//! [`authorize`] — the one place rights are checked — before `run` is called.
+//! Control actions, dispatched by name. Each action is a struct implementing [`Action`]:
+//! `parse` reads the request's fields into it once (errors name the field), `need` says
+//! what the caller must hold, and `run` does the work with the grant that need yields.
+//! [`perform`] checks the need through `Domain::authorize` — the one place rights are
+//! checked — before `run` is called; the grant's type follows from the need's, so the
+//! compiler checks that every action gets what it asked for.
 
 mod devices;
 mod events;
@@ -12,20 +14,52 @@ mod remote;
 mod tokens;
 mod users;
 
+use std::future::Future;
+
+use ironmesh_core::access::Requirement;
+use ironmesh_core::{DomainError, DomainResult};
 use ironmesh_proto::control::{Reply, Request};
 use serde_json::Value;
 
 use super::session::ControlSession;
-use crate::domain::access::authorize;
-use crate::domain::{DomainError, DomainResult};
 
 pub use info::{serverinfo_push, userinfo_push};
 
 /// Replies to send, in order.
 pub type Replies = Vec<Value>;
 
-/// Declares the action table once: generates [`ACTION_NAMES`] and the routing `match`,
-/// in which every action's need is authorized before it runs.
+/// The grant an action's need yields.
+pub type Grant<A> = <<A as Action>::Need as Requirement>::Grant;
+
+/// One control action (docs/protocol/control.md §2.4).
+pub trait Action: Sized + Send {
+    /// What the caller must hold.
+    type Need: Requirement;
+
+    /// The request's fields, typed.
+    fn parse(req: &Request) -> DomainResult<Self>;
+
+    /// What this request needs (may resolve a group name to its id).
+    fn need(&self, s: &ControlSession) -> impl Future<Output = DomainResult<Self::Need>> + Send;
+
+    /// The work, with what the check found.
+    fn run(
+        self,
+        s: &mut ControlSession,
+        req: &Request,
+        grant: Grant<Self>,
+    ) -> impl Future<Output = DomainResult<Replies>> + Send;
+}
+
+/// Parses, authorizes and runs one action.
+async fn perform<A: Action>(s: &mut ControlSession, req: &Request) -> DomainResult<Replies> {
+    let action = A::parse(req)?;
+    let need = action.need(s).await?;
+    let grant = s.state.domain.authorize(&s.actor, &need).await?;
+    action.run(s, req, grant).await
+}
+
+/// Declares the action table once: generates [`ACTION_NAMES`] and the routing `match`.
 macro_rules! control_actions {
     ($($name:literal => $module:ident :: $action:ident),* $(,)?) => {
         /// Every action name the control channel serves.
@@ -33,13 +67,7 @@ macro_rules! control_actions {
 
         async fn route(session: &mut ControlSession, req: &Request) -> Option<DomainResult<Replies>> {
             Some(match req.action.as_str() {
-                $($name => match $module::$action::need(session, req).await {
-                    Ok(need) => match authorize(&session.state.domain.store, &session.actor, &need).await {
-                        Ok(granted) => $module::$action::run(session, req, granted).await,
-                        Err(e) => Err(e),
-                    },
-                    Err(e) => Err(e),
-                },)*
+                $($name => perform::<$module::$action>(session, req).await,)*
                 _ => return None,
             })
         }
@@ -47,34 +75,34 @@ macro_rules! control_actions {
 }
 
 control_actions! {
-    "serverinfo" => info::serverinfo,
-    "userinfo" => info::userinfo,
-    "ping" => info::ping,
-    "users" => users::list,
-    "adduser" => users::add,
-    "deleteuser" => users::remove,
-    "edituser" => users::edit,
-    "changeuserpass" => users::change_password,
-    "meshes" => groups::list,
-    "createmesh" => groups::create,
-    "deletemesh" => groups::remove,
-    "editmesh" => groups::edit,
-    "addmeshuser" => groups::add_member,
-    "removemeshuser" => groups::remove_member,
-    "nodes" => devices::list,
-    "getnetworkinfo" => devices::network_info,
-    "lastconnect" => devices::last_connect,
-    "getsysinfo" => devices::sys_info,
-    "msg" => remote::msg,
-    "runcommands" => remote::runcommands,
-    "wifidogs" => gateways::list,
-    "wifidogapprove" => gateways::approve,
-    "wifidogcmd" => gateways::command,
-    "wifidogauthmode" => gateways::auth_mode,
-    "events" => events::list,
-    "authcookie" => tokens::authcookie,
-    "createLoginToken" => tokens::create_login_token,
-    "loginTokens" => tokens::login_tokens,
+    "serverinfo" => info::ServerInfo,
+    "userinfo" => info::UserInfo,
+    "ping" => info::Ping,
+    "users" => users::List,
+    "adduser" => users::Add,
+    "deleteuser" => users::Remove,
+    "edituser" => users::Edit,
+    "changeuserpass" => users::ChangePassword,
+    "meshes" => groups::List,
+    "createmesh" => groups::Create,
+    "deletemesh" => groups::Remove,
+    "editmesh" => groups::Edit,
+    "addmeshuser" => groups::AddMembers,
+    "removemeshuser" => groups::RemoveMember,
+    "nodes" => devices::List,
+    "getnetworkinfo" => devices::NetworkInfo,
+    "lastconnect" => devices::LastConnect,
+    "getsysinfo" => devices::SysInfo,
+    "msg" => remote::Msg,
+    "runcommands" => remote::RunCommands,
+    "wifidogs" => gateways::List,
+    "wifidogapprove" => gateways::Approve,
+    "wifidogcmd" => gateways::Command,
+    "wifidogauthmode" => gateways::AuthMode,
+    "events" => events::List,
+    "authcookie" => tokens::AuthCookie,
+    "createLoginToken" => tokens::CreateLoginToken,
+    "loginTokens" => tokens::LoginTokens,
 }
 
 pub async fn dispatch(session: &mut ControlSession, req: &Request) -> Replies {
@@ -109,9 +137,9 @@ fn unknown_action(req: &Request) -> Value {
 }
 
 /// A required string field, or a clear error naming it.
-pub fn required_str<'a>(req: &'a Request, key: &str) -> DomainResult<&'a str> {
+pub fn required_str(req: &Request, key: &str) -> DomainResult<String> {
     match req.body.get(key) {
-        Some(Value::String(s)) if !s.is_empty() => Ok(s),
+        Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
         Some(Value::String(_)) | None => Err(DomainError::Invalid(format!("Missing field: {key}"))),
         Some(_) => Err(DomainError::Invalid(format!(
             "Field {key} must be a string"
@@ -120,10 +148,10 @@ pub fn required_str<'a>(req: &'a Request, key: &str) -> DomainResult<&'a str> {
 }
 
 /// An optional string field; present but not a string is an error.
-pub fn optional_str<'a>(req: &'a Request, key: &str) -> DomainResult<Option<&'a str>> {
+pub fn optional_str(req: &Request, key: &str) -> DomainResult<Option<String>> {
     match req.body.get(key) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
         Some(_) => Err(DomainError::Invalid(format!(
             "Field {key} must be a string"
         ))),
@@ -141,6 +169,25 @@ pub fn optional_u32(req: &Request, key: &str) -> DomainResult<Option<u32>> {
             .ok_or_else(|| {
                 DomainError::Invalid(format!("Field {key} must be a number from 0 to 4294967295"))
             }),
+    }
+}
+
+/// A list of strings (`what` names it in the error), or `None` when absent.
+pub fn optional_str_list(
+    req: &Request,
+    key: &str,
+    what: &str,
+) -> DomainResult<Option<Vec<String>>> {
+    let invalid = || DomainError::Invalid(format!("Field {key} must be a list of {what}"));
+    match req.body.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| v.as_str().map(str::to_string))
+            .collect::<Option<Vec<_>>>()
+            .map(Some)
+            .ok_or_else(invalid),
+        Some(_) => Err(invalid()),
     }
 }
 

@@ -1,20 +1,19 @@
 //! Requests that go to agents: `msg` (tunnels, console commands and other agent
 //! messages) and `runcommands`.
 
+use ironmesh_core::access::{check_session_rights, DeviceGrant, DeviceNeed, SignedIn};
+use ironmesh_core::{DomainError, DomainResult};
 use ironmesh_proto::control::Request;
 use ironmesh_proto::ids::{normalize_id, IdKind};
+use ironmesh_proto::relay::{RelayQuery, SessionKind};
 use ironmesh_proto::rights::MeshRights;
 use serde_json::{Map, Value};
 
-use super::devices::device_need;
-use super::{required_str, Replies};
-use crate::agents::registry::ToAgent;
+use super::devices::device_id;
+use super::{optional_str_list, required_str, Action, Replies};
 use crate::control::session::ControlSession;
-use crate::domain::access::{authorize, Granted, Need};
-use crate::domain::{DomainError, DomainResult};
-use crate::relay::admission::check_protocol_rights;
-use crate::relay::query::RelayQuery;
-use crate::relay::tunnel::{tunnel_message, TunnelRequest};
+use crate::live::agents::ToAgent;
+use crate::tunnel::{tunnel_message, TunnelRequest};
 
 /// Longest command text accepted (MeshCentral's limit).
 const MAX_CMDS: usize = 65_535;
@@ -32,39 +31,41 @@ fn send_to_agent(s: &ControlSession, node_id: &str, msg: &Value) -> DomainResult
         .map_err(|_| DomainError::Invalid("Unable to route: device is busy, try again".into()))
 }
 
-pub mod msg {
-    use super::*;
+/// Fields a user may not set on a message to an agent: the server fills them in.
+const SERVER_FILLED: [&str; 9] = [
+    "action",
+    "type",
+    "nodeid",
+    "sessionid",
+    "rights",
+    "userid",
+    "username",
+    "remoteaddr",
+    "consent",
+];
 
-    pub async fn need(_: &ControlSession, req: &Request) -> DomainResult<Need> {
-        let rights = match req.str_field("type") {
-            Some("console") => MeshRights::REMOTE_CONTROL | MeshRights::AGENT_CONSOLE,
-            _ => MeshRights::REMOTE_CONTROL,
-        };
-        device_need(req, rights)
-    }
+/// `msg`: a message for the device's agent (docs/protocol/agent.md §5.2). `tunnel` asks
+/// the agent to join a relay session; anything else is passed on with who sent it.
+pub struct Msg {
+    device_id: String,
+    kind: String,
+    /// For `tunnel`: the relay URL (`*/meshrelay.ashx?…`) and its query.
+    tunnel: Option<(String, RelayQuery)>,
+    /// The request's other fields, passed on.
+    extra: Map<String, Value>,
+}
 
-    pub async fn run(s: &mut ControlSession, req: &Request, g: Granted) -> DomainResult<Replies> {
-        let Granted::Device { device, rights, .. } = g else {
-            return Err(DomainError::Internal(anyhow::anyhow!(
-                "expected a device grant"
-            )));
-        };
+impl Action for Msg {
+    type Need = DeviceNeed;
+
+    fn parse(req: &Request) -> DomainResult<Self> {
+        let device_id = device_id(req)?;
         let kind = required_str(req, "type")?;
-        let mut extra: Map<String, Value> = req.body.clone();
-        for key in [
-            "action",
-            "type",
-            "nodeid",
-            "sessionid",
-            "rights",
-            "userid",
-            "username",
-            "remoteaddr",
-            "consent",
-        ] {
+        let mut extra = req.body.clone();
+        for key in SERVER_FILLED {
             extra.remove(key);
         }
-        if kind == "tunnel" {
+        let tunnel = if kind == "tunnel" {
             let value = required_str(req, "value")?;
             let query = value
                 .strip_prefix("*/")
@@ -75,35 +76,67 @@ pub mod msg {
                     DomainError::Invalid("Invalid tunnel URL: expected */meshrelay.ashx?…".into())
                 })?;
             if let Some(url_node) = &query.nodeid {
-                if normalize_id(IdKind::Node, url_node).ok().as_deref() != Some(device.id.as_str())
+                if normalize_id(IdKind::Node, url_node).ok().as_deref() != Some(device_id.as_str())
                 {
                     return Err(DomainError::Invalid(
                         "Invalid nodeid: the tunnel URL names another device".into(),
                     ));
                 }
             }
-            check_protocol_rights(rights, query.p).map_err(|_| DomainError::Denied)?;
             extra.remove("value");
+            Some((value, query))
+        } else {
+            None
+        };
+        Ok(Msg {
+            device_id,
+            kind,
+            tunnel,
+            extra,
+        })
+    }
+
+    async fn need(&self, _: &ControlSession) -> DomainResult<DeviceNeed> {
+        let rights = match self.kind.as_str() {
+            "console" => MeshRights::REMOTE_CONTROL | MeshRights::AGENT_CONSOLE,
+            _ => MeshRights::REMOTE_CONTROL,
+        };
+        Ok(DeviceNeed {
+            id: self.device_id.clone(),
+            rights,
+        })
+    }
+
+    async fn run(
+        self,
+        s: &mut ControlSession,
+        req: &Request,
+        g: DeviceGrant,
+    ) -> DomainResult<Replies> {
+        let device = g.device;
+        if let Some((value, query)) = self.tunnel {
+            check_session_rights(g.rights, SessionKind::of(query.p))
+                .map_err(|_| DomainError::Denied)?;
             let message = tunnel_message(
                 &s.state,
                 TunnelRequest {
-                    value: value.to_string(),
+                    value,
                     user_id: &s.actor.user.id,
                     username: &s.actor.user.name,
                     session_id: s.session_id.clone(),
-                    rights: rights.0,
+                    rights: g.rights.0,
                     remote_addr: s.peer.ip().to_string(),
-                    extra,
+                    extra: self.extra,
                 },
             );
             send_to_agent(s, &device.id, &message)?;
             return Ok(vec![req.reply().with("result", "OK").into_value()]);
         }
-        let mut message = extra;
+        let mut message = self.extra;
         message.insert("action".into(), "msg".into());
-        message.insert("type".into(), kind.into());
+        message.insert("type".into(), self.kind.into());
         message.insert("sessionid".into(), s.session_id.clone().into());
-        message.insert("rights".into(), rights.0.into());
+        message.insert("rights".into(), g.rights.0.into());
         message.insert("userid".into(), s.actor.user.id.clone().into());
         message.insert("username".into(), s.actor.user.name.clone().into());
         message.insert("remoteaddr".into(), s.peer.ip().to_string().into());
@@ -116,30 +149,36 @@ pub mod msg {
     }
 }
 
-pub mod runcommands {
-    use super::*;
+/// `runcommands`: a command line on one or more devices, each needing the remote-command
+/// right. Every device is checked (rights, online) before the command runs on any of them.
+pub struct RunCommands {
+    device_ids: Vec<String>,
+    cmds: String,
+    /// 0 = the device's shell, 1 cmd, 2 PowerShell, 3 sh, 4 agent console.
+    kind: u32,
+    reply: bool,
+    run_as: u32,
+}
 
-    pub async fn need(_: &ControlSession, _: &Request) -> DomainResult<Need> {
-        // Each device is authorized below, through the same `authorize`.
-        Ok(Need::Login)
-    }
+impl Action for RunCommands {
+    /// Each device is authorized in `run`, through the same `Domain::authorize`.
+    type Need = SignedIn;
 
-    pub async fn run(s: &mut ControlSession, req: &Request, _: Granted) -> DomainResult<Replies> {
-        let ids: Vec<String> = match req.body.get("nodeids") {
-            Some(Value::Array(a)) if !a.is_empty() => a
-                .iter()
-                .map(|v| v.as_str().map(str::to_string))
-                .collect::<Option<_>>()
-                .ok_or_else(|| {
-                    DomainError::Invalid("Field nodeids must be a list of device ids".into())
-                })?,
+    fn parse(req: &Request) -> DomainResult<Self> {
+        let ids = match optional_str_list(req, "nodeids", "device ids")? {
+            Some(ids) if !ids.is_empty() => ids,
             Some(_) => {
                 return Err(DomainError::Invalid(
                     "Field nodeids must be a list of device ids".into(),
                 ))
             }
-            None => vec![required_str(req, "nodeid")?.to_string()],
+            None => vec![required_str(req, "nodeid")?],
         };
+        let device_ids = ids
+            .iter()
+            .map(|id| normalize_id(IdKind::Node, id))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| DomainError::NotFound("Invalid nodeid"))?;
         let cmds = match req.body.get("cmds") {
             Some(Value::String(c)) if c.len() <= MAX_CMDS => c.clone(),
             Some(Value::String(_)) => {
@@ -149,54 +188,66 @@ pub mod runcommands {
             }
             _ => return Err(DomainError::Invalid("Field cmds must be a string".into())),
         };
-        let requested_type = req.u32_field("type").unwrap_or(0);
-        if requested_type > 4 {
+        let kind = req.u32_field("type").unwrap_or(0);
+        if kind > 4 {
             return Err(DomainError::Invalid("Invalid command type".into()));
         }
-        let reply = req.bool_field("reply").unwrap_or(false);
-        let run_as = req.u32_field("runAsUser").unwrap_or(0).min(2);
-        for id in &ids {
-            let id = normalize_id(IdKind::Node, id)
-                .map_err(|_| DomainError::NotFound("Invalid nodeid"))?;
-            let granted = authorize(
-                &s.state.domain.store,
-                &s.actor,
-                &Need::Device {
-                    id,
-                    rights: MeshRights::REMOTE_COMMAND,
-                },
-            )
-            .await
-            .map_err(|e| match e {
-                DomainError::NotFound(_) => DomainError::NotFound("Invalid nodeid"),
-                other => other,
-            })?;
-            let Granted::Device { device, .. } = granted else {
-                continue;
+        Ok(RunCommands {
+            device_ids,
+            cmds,
+            kind,
+            reply: req.bool_field("reply").unwrap_or(false),
+            run_as: req.u32_field("runAsUser").unwrap_or(0).min(2),
+        })
+    }
+
+    async fn need(&self, _: &ControlSession) -> DomainResult<SignedIn> {
+        Ok(SignedIn)
+    }
+
+    async fn run(self, s: &mut ControlSession, req: &Request, _: ()) -> DomainResult<Replies> {
+        // First every device: a refusal of any one means the command runs on none.
+        let mut targets = Vec::with_capacity(self.device_ids.len());
+        for id in &self.device_ids {
+            let need = DeviceNeed {
+                id: id.clone(),
+                rights: MeshRights::REMOTE_COMMAND,
             };
-            let Some(agent) = s.state.agents.get(&device.id) else {
+            let grant = s
+                .state
+                .domain
+                .authorize(&s.actor, &need)
+                .await
+                .map_err(|e| match e {
+                    DomainError::NotFound(_) => DomainError::NotFound("Invalid nodeid"),
+                    other => other,
+                })?;
+            let Some(agent) = s.state.agents.get(&grant.device.id) else {
                 return Err(DomainError::Invalid("Agent not connected".into()));
             };
+            targets.push((grant.device.id, agent.agent_id));
+        }
+        for (node_id, agent_id) in targets {
             // Type 0 means "the device's shell": cmd on Windows agents (ids 1-4), sh elsewhere.
-            let kind = match requested_type {
-                0 if (1..=4).contains(&agent.agent_id) => 1,
+            let kind = match self.kind {
+                0 if (1..=4).contains(&agent_id) => 1,
                 0 => 3,
                 t => t,
             };
             let mut message = Map::new();
             message.insert("action".into(), "runcommands".into());
             message.insert("type".into(), kind.into());
-            message.insert("cmds".into(), cmds.clone().into());
-            message.insert("runAsUser".into(), run_as.into());
-            message.insert("reply".into(), reply.into());
+            message.insert("cmds".into(), self.cmds.clone().into());
+            message.insert("runAsUser".into(), self.run_as.into());
+            message.insert("reply".into(), self.reply.into());
             // Routing by session: only the asking session receives the output.
             message.insert("sessionid".into(), s.session_id.clone().into());
             if let Some(rid) = req.body.get("responseid") {
                 message.insert("responseid".into(), rid.clone());
             }
-            send_to_agent(s, &device.id, &Value::Object(message))?;
+            send_to_agent(s, &node_id, &Value::Object(message))?;
         }
-        Ok(if reply {
+        Ok(if self.reply {
             Vec::new()
         } else {
             vec![req.reply().with("result", "OK").into_value()]

@@ -1,28 +1,34 @@
 //! `authcookie` (relay tokens), `createLoginToken`, `loginTokens`.
 
+use ironmesh_core::access::SignedIn;
+use ironmesh_core::model::now_ms;
+use ironmesh_core::{hex, random_bytes, DomainResult};
 use ironmesh_proto::control::Request;
 use serde_json::{json, Value};
 
-use super::{optional_u32, required_str, Replies};
-use crate::auth::issue_auth_token;
+use super::{optional_str_list, optional_u32, required_str, Action, Replies};
 use crate::control::session::ControlSession;
-use crate::domain::access::{Granted, Need};
-use crate::domain::{hex, random_bytes, DomainResult};
-use crate::store::now_ms;
 
-pub mod authcookie {
-    use super::*;
+/// `authcookie`: `cookie` goes into the user's relay URL as `auth=`, `rcookie` into the
+/// agent's as `rauth=` (docs/protocol/control.md §1.4). Both are opaque sealed tokens.
+pub struct AuthCookie;
 
-    pub async fn need(_: &ControlSession, _: &Request) -> DomainResult<Need> {
-        Ok(Need::Login)
+impl Action for AuthCookie {
+    type Need = SignedIn;
+
+    fn parse(_: &Request) -> DomainResult<Self> {
+        Ok(AuthCookie)
     }
 
-    /// `cookie` goes into the user's relay URL as `auth=`, `rcookie` into the agent's as
-    /// `rauth=` (control spec §1.4). Both are opaque sealed tokens.
-    pub async fn run(s: &mut ControlSession, req: &Request, _: Granted) -> DomainResult<Replies> {
-        let cookie = issue_auth_token(&s.state, &s.actor.user, s.peer.ip());
+    async fn need(&self, _: &ControlSession) -> DomainResult<SignedIn> {
+        Ok(SignedIn)
+    }
+
+    async fn run(self, s: &mut ControlSession, req: &Request, _: ()) -> DomainResult<Replies> {
+        let auth = &s.state.auth;
+        let cookie = auth.issue_auth_token(&s.actor.user, s.peer.ip());
         let relay = json!({ "ruserid": s.actor.user.id, "x": hex(&random_bytes::<6>()) });
-        let rcookie = s.state.tokens.seal(
+        let rcookie = auth.tokens.seal(
             relay.as_object().cloned().unwrap_or_default(),
             now_ms() / 1000,
         );
@@ -34,20 +40,32 @@ pub mod authcookie {
     }
 }
 
-pub mod create_login_token {
-    use super::*;
+/// `createLoginToken`: a user name and password pair that signs in as the caller.
+pub struct CreateLoginToken {
+    name: String,
+    /// Minutes; 0 = never expires.
+    expire: u32,
+}
 
-    pub async fn need(_: &ControlSession, _: &Request) -> DomainResult<Need> {
-        Ok(Need::Login)
+impl Action for CreateLoginToken {
+    type Need = SignedIn;
+
+    fn parse(req: &Request) -> DomainResult<Self> {
+        Ok(CreateLoginToken {
+            name: required_str(req, "name")?,
+            expire: optional_u32(req, "expire")?.unwrap_or(0),
+        })
     }
 
-    pub async fn run(s: &mut ControlSession, req: &Request, _: Granted) -> DomainResult<Replies> {
-        let name = required_str(req, "name")?;
-        let expire = optional_u32(req, "expire")?.unwrap_or(0);
+    async fn need(&self, _: &ControlSession) -> DomainResult<SignedIn> {
+        Ok(SignedIn)
+    }
+
+    async fn run(self, s: &mut ControlSession, req: &Request, _: ()) -> DomainResult<Replies> {
         let (token, password) = s
             .state
             .domain
-            .create_login_token(&s.actor, name, expire as u64)
+            .create_login_token(&s.actor, &self.name, self.expire as u64)
             .await?;
         Ok(vec![req
             .reply()
@@ -60,23 +78,30 @@ pub mod create_login_token {
     }
 }
 
-pub mod login_tokens {
-    use super::*;
+/// `loginTokens`: lists the caller's tokens, after removing those named in `remove`.
+pub struct LoginTokens {
+    remove: Vec<String>,
+}
 
-    pub async fn need(_: &ControlSession, _: &Request) -> DomainResult<Need> {
-        Ok(Need::Login)
+impl Action for LoginTokens {
+    type Need = SignedIn;
+
+    fn parse(req: &Request) -> DomainResult<Self> {
+        Ok(LoginTokens {
+            remove: optional_str_list(req, "remove", "token names")?.unwrap_or_default(),
+        })
     }
 
-    /// Lists the caller's tokens, after removing those named in `remove`.
-    pub async fn run(s: &mut ControlSession, req: &Request, _: Granted) -> DomainResult<Replies> {
-        let store = &s.state.domain.store;
-        if let Some(Value::Array(names)) = req.body.get("remove") {
-            for name in names.iter().filter_map(Value::as_str) {
-                store.delete_login_token(&s.actor.user.id, name).await?;
-            }
-        }
-        let tokens: Vec<Value> = store
-            .login_tokens_of(&s.actor.user.id)
+    async fn need(&self, _: &ControlSession) -> DomainResult<SignedIn> {
+        Ok(SignedIn)
+    }
+
+    async fn run(self, s: &mut ControlSession, req: &Request, _: ()) -> DomainResult<Replies> {
+        let remove: Vec<&str> = self.remove.iter().map(String::as_str).collect();
+        let tokens: Vec<Value> = s
+            .state
+            .domain
+            .login_tokens(&s.actor, &remove)
             .await?
             .into_iter()
             .map(|t| {

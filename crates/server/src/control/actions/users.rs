@@ -1,72 +1,22 @@
 //! `users` (listusers), `adduser`, `deleteuser` (removeuser), `edituser`, `changeuserpass`.
 
+use ironmesh_core::access::SiteNeed;
+use ironmesh_core::accounts::{user_json, NewUser, UserEdit};
+use ironmesh_core::{DomainError, DomainResult};
 use ironmesh_proto::control::Request;
 use ironmesh_proto::ids::{normalize_id, IdKind};
 use ironmesh_proto::rights::SiteRights;
 use serde_json::Value;
 
-use super::{ok, optional_str, optional_u32, required_str, Replies};
+use super::{ok, optional_str, optional_u32, required_str, Action, Replies};
 use crate::control::session::ControlSession;
-use crate::domain::access::{Granted, Need};
-use crate::domain::accounts::{user_json, NewUser, UserEdit};
-use crate::domain::{DomainError, DomainResult};
 
-pub mod list {
-    use super::*;
+/// What every action here needs: the right to manage accounts.
+const MANAGE_USERS: SiteNeed = SiteNeed(SiteRights::MANAGE_USERS);
 
-    pub async fn need(_: &ControlSession, _: &Request) -> DomainResult<Need> {
-        Ok(Need::Site(SiteRights::MANAGE_USERS))
-    }
-
-    pub async fn run(s: &mut ControlSession, req: &Request, _: Granted) -> DomainResult<Replies> {
-        let store = &s.state.domain.store;
-        let mut users = Vec::new();
-        for user in store.users().await? {
-            let memberships = store.memberships(&user.id).await?;
-            users.push(user_json(&user, &memberships));
-        }
-        Ok(vec![req
-            .reply()
-            .with("users", Value::Array(users))
-            .into_value()])
-    }
-}
-
-pub mod add {
-    use super::*;
-
-    pub async fn need(_: &ControlSession, _: &Request) -> DomainResult<Need> {
-        Ok(Need::Site(SiteRights::MANAGE_USERS))
-    }
-
-    pub async fn run(s: &mut ControlSession, req: &Request, _: Granted) -> DomainResult<Replies> {
-        let new = NewUser {
-            username: required_str(req, "username")?.to_string(),
-            password: required_str(req, "pass")?.to_string(),
-            email: optional_str(req, "email")?.map(str::to_string),
-            email_verified: req.bool_field("emailVerified").unwrap_or(false),
-            realname: optional_str(req, "realname")?.map(str::to_string),
-            site_rights: optional_u32(req, "siteadmin")?.unwrap_or(0),
-            reset_next_login: req.bool_field("resetNextLogin").unwrap_or(false),
-        };
-        let user = s.state.domain.add_user(Some(&s.actor), new).await?;
-        Ok(vec![ok(req).with("userid", user.id).into_value()])
-    }
-}
-
-pub mod remove {
-    use super::*;
-
-    pub async fn need(_: &ControlSession, _: &Request) -> DomainResult<Need> {
-        Ok(Need::Site(SiteRights::MANAGE_USERS))
-    }
-
-    pub async fn run(s: &mut ControlSession, req: &Request, _: Granted) -> DomainResult<Replies> {
-        let id = normalize_id(IdKind::User, required_str(req, "userid")?)
-            .map_err(|_| DomainError::NotFound("User does not exists"))?;
-        s.state.domain.remove_user(Some(&s.actor), &id).await?;
-        Ok(vec![ok(req).into_value()])
-    }
+/// A user id from a name or id field; unknown forms read as an unknown user.
+fn user_id(raw: &str) -> DomainResult<String> {
+    normalize_id(IdKind::User, raw).map_err(|_| DomainError::NotFound("User does not exists"))
 }
 
 /// The account a request names: `userid`, or `id` as MeshCentral's own console sends.
@@ -76,43 +26,153 @@ fn target_user(req: &Request) -> DomainResult<String> {
         None => required_str(req, "id")
             .map_err(|_| DomainError::Invalid("Missing field: userid".into()))?,
     };
-    normalize_id(IdKind::User, raw).map_err(|_| DomainError::NotFound("User does not exists"))
+    user_id(&raw)
 }
 
-pub mod edit {
-    use super::*;
+/// `users`: every account with its memberships.
+pub struct List;
 
-    pub async fn need(_: &ControlSession, _: &Request) -> DomainResult<Need> {
-        Ok(Need::Site(SiteRights::MANAGE_USERS))
+impl Action for List {
+    type Need = SiteNeed;
+
+    fn parse(_: &Request) -> DomainResult<Self> {
+        Ok(List)
     }
 
-    pub async fn run(s: &mut ControlSession, req: &Request, _: Granted) -> DomainResult<Replies> {
-        let id = target_user(req)?;
-        let edit = UserEdit {
-            email: optional_str(req, "email")?.map(str::to_string),
-            email_verified: req.bool_field("emailVerified"),
-            realname: optional_str(req, "realname")?.map(str::to_string),
-            site_rights: optional_u32(req, "siteadmin")?,
-            reset_next_login: req.bool_field("resetNextLogin"),
-        };
-        s.state.domain.edit_user(Some(&s.actor), &id, edit).await?;
+    async fn need(&self, _: &ControlSession) -> DomainResult<SiteNeed> {
+        Ok(MANAGE_USERS)
+    }
+
+    async fn run(self, s: &mut ControlSession, req: &Request, _: ()) -> DomainResult<Replies> {
+        let users: Vec<Value> = s
+            .state
+            .domain
+            .users_with_memberships()
+            .await?
+            .iter()
+            .map(|(user, memberships)| user_json(user, memberships))
+            .collect();
+        Ok(vec![req
+            .reply()
+            .with("users", Value::Array(users))
+            .into_value()])
+    }
+}
+
+/// `adduser`.
+pub struct Add(NewUser);
+
+impl Action for Add {
+    type Need = SiteNeed;
+
+    fn parse(req: &Request) -> DomainResult<Self> {
+        Ok(Add(NewUser {
+            username: required_str(req, "username")?,
+            password: required_str(req, "pass")?,
+            email: optional_str(req, "email")?,
+            email_verified: req.bool_field("emailVerified").unwrap_or(false),
+            realname: optional_str(req, "realname")?,
+            site_rights: optional_u32(req, "siteadmin")?.unwrap_or(0),
+            reset_next_login: req.bool_field("resetNextLogin").unwrap_or(false),
+        }))
+    }
+
+    async fn need(&self, _: &ControlSession) -> DomainResult<SiteNeed> {
+        Ok(MANAGE_USERS)
+    }
+
+    async fn run(self, s: &mut ControlSession, req: &Request, _: ()) -> DomainResult<Replies> {
+        let user = s.state.domain.add_user(Some(&s.actor), self.0).await?;
+        Ok(vec![ok(req).with("userid", user.id).into_value()])
+    }
+}
+
+/// `deleteuser`.
+pub struct Remove {
+    user_id: String,
+}
+
+impl Action for Remove {
+    type Need = SiteNeed;
+
+    fn parse(req: &Request) -> DomainResult<Self> {
+        Ok(Remove {
+            user_id: user_id(&required_str(req, "userid")?)?,
+        })
+    }
+
+    async fn need(&self, _: &ControlSession) -> DomainResult<SiteNeed> {
+        Ok(MANAGE_USERS)
+    }
+
+    async fn run(self, s: &mut ControlSession, req: &Request, _: ()) -> DomainResult<Replies> {
+        s.state
+            .domain
+            .remove_user(Some(&s.actor), &self.user_id)
+            .await?;
         Ok(vec![ok(req).into_value()])
     }
 }
 
-pub mod change_password {
-    use super::*;
+/// `edituser`.
+pub struct Edit {
+    user_id: String,
+    edit: UserEdit,
+}
 
-    pub async fn need(_: &ControlSession, _: &Request) -> DomainResult<Need> {
-        Ok(Need::Site(SiteRights::MANAGE_USERS))
+impl Action for Edit {
+    type Need = SiteNeed;
+
+    fn parse(req: &Request) -> DomainResult<Self> {
+        Ok(Edit {
+            user_id: target_user(req)?,
+            edit: UserEdit {
+                email: optional_str(req, "email")?,
+                email_verified: req.bool_field("emailVerified"),
+                realname: optional_str(req, "realname")?,
+                site_rights: optional_u32(req, "siteadmin")?,
+                reset_next_login: req.bool_field("resetNextLogin"),
+            },
+        })
     }
 
-    pub async fn run(s: &mut ControlSession, req: &Request, _: Granted) -> DomainResult<Replies> {
-        let id = target_user(req)?;
-        let password = required_str(req, "pass")?.to_string();
+    async fn need(&self, _: &ControlSession) -> DomainResult<SiteNeed> {
+        Ok(MANAGE_USERS)
+    }
+
+    async fn run(self, s: &mut ControlSession, req: &Request, _: ()) -> DomainResult<Replies> {
         s.state
             .domain
-            .set_password(Some(&s.actor), &id, password)
+            .edit_user(Some(&s.actor), &self.user_id, self.edit)
+            .await?;
+        Ok(vec![ok(req).into_value()])
+    }
+}
+
+/// `changeuserpass`: an administrator sets another account's password.
+pub struct ChangePassword {
+    user_id: String,
+    password: String,
+}
+
+impl Action for ChangePassword {
+    type Need = SiteNeed;
+
+    fn parse(req: &Request) -> DomainResult<Self> {
+        Ok(ChangePassword {
+            user_id: target_user(req)?,
+            password: required_str(req, "pass")?,
+        })
+    }
+
+    async fn need(&self, _: &ControlSession) -> DomainResult<SiteNeed> {
+        Ok(MANAGE_USERS)
+    }
+
+    async fn run(self, s: &mut ControlSession, req: &Request, _: ()) -> DomainResult<Replies> {
+        s.state
+            .domain
+            .set_password(Some(&s.actor), &self.user_id, self.password)
             .await?;
         Ok(vec![ok(req).into_value()])
     }

@@ -1,7 +1,7 @@
-//! JavaScript cores for stock MeshCentral agents (agent spec §4.1). The stock agent does
-//! nothing useful without one. ironmesh can assemble MeshCentral's own core at start-up
-//! from a `meshcentral` npm package the operator installed (`--meshcentral-dir`); nothing
-//! of it is stored in this repository.
+//! JavaScript cores for stock MeshCentral agents (docs/protocol/agent.md §4.1). The stock agent
+//! does nothing useful without one. ironmesh can assemble MeshCentral's own core at start-up from a
+//! `meshcentral` npm package the operator installed (`--meshcentral-dir`); nothing of it is stored
+//! in this repository.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use ironmesh_proto::agent;
 
-use crate::identity::sha384;
+use ironmesh_proto::agent::sha384;
 
 /// One core, ready to send.
 pub struct Core {

@@ -1,6 +1,6 @@
 //! Real-time events: every change is stored in the event log (when it is worth auditing)
 //! and broadcast to connected consoles, each of which shows only what its user may see
-//! ([`super::access::Actor::may_see`]).
+//! ([`crate::access::Actor::may_see`]).
 //!
 //! The bus is in-process today. With several servers on one PostgreSQL the same `publish`
 //! is where a `NOTIFY` fan-out plugs in; nothing else needs to change.
@@ -39,7 +39,7 @@ pub struct Event {
 impl Event {
     pub fn new(etype: &'static str, action: &str, msg: impl Into<String>) -> Event {
         Event {
-            id: super::hex(&super::random_bytes::<12>()),
+            id: crate::hex(&crate::random_bytes::<12>()),
             time_ms: now_ms(),
             etype,
             action: action.to_string(),
@@ -146,6 +146,16 @@ pub fn iso_time(ms: i64) -> String {
         t.second(),
         t.millisecond()
     )
+}
+
+impl crate::Domain {
+    /// Stored events, newest first, as `filter` selects them.
+    pub async fn stored_events(
+        &self,
+        filter: &crate::store::events::EventFilter<'_>,
+    ) -> crate::DomainResult<Vec<EventRecord>> {
+        Ok(self.store.events(filter).await?)
+    }
 }
 
 /// Fan-out of events to every connected console.

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use tokio::sync::mpsc;
 
-use crate::domain::devices::LiveState;
+use ironmesh_core::devices::LiveState;
 
 /// Something to send to a connected agent.
 #[derive(Debug)]
@@ -45,16 +45,13 @@ impl AgentRegistry {
     /// Registers a connection; returns the one it replaces (same node id), which the
     /// caller closes.
     pub fn insert(&self, node_id: &str, handle: AgentHandle) -> Option<AgentHandle> {
-        self.agents
-            .lock()
-            .expect("registry lock")
-            .insert(node_id.to_string(), handle)
+        crate::locks::lock(&self.agents).insert(node_id.to_string(), handle)
     }
 
     /// Removes the entry only if it is still this connection's (a newer one may have
     /// replaced it). Returns whether it was removed.
     pub fn remove(&self, node_id: &str, conn_id: u64) -> bool {
-        let mut agents = self.agents.lock().expect("registry lock");
+        let mut agents = crate::locks::lock(&self.agents);
         match agents.get(node_id) {
             Some(h) if h.conn_id == conn_id => {
                 agents.remove(node_id);
@@ -65,15 +62,11 @@ impl AgentRegistry {
     }
 
     pub fn get(&self, node_id: &str) -> Option<AgentHandle> {
-        self.agents
-            .lock()
-            .expect("registry lock")
-            .get(node_id)
-            .cloned()
+        crate::locks::lock(&self.agents).get(node_id).cloned()
     }
 
     pub fn live_state(&self, node_id: &str) -> LiveState {
-        match self.agents.lock().expect("registry lock").get(node_id) {
+        match crate::locks::lock(&self.agents).get(node_id) {
             Some(h) => LiveState {
                 conn: 1,
                 pwr: 1,
@@ -84,7 +77,7 @@ impl AgentRegistry {
     }
 
     pub fn len(&self) -> usize {
-        self.agents.lock().expect("registry lock").len()
+        crate::locks::lock(&self.agents).len()
     }
 
     pub fn is_empty(&self) -> bool {

@@ -17,6 +17,9 @@ mod sessions;
 mod settings;
 mod users;
 
+#[cfg(test)]
+mod portability_tests;
+
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -217,6 +220,33 @@ impl Store {
 
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+
+    /// SQLite: `PRAGMA integrity_check` ("ok", or what it found, one finding a line).
+    /// PostgreSQL checks its pages itself; there every table is read once instead.
+    pub async fn integrity_check(&self) -> StoreResult<String> {
+        match self.backend {
+            Backend::Sqlite => {
+                let rows: Vec<(String,)> = sqlx::query_as("PRAGMA integrity_check")
+                    .fetch_all(&self.pool)
+                    .await?;
+                Ok(rows.into_iter().map(|r| r.0).collect::<Vec<_>>().join("\n"))
+            }
+            Backend::Postgres => {
+                let tables: Vec<(String,)> = sqlx::query_as(
+                    "SELECT table_name::TEXT FROM information_schema.tables \
+                     WHERE table_schema = current_schema()",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                for (table,) in tables {
+                    sqlx::query(&format!("SELECT count(*) FROM \"{table}\""))
+                        .execute(&self.pool)
+                        .await?;
+                }
+                Ok("ok".into())
+            }
+        }
     }
 }
 

@@ -1,20 +1,15 @@
-//! The server side of the agent authentication handshake (agent spec §3), as a state
+//! The server side of the agent authentication handshake (docs/protocol/agent.md §3), as a state
 //! machine that consumes frames and says what to send. No sockets here; the one expensive
 //! step (the server's RSA signature) is returned as a request for the caller to run off
 //! the async workers.
-//!
-//! The `agent_handshake` fuzz target compiles this file on its own (`fuzz/src/lib.rs`): keep
-//! its imports to `ironmesh_proto`, `ring`, `x509_parser`, `thiserror` and
-//! `crate::identity::sha384`.
 
-use ironmesh_proto::agent::{
-    agent_signed_message, cmd, server_signed_message, AuthInfo, AuthRequest, AuthVerify,
-    FrameError, HASH_LEN,
-};
-use ironmesh_proto::ids::b64_at_dollar;
 use ring::signature::{UnparsedPublicKey, RSA_PKCS1_2048_8192_SHA384};
 
-use crate::identity::sha384;
+use crate::agent::{
+    agent_signed_message, cmd, server_signed_message, sha384, AuthInfo, AuthRequest, AuthVerify,
+    FrameError, HASH_LEN,
+};
+use crate::ids::b64_at_dollar;
 
 /// Frames larger than this are never part of a handshake (the largest, command 2 with an
 /// RSA-4096 certificate and signature, is well under 4 KiB).
@@ -109,7 +104,7 @@ impl AgentHandshake {
         if frame.len() > MAX_HANDSHAKE_FRAME {
             return Err(HandshakeError::TooLarge(frame.len()));
         }
-        let Some(command) = ironmesh_proto::agent::command_of(frame)? else {
+        let Some(command) = crate::agent::command_of(frame)? else {
             return Ok(Vec::new());
         };
         match command {
@@ -223,9 +218,9 @@ impl AgentHandshake {
     }
 }
 
-/// The PKCS#1 `RSAPublicKey` DER inside a certificate. The certificate is otherwise not
-/// judged (agent spec §12): odd names, expiry or a broken self-signature are accepted, as
-/// real agents have them.
+/// The PKCS#1 `RSAPublicKey` DER inside a certificate. The certificate is otherwise not judged
+/// (docs/protocol/agent.md §12): odd names, expiry or a broken self-signature are accepted, as real
+/// agents have them.
 pub fn rsa_public_key(cert_der: &[u8]) -> Result<Vec<u8>, HandshakeError> {
     let (_, cert) = x509_parser::parse_x509_certificate(cert_der)
         .map_err(|e| HandshakeError::BadCertificate(e.to_string()))?;
@@ -289,7 +284,7 @@ mod tests {
         // The key hash is accepted too (older agents), and command 4 skips the proof.
         let mut hs = AgentHandshake::new(hashes(), [9; 48]);
         assert!(hs
-            .on_frame(&ironmesh_proto::agent::bare(cmd::AUTH_CONFIRM))
+            .on_frame(&crate::agent::bare(cmd::AUTH_CONFIRM))
             .unwrap()
             .is_empty());
         let by_key = AuthRequest {

@@ -121,9 +121,9 @@ impl Store {
         Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
     }
 
-    /// Creates the device or refreshes what the agent reported on connection. The stored
-    /// group and name win over the agent's (agent spec §3.3), so they are only written for
-    /// a new device.
+    /// Creates the device or refreshes what the agent reported on connection. The stored group and
+    /// name win over the agent's (docs/protocol/agent.md §3.3), so they are only written for a new
+    /// device.
     pub async fn upsert_device_on_connect(&self, d: &DeviceRecord) -> StoreResult<()> {
         sqlx::query(&format!(
             "INSERT INTO devices ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \

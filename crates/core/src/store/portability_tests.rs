@@ -1,10 +1,8 @@
 //! The store against both databases: every query, the portability rules and the
 //! constraints the domain relies on.
 
-use ironmesh_server::store::events::EventFilter;
-use ironmesh_server::store::{
-    DeviceGroup, DeviceRecord, LoginToken, Store, StoreError, User, WebSession,
-};
+use crate::store::events::EventFilter;
+use crate::store::{DeviceGroup, DeviceRecord, LoginToken, Store, StoreError, User, WebSession};
 use ironmesh_testkit::postgres;
 
 async fn sqlite() -> (Store, tempfile::TempDir) {
@@ -145,7 +143,7 @@ async fn exercise(store: Store) {
     .enumerate()
     {
         store
-            .insert_event(&ironmesh_server::store::EventRecord {
+            .insert_event(&crate::store::EventRecord {
                 id: format!("e{i}"),
                 time_ms: 100 + i as i64,
                 etype: "mesh".into(),
@@ -220,7 +218,7 @@ async fn exercise(store: Store) {
         .unwrap());
 
     // WiFiDogX gateways: reports keep approval and wanted modes; portal sessions move on.
-    use ironmesh_server::store::gateways::{GatewayRecord, PortalSession};
+    use crate::store::gateways::{GatewayRecord, PortalSession};
     let mut gw = GatewayRecord {
         device_id: "GW-1".into(),
         generation: "9.x".into(),

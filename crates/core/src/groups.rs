@@ -4,12 +4,12 @@ use ironmesh_proto::ids::b64_at_dollar;
 use ironmesh_proto::rights::{MeshRights, SiteRights};
 use serde_json::{json, Map, Value};
 
-use super::access::Actor;
-use super::events::Event;
-use super::{random_bytes, Domain, DomainError, DomainResult};
+use crate::access::Actor;
+use crate::events::Event;
 use crate::store::{now_ms, DeviceGroup, GroupMember, StoreError};
+use crate::{random_bytes, Domain, DomainError, DomainResult};
 
-/// Agent-based group, the only kind ironmesh hosts (control spec §4.3).
+/// Agent-based group, the only kind ironmesh hosts (docs/protocol/control.md §4.3).
 pub const MTYPE_AGENT: i64 = 2;
 
 pub fn new_group_id() -> String {
@@ -27,6 +27,44 @@ pub fn check_group_name(name: &str) -> DomainResult<String> {
 }
 
 impl Domain {
+    /// Groups the actor may see, with their rights on each.
+    pub async fn visible_groups(
+        &self,
+        actor: &Actor,
+    ) -> DomainResult<Vec<(DeviceGroup, MeshRights)>> {
+        Ok(if actor.is_full_admin() {
+            self.store
+                .groups()
+                .await?
+                .into_iter()
+                .map(|g| (g, MeshRights(MeshRights::FULL)))
+                .collect()
+        } else {
+            self.store
+                .groups_of_user(&actor.user.id)
+                .await?
+                .into_iter()
+                .map(|(g, r)| (g, MeshRights(r)))
+                .collect()
+        })
+    }
+
+    /// A group's members (on which the caller's rights were checked).
+    pub async fn group_members(&self, group_id: &str) -> DomainResult<Vec<GroupMember>> {
+        Ok(self.store.group_members(group_id).await?)
+    }
+
+    /// A group by id, without a rights check: for what anyone holding the id may fetch
+    /// (the `.msh` file an agent installs with).
+    pub async fn group_by_id(&self, group_id: &str) -> DomainResult<Option<DeviceGroup>> {
+        Ok(self.store.group(group_id).await?)
+    }
+
+    /// Every group, for the server's own command line.
+    pub async fn all_groups(&self) -> DomainResult<Vec<DeviceGroup>> {
+        Ok(self.store.groups().await?)
+    }
+
     pub async fn create_group(
         &self,
         actor: &Actor,
@@ -195,7 +233,7 @@ impl Domain {
     }
 }
 
-/// The group record as MeshCentral clients read it (control spec §2.3).
+/// The group record as MeshCentral clients read it (docs/protocol/control.md §2.3).
 pub fn group_json(group: &DeviceGroup, members: &[GroupMember]) -> Value {
     let mut links = Map::new();
     for m in members {

@@ -15,7 +15,7 @@ pub struct LiveState {
     pub connected_ms: i64,
 }
 
-/// The node record as MeshCentral clients read it (control spec §2.3).
+/// The node record as MeshCentral clients read it (docs/protocol/control.md §2.3).
 pub fn node_json(d: &DeviceRecord, live: LiveState) -> Value {
     let mut node = json!({
         "type": "node",
@@ -54,7 +54,7 @@ pub fn node_json(d: &DeviceRecord, live: LiveState) -> Value {
             node["agent"]["root"] = root.clone();
         }
         // Console and JavaScript bits come from command 3, the rest from the core
-        // (agent spec §5.3).
+        // (docs/protocol/agent.md §5.3).
         if let Some(caps) = core.get("caps").and_then(Value::as_i64) {
             node["agent"]["caps"] = ((d.agent_caps & 0x18) | caps).into();
         }
@@ -65,14 +65,15 @@ pub fn node_json(d: &DeviceRecord, live: LiveState) -> Value {
 use ironmesh_proto::agent::AuthInfo;
 use ironmesh_proto::ids::{b64_at_dollar, hex_upper};
 
-use super::events::Event;
-use super::groups::MTYPE_AGENT;
-use super::{Domain, DomainError, DomainResult};
+use crate::access::Actor;
+use crate::events::Event;
+use crate::groups::MTYPE_AGENT;
 use crate::store::devices::DeviceReport;
 use crate::store::{now_ms, Outage};
+use crate::{Domain, DomainError, DomainResult};
 
 /// The group id an agent's command 3 names: b64@$ of 48 bytes, or lower-case hex of a
-/// legacy 32-byte id (agent spec §3.1).
+/// legacy 32-byte id (docs/protocol/agent.md §3.1).
 pub fn group_id_from_agent(mesh_id: &[u8]) -> String {
     if mesh_id.len() == 32 {
         format!("mesh//{}", hex_upper(mesh_id).to_ascii_lowercase())
@@ -88,6 +89,25 @@ pub struct Registration {
 }
 
 impl Domain {
+    /// The devices the actor may see: of one group (on which the caller's rights were
+    /// checked), or of every group they belong to.
+    pub async fn visible_devices(
+        &self,
+        actor: &Actor,
+        group_id: Option<&str>,
+    ) -> DomainResult<Vec<DeviceRecord>> {
+        Ok(match group_id {
+            Some(g) => self.store.devices_in_group(g).await?,
+            None if actor.is_full_admin() => self.store.devices().await?,
+            None => self.store.devices_of_user(&actor.user.id).await?,
+        })
+    }
+
+    /// Whether a device with this id exists (whoever may see it).
+    pub async fn device_exists(&self, node_id: &str) -> DomainResult<bool> {
+        Ok(self.store.device(node_id).await?.is_some())
+    }
+
     /// Creates or refreshes the device of an authenticated agent. A known device keeps its
     /// stored group and name; a new one joins the group its command 3 names, which must
     /// exist and be an agent group.

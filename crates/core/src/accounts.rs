@@ -8,10 +8,10 @@ use ironmesh_proto::rights::SiteRights;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
-use super::access::{Actor, TARGET_USER_MANAGERS};
-use super::events::Event;
-use super::{hex, random_bytes, Domain, DomainError, DomainResult};
+use crate::access::{Actor, TARGET_USER_MANAGERS};
+use crate::events::Event;
 use crate::store::{now_ms, LoginToken, StoreError, User};
+use crate::{hex, random_bytes, Domain, DomainError, DomainResult};
 
 pub const MIN_PASSWORD_LEN: usize = 8;
 pub const MAX_PASSWORD_LEN: usize = 256;
@@ -130,6 +130,32 @@ pub enum LoginFailure {
 static DUMMY_HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 impl Domain {
+    /// Every account with its memberships (for user managers).
+    pub async fn users_with_memberships(&self) -> DomainResult<Vec<(User, Vec<(String, u32)>)>> {
+        let mut out = Vec::new();
+        for user in self.store.users().await? {
+            let memberships = self.store.memberships(&user.id).await?;
+            out.push((user, memberships));
+        }
+        Ok(out)
+    }
+
+    pub async fn user_count(&self) -> DomainResult<i64> {
+        Ok(self.store.user_count().await?)
+    }
+
+    /// The actor's login tokens, after removing those named in `remove`.
+    pub async fn login_tokens(
+        &self,
+        actor: &Actor,
+        remove: &[&str],
+    ) -> DomainResult<Vec<LoginToken>> {
+        for name in remove {
+            self.store.delete_login_token(&actor.user.id, name).await?;
+        }
+        Ok(self.store.login_tokens_of(&actor.user.id).await?)
+    }
+
     /// Creates an account. `actor` is `None` for the server's own CLI, which may do
     /// anything; otherwise the actor may not grant site rights they do not hold.
     pub async fn add_user(&self, actor: Option<&Actor>, new: NewUser) -> DomainResult<User> {
@@ -414,8 +440,8 @@ impl Domain {
     }
 }
 
-/// The user record as MeshCentral clients read it (control spec §2.3); never includes the
-/// password hash. `links` maps group ids to `{rights}`.
+/// The user record as MeshCentral clients read it (docs/protocol/control.md §2.3); never includes
+/// the password hash. `links` maps group ids to `{rights}`.
 pub fn user_json(user: &User, memberships: &[(String, u32)]) -> Value {
     let mut links = Map::new();
     for (group, rights) in memberships {

@@ -22,7 +22,7 @@ pub struct ConsoleRegistry {
 
 impl ConsoleRegistry {
     pub fn register(&self, session_id: &str, user_id: &str, tx: mpsc::Sender<Value>) {
-        self.sessions.lock().expect("consoles lock").insert(
+        crate::locks::lock(&self.sessions).insert(
             session_id.to_string(),
             Console {
                 user_id: user_id.to_string(),
@@ -32,15 +32,12 @@ impl ConsoleRegistry {
     }
 
     pub fn unregister(&self, session_id: &str) {
-        self.sessions
-            .lock()
-            .expect("consoles lock")
-            .remove(session_id);
+        crate::locks::lock(&self.sessions).remove(session_id);
     }
 
     /// Delivers to one session; false if it is gone or its inbox is full.
     pub fn send_to_session(&self, session_id: &str, message: Value) -> bool {
-        let sessions = self.sessions.lock().expect("consoles lock");
+        let sessions = crate::locks::lock(&self.sessions);
         match sessions.get(session_id) {
             Some(c) => c.tx.try_send(message).is_ok(),
             None => false,
@@ -49,7 +46,7 @@ impl ConsoleRegistry {
 
     /// Delivers to every session of the given users; returns how many got it.
     pub fn send_to_users(&self, user_ids: &[String], message: &Value) -> usize {
-        let sessions = self.sessions.lock().expect("consoles lock");
+        let sessions = crate::locks::lock(&self.sessions);
         sessions
             .values()
             .filter(|c| user_ids.contains(&c.user_id))
@@ -59,7 +56,7 @@ impl ConsoleRegistry {
 
     /// Users that have at least one open session.
     pub fn connected_users(&self) -> Vec<String> {
-        let sessions = self.sessions.lock().expect("consoles lock");
+        let sessions = crate::locks::lock(&self.sessions);
         let mut users: Vec<String> = sessions.values().map(|c| c.user_id.clone()).collect();
         users.sort();
         users.dedup();

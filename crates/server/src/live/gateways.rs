@@ -67,14 +67,11 @@ impl GatewayRegistry {
     }
 
     pub fn insert(&self, device_id: &str, handle: GatewayHandle) -> Option<GatewayHandle> {
-        self.gateways
-            .lock()
-            .expect("gateways lock")
-            .insert(device_id.to_string(), handle)
+        crate::locks::lock(&self.gateways).insert(device_id.to_string(), handle)
     }
 
     pub fn remove(&self, device_id: &str, conn_id: u64) -> bool {
-        let mut map = self.gateways.lock().expect("gateways lock");
+        let mut map = crate::locks::lock(&self.gateways);
         match map.get(device_id) {
             Some(h) if h.conn_id == conn_id => {
                 map.remove(device_id);
@@ -85,15 +82,11 @@ impl GatewayRegistry {
     }
 
     pub fn get(&self, device_id: &str) -> Option<GatewayHandle> {
-        self.gateways
-            .lock()
-            .expect("gateways lock")
-            .get(device_id)
-            .cloned()
+        crate::locks::lock(&self.gateways).get(device_id).cloned()
     }
 
     pub fn len(&self) -> usize {
-        self.gateways.lock().expect("gateways lock").len()
+        crate::locks::lock(&self.gateways).len()
     }
 
     pub fn is_empty(&self) -> bool {

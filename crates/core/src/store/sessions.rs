@@ -15,7 +15,7 @@ pub struct WebSession {
 }
 
 /// A generated `~t:…` user name and password pair that logs in as its owner
-/// (`meshctrl logintokens`; control spec §1.2).
+/// (`meshctrl logintokens`; docs/protocol/control.md §1.2).
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoginToken {
     pub token_user: String,

@@ -1,12 +1,12 @@
-//! Asking an agent to open its side of a relay session (agent spec §6).
+//! Asking an agent to open its side of a relay session (docs/protocol/agent.md §6).
 
 use ironmesh_proto::ids::hex_upper;
 use serde_json::{json, Map, Value};
 
-use super::admission::{Party, Side};
-use crate::agents::registry::ToAgent;
+use crate::live::agents::ToAgent;
+use crate::live::relays::{Party, Side};
 use crate::state::{AppState, SharedState};
-use crate::store::now_ms;
+use ironmesh_core::model::now_ms;
 
 /// What the agent needs besides the relay URL: who asks, with which rights, and the
 /// certificate hash the relay connection must present.
@@ -52,7 +52,7 @@ pub fn agent_token(
     protocol: u32,
 ) -> String {
     let payload = json!({ "ruserid": user_id, "rid": relay_id, "nid": node_id, "p": protocol });
-    state.tokens.seal(
+    state.auth.tokens.seal(
         payload.as_object().cloned().unwrap_or_default(),
         now_ms() / 1000,
     )

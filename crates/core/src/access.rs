@@ -1,0 +1,320 @@
+//! Rights checks, in one place. Every control action declares what it needs as a
+//! [`Requirement`]; the dispatcher calls [`Domain::authorize`] before the action runs and
+//! hands it the requirement's grant. The grant's type follows from the requirement's, so an
+//! action cannot ask for a device and be handed a group: the compiler checks the pairing.
+//!
+//! Rules: a full site administrator (site rights all ones) holds full rights on every
+//! group. Anyone else holds on a group exactly the rights of their membership. An object the
+//! caller may not see is reported as "not found", never as "denied", so ids cannot be probed.
+
+use std::collections::HashMap;
+
+use ironmesh_proto::relay::SessionKind;
+use ironmesh_proto::rights::{MeshRights, SiteRights};
+
+use crate::store::gateways::GatewayRecord;
+use crate::store::{DeviceGroup, DeviceRecord, User};
+use crate::{Domain, DomainError, DomainResult};
+
+/// The authenticated user on whose behalf something runs, with their memberships as of
+/// the moment it was loaded.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub user: User,
+    /// Group id → rights.
+    pub memberships: HashMap<String, u32>,
+}
+
+impl Actor {
+    pub fn site(&self) -> SiteRights {
+        SiteRights(self.user.site_rights)
+    }
+
+    pub fn is_full_admin(&self) -> bool {
+        self.site().is_full()
+    }
+
+    /// Rights on a group, `None` when the actor may not see it.
+    pub fn group_rights(&self, group_id: &str) -> Option<MeshRights> {
+        if self.is_full_admin() {
+            return Some(MeshRights(MeshRights::FULL));
+        }
+        self.memberships.get(group_id).map(|r| MeshRights(*r))
+    }
+
+    /// Whether an event addressed to `targets` (user ids, group ids, or `*users` for user
+    /// managers) may be shown to this actor.
+    pub fn may_see(&self, targets: &[String]) -> bool {
+        self.is_full_admin()
+            || targets.iter().any(|t| {
+                t == &self.user.id
+                    || self.memberships.contains_key(t)
+                    || (t == TARGET_USER_MANAGERS && self.site().has(SiteRights::MANAGE_USERS))
+            })
+    }
+}
+
+/// Event target meaning "users who manage accounts".
+pub const TARGET_USER_MANAGERS: &str = "*users";
+
+/// Something an action needs; checking it yields its [`Requirement::Grant`].
+pub trait Requirement: Send + Sync {
+    /// What the check found, handed to the action.
+    type Grant: Send;
+
+    fn check(
+        &self,
+        domain: &Domain,
+        actor: &Actor,
+    ) -> impl std::future::Future<Output = DomainResult<Self::Grant>> + Send;
+}
+
+/// Any authenticated user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignedIn;
+
+/// These site-rights bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SiteNeed(pub u32);
+
+/// These rights on a group (0 = merely able to see it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupNeed {
+    pub id: String,
+    pub rights: u32,
+}
+
+/// These rights on the device's group (0 = merely able to see the device).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceNeed {
+    pub id: String,
+    pub rights: u32,
+}
+
+/// These rights on the WiFiDogX gateway's group. A gateway in no group (not yet approved)
+/// is visible to full site administrators only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayNeed {
+    pub device_id: String,
+    pub rights: u32,
+}
+
+/// The group a [`GroupNeed`] found, and the caller's rights on it.
+#[derive(Debug, Clone)]
+pub struct GroupGrant {
+    pub group: DeviceGroup,
+    pub rights: MeshRights,
+}
+
+/// The device a [`DeviceNeed`] found, its group, and the caller's rights on it.
+#[derive(Debug, Clone)]
+pub struct DeviceGrant {
+    pub device: DeviceRecord,
+    pub group: DeviceGroup,
+    pub rights: MeshRights,
+}
+
+/// The gateway a [`GatewayNeed`] found, and the caller's rights on it.
+#[derive(Debug, Clone)]
+pub struct GatewayGrant {
+    pub gateway: GatewayRecord,
+    pub rights: MeshRights,
+}
+
+impl Requirement for SignedIn {
+    type Grant = ();
+
+    async fn check(&self, _: &Domain, _: &Actor) -> DomainResult<()> {
+        Ok(())
+    }
+}
+
+impl Requirement for SiteNeed {
+    type Grant = ();
+
+    async fn check(&self, _: &Domain, actor: &Actor) -> DomainResult<()> {
+        if actor.site().has(self.0) {
+            Ok(())
+        } else {
+            Err(DomainError::Denied)
+        }
+    }
+}
+
+impl Requirement for GroupNeed {
+    type Grant = GroupGrant;
+
+    async fn check(&self, domain: &Domain, actor: &Actor) -> DomainResult<GroupGrant> {
+        let (Some(have), Some(group)) = (
+            actor.group_rights(&self.id),
+            domain.store.group(&self.id).await?,
+        ) else {
+            return Err(DomainError::NotFound("Invalid group id"));
+        };
+        holds(have, self.rights)?;
+        Ok(GroupGrant {
+            group,
+            rights: have,
+        })
+    }
+}
+
+impl Requirement for DeviceNeed {
+    type Grant = DeviceGrant;
+
+    async fn check(&self, domain: &Domain, actor: &Actor) -> DomainResult<DeviceGrant> {
+        let not_found = DomainError::NotFound("Invalid device id");
+        let Some(device) = domain.store.device(&self.id).await? else {
+            return Err(not_found);
+        };
+        let (Some(have), Some(group)) = (
+            actor.group_rights(&device.group_id),
+            domain.store.group(&device.group_id).await?,
+        ) else {
+            return Err(not_found);
+        };
+        holds(have, self.rights)?;
+        Ok(DeviceGrant {
+            device,
+            group,
+            rights: have,
+        })
+    }
+}
+
+impl Requirement for GatewayNeed {
+    type Grant = GatewayGrant;
+
+    async fn check(&self, domain: &Domain, actor: &Actor) -> DomainResult<GatewayGrant> {
+        let not_found = DomainError::NotFound("Unknown gateway");
+        let Some(gateway) = domain.store.gateway(&self.device_id).await? else {
+            return Err(not_found);
+        };
+        let have = match &gateway.group_id {
+            Some(g) => actor.group_rights(g),
+            None if actor.is_full_admin() => Some(MeshRights(MeshRights::FULL)),
+            None => None,
+        }
+        .ok_or(not_found)?;
+        holds(have, self.rights)?;
+        Ok(GatewayGrant {
+            gateway,
+            rights: have,
+        })
+    }
+}
+
+/// An optional requirement: checked when present.
+impl<R: Requirement> Requirement for Option<R> {
+    type Grant = Option<R::Grant>;
+
+    async fn check(&self, domain: &Domain, actor: &Actor) -> DomainResult<Option<R::Grant>> {
+        match self {
+            Some(need) => Ok(Some(need.check(domain, actor).await?)),
+            None => Ok(None),
+        }
+    }
+}
+
+fn holds(have: MeshRights, need: u32) -> DomainResult<()> {
+    if have.has(need) {
+        Ok(())
+    } else {
+        Err(DomainError::Denied)
+    }
+}
+
+/// Why a relay session of some kind is refused; the text is for the user.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SessionDenied {
+    #[error("no remote control rights on this device")]
+    NoRemoteControl,
+    #[error("{0} is not allowed for this user on this device")]
+    Restricted(&'static str),
+}
+
+/// Whether `rights` on a device allow a relay session of `kind`: remote control (or relay)
+/// rights, and not the kind's own "no …" bit.
+pub fn check_session_rights(rights: MeshRights, kind: SessionKind) -> Result<(), SessionDenied> {
+    if !(rights.has(MeshRights::REMOTE_CONTROL) || rights.has(MeshRights::RELAY)) {
+        return Err(SessionDenied::NoRemoteControl);
+    }
+    let blocked = match kind {
+        SessionKind::Terminal => rights
+            .restricted(MeshRights::NO_TERMINAL)
+            .then_some("terminal"),
+        SessionKind::Files => rights
+            .restricted(MeshRights::NO_FILES)
+            .then_some("file access"),
+        SessionKind::Desktop => rights
+            .restricted(MeshRights::NO_DESKTOP)
+            .then_some("remote desktop"),
+        SessionKind::Other => None,
+    };
+    match blocked {
+        Some(what) => Err(SessionDenied::Restricted(what)),
+        None => Ok(()),
+    }
+}
+
+impl Domain {
+    /// Loads a user and their memberships; `None` if the account no longer exists.
+    pub async fn actor(&self, user_id: &str) -> DomainResult<Option<Actor>> {
+        let Some(user) = self.store.user(user_id).await? else {
+            return Ok(None);
+        };
+        let memberships = self.store.memberships(user_id).await?.into_iter().collect();
+        Ok(Some(Actor { user, memberships }))
+    }
+
+    /// Checks `need` for `actor`: the one rights check every action goes through.
+    pub async fn authorize<R: Requirement>(
+        &self,
+        actor: &Actor,
+        need: &R,
+    ) -> DomainResult<R::Grant> {
+        need.check(self, actor).await
+    }
+
+    /// Users who may see a device: members of its group and full site administrators.
+    pub async fn users_with_access(&self, node_id: &str) -> DomainResult<Vec<String>> {
+        let Some(device) = self.store.device(node_id).await? else {
+            return Ok(Vec::new());
+        };
+        let mut users: Vec<String> = self
+            .store
+            .group_members(&device.group_id)
+            .await?
+            .into_iter()
+            .map(|m| m.user_id)
+            .collect();
+        users.extend(self.store.full_admin_ids().await?);
+        users.sort();
+        users.dedup();
+        Ok(users)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_rights() {
+        let rc = MeshRights(MeshRights::REMOTE_CONTROL);
+        assert!(check_session_rights(rc, SessionKind::Terminal).is_ok());
+        let no_terminal = MeshRights(MeshRights::REMOTE_CONTROL | MeshRights::NO_TERMINAL);
+        assert_eq!(
+            check_session_rights(no_terminal, SessionKind::Terminal),
+            Err(SessionDenied::Restricted("terminal"))
+        );
+        assert!(check_session_rights(no_terminal, SessionKind::Files).is_ok());
+        assert_eq!(
+            check_session_rights(MeshRights(MeshRights::AGENT_CONSOLE), SessionKind::Files),
+            Err(SessionDenied::NoRemoteControl)
+        );
+        assert!(check_session_rights(MeshRights(MeshRights::RELAY), SessionKind::Other).is_ok());
+        // Full rights ignore the "no …" bits.
+        assert!(check_session_rights(MeshRights(MeshRights::FULL), SessionKind::Desktop).is_ok());
+    }
+}

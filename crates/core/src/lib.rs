@@ -1,0 +1,130 @@
+//! ironmesh's domain: what the server does, independent of how it is reached (control
+//! channel, web pages, CLI) and of which database holds it.
+//!
+//! The store is private to this crate: the server's transports can only read and change
+//! data through [`Domain`]'s methods, which apply the rules (rights, validation, events).
+//! [`model`] names the records those methods hand out.
+
+pub mod access;
+pub mod accounts;
+pub mod devices;
+pub mod events;
+pub mod gateways;
+pub mod groups;
+pub mod sessions;
+mod store;
+
+use crate::store::{Outage, Store, StoreError};
+
+/// The records the domain reads and writes, as transports see them.
+pub mod model {
+    pub use crate::store::devices::DeviceReport;
+    pub use crate::store::events::EventFilter;
+    pub use crate::store::gateways::{GatewayRecord, PortalSession};
+    pub use crate::store::{
+        now_ms, DeviceGroup, DeviceRecord, EventRecord, GroupMember, LoginToken, Outage, User,
+    };
+}
+
+/// A refusal with a message a person can act on. The texts of the common cases are the
+/// ones `meshctrl.js` users know from MeshCentral (docs/protocol/control.md §9).
+#[derive(Debug, thiserror::Error)]
+pub enum DomainError {
+    #[error("Access denied")]
+    Denied,
+    /// Unknown id, or an id the caller may not see (indistinguishable on purpose).
+    #[error("{0}")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Conflict(&'static str),
+    /// The database cannot take the request now (unreachable, or its storage full); the
+    /// store has logged it. Nothing was changed, and retrying later works.
+    #[error("{0}")]
+    Unavailable(Outage),
+    #[error("Internal error")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<StoreError> for DomainError {
+    fn from(e: StoreError) -> Self {
+        match e.outage() {
+            Some(outage) => DomainError::Unavailable(outage),
+            None => DomainError::Internal(e.into()),
+        }
+    }
+}
+
+pub type DomainResult<T> = Result<T, DomainError>;
+
+/// Random bytes from the OS generator.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    use rand::RngCore;
+    let mut out = [0u8; N];
+    rand::rngs::OsRng.fill_bytes(&mut out);
+    out
+}
+
+/// Lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
+    ironmesh_proto::ids::hex_upper(bytes).to_ascii_lowercase()
+}
+
+/// The domain services: the store plus the event bus every change is announced on.
+/// Cheap to clone (both are handles).
+#[derive(Clone)]
+pub struct Domain {
+    store: Store,
+    /// Live events: consoles subscribe here; changes are announced with [`Domain::publish`].
+    pub events: events::EventBus,
+}
+
+impl Domain {
+    /// Connects to the database (`sqlite://…` or `postgres://…`) and brings its schema up to
+    /// date.
+    pub async fn open(database_url: &str) -> anyhow::Result<Domain> {
+        Ok(Domain {
+            store: Store::open(database_url).await?,
+            events: events::EventBus::default(),
+        })
+    }
+
+    /// Closes the database connections (after the last request has finished).
+    pub async fn close(&self) {
+        self.store.close().await;
+    }
+
+    /// Stores (if persistent) and broadcasts an event.
+    pub async fn publish(&self, event: events::Event) {
+        self.events.publish(&self.store, event).await;
+    }
+
+    /// The server-wide key that seals tokens, `len` random bytes created by the first server
+    /// to start on this database and shared by every server after it.
+    pub async fn sealing_key(&self, len: usize) -> DomainResult<Vec<u8>> {
+        const SEALING_KEY: &str = "login_cookie_key";
+        let fresh = hex(&random_key(len));
+        let stored = self.store.setting_or_insert(SEALING_KEY, &fresh).await?;
+        ironmesh_proto::ids::decode_hex(&stored)
+            .filter(|k| k.len() == len)
+            .ok_or_else(|| {
+                DomainError::Internal(anyhow::anyhow!(
+                    "the stored token-sealing key is not {len} bytes of hex"
+                ))
+            })
+    }
+
+    /// The database's own consistency check: `Ok("ok")` when it finds nothing wrong,
+    /// otherwise its findings.
+    pub async fn check_integrity(&self) -> DomainResult<String> {
+        Ok(self.store.integrity_check().await?)
+    }
+}
+
+fn random_key(len: usize) -> Vec<u8> {
+    use rand::RngCore;
+    let mut key = vec![0u8; len];
+    rand::rngs::OsRng.fill_bytes(&mut key);
+    key
+}

@@ -1,0 +1,194 @@
+//! Relay sockets waiting for their peer, paired by relay id (docs/protocol/control.md §3.3):
+//! the first socket waits, the second completes the pair if it is compatible, a third is
+//! refused. Ids and single-use tokens are remembered for a while so they cannot be
+//! replayed. The relay endpoint (`crate::relay`) admits sockets and pipes the pairs.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::WebSocket;
+use ironmesh_core::model::User;
+use ironmesh_proto::rights::MeshRights;
+use tokio::sync::oneshot;
+
+use crate::locks::lock;
+
+/// How long used ids and tokens are remembered (longer than a relay token lives).
+const REMEMBER: Duration = Duration::from_secs(5 * 3600);
+/// Above this many remembered ids, expired ones are swept on insert.
+const SWEEP_AT: usize = 10_000;
+
+/// One admitted relay socket.
+#[derive(Debug, Clone)]
+pub struct Party {
+    pub relay_id: String,
+    pub side: Side,
+    /// The device the session is with, when known.
+    pub node_id: Option<String>,
+    pub protocol: Option<u32>,
+    pub peer: SocketAddr,
+    /// The server must ask the agent to connect (the user addressed a device, not a
+    /// pairing id).
+    pub ask_agent: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum Side {
+    User {
+        user: User,
+        rights: Option<MeshRights>,
+    },
+    /// An agent (or anything holding a relay token) acting for `ruserid`.
+    Agent { ruserid: String },
+}
+
+impl Party {
+    /// The user this socket acts for.
+    pub fn user_id(&self) -> &str {
+        match &self.side {
+            Side::User { user, .. } => &user.id,
+            Side::Agent { ruserid } => ruserid,
+        }
+    }
+
+    pub fn is_user(&self) -> bool {
+        matches!(self.side, Side::User { .. })
+    }
+}
+
+/// The second socket of a pair, handed to the first one's task.
+pub type Handoff = (WebSocket, Party);
+
+struct Waiter {
+    party: Party,
+    handoff: oneshot::Sender<Handoff>,
+}
+
+/// What the hub decided for a socket that offered itself.
+pub enum Offer {
+    /// First of its id: wait for the peer on this receiver (and call [`RelayHub::give_up`]
+    /// when no longer waiting).
+    Wait(oneshot::Receiver<Handoff>),
+    /// The id is waiting for a peer this socket cannot be (the reason says why).
+    Refuse(&'static str),
+    /// The id was already paired or used.
+    Used,
+    /// This socket completes the pair: send it (with its party) to the waiting side.
+    Pair(oneshot::Sender<Handoff>),
+}
+
+#[derive(Default)]
+pub struct RelayHub {
+    waiting: Mutex<HashMap<String, Waiter>>,
+    /// Relay ids that have been paired: a later socket with the same id is refused.
+    used_ids: Mutex<HashMap<String, Instant>>,
+    /// Single-use agent tokens already presented (by relay id).
+    used_tokens: Mutex<HashMap<String, Instant>>,
+    /// Sessions currently piping.
+    active: AtomicUsize,
+}
+
+/// Remembers `key`; false if it was already remembered (and not yet forgotten).
+fn remember(map: &Mutex<HashMap<String, Instant>>, key: &str) -> bool {
+    let mut map = lock(map);
+    let now = Instant::now();
+    if map.len() > SWEEP_AT {
+        map.retain(|_, at| now.duration_since(*at) < REMEMBER);
+    }
+    match map.get(key) {
+        Some(at) if now.duration_since(*at) < REMEMBER => false,
+        _ => {
+            map.insert(key.to_string(), now);
+            true
+        }
+    }
+}
+
+/// Why two sockets with the same id may not be joined.
+fn incompatible(a: &Party, b: &Party) -> Option<&'static str> {
+    if !a.is_user() && !b.is_user() {
+        return Some("at least one side of a relay must be a signed-in user");
+    }
+    if a.user_id() != b.user_id() {
+        return Some("the other side of this relay belongs to another user");
+    }
+    if let (Some(x), Some(y)) = (&a.node_id, &b.node_id) {
+        if x != y {
+            return Some("the two sides of this relay name different devices");
+        }
+    }
+    None
+}
+
+impl RelayHub {
+    /// Marks a single-use token as used; false if it already was.
+    pub fn claim_token(&self, relay_id: &str) -> bool {
+        remember(&self.used_tokens, relay_id)
+    }
+
+    pub fn active_sessions(&self) -> usize {
+        self.active.load(Ordering::Relaxed)
+    }
+
+    /// Counts a session as piping until the returned guard is dropped.
+    pub fn session_started(&self) -> ActiveSession<'_> {
+        self.active.fetch_add(1, Ordering::Relaxed);
+        ActiveSession(&self.active)
+    }
+
+    fn id_used(&self, relay_id: &str) -> bool {
+        lock(&self.used_ids)
+            .get(relay_id)
+            .is_some_and(|at| at.elapsed() < REMEMBER)
+    }
+
+    /// Pairs `party` with the socket waiting under its id, or makes it the waiting one.
+    pub fn offer(&self, party: &Party) -> Offer {
+        let id = &party.relay_id;
+        if self.id_used(id) {
+            return Offer::Used;
+        }
+        let mut waiting = lock(&self.waiting);
+        match waiting.remove(id) {
+            Some(waiter) => match incompatible(&waiter.party, party) {
+                Some(why) => {
+                    waiting.insert(id.clone(), waiter);
+                    Offer::Refuse(why)
+                }
+                None => {
+                    remember(&self.used_ids, id);
+                    Offer::Pair(waiter.handoff)
+                }
+            },
+            None => {
+                let (tx, rx) = oneshot::channel();
+                waiting.insert(
+                    id.clone(),
+                    Waiter {
+                        party: party.clone(),
+                        handoff: tx,
+                    },
+                );
+                Offer::Wait(rx)
+            }
+        }
+    }
+
+    /// The waiting socket of `relay_id` stopped waiting (timed out, or its agent could not
+    /// be asked).
+    pub fn give_up(&self, relay_id: &str) {
+        lock(&self.waiting).remove(relay_id);
+    }
+}
+
+/// A session counted in [`RelayHub::active_sessions`] while alive.
+pub struct ActiveSession<'a>(&'a AtomicUsize);
+
+impl Drop for ActiveSession<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,42 @@
+//! Every path on the one HTTPS port, and on the optional plain gateway port.
+
+use axum::routing::get;
+use axum::Router;
+
+use crate::state::SharedState;
+use crate::web::{console, headers, install, pages};
+
+pub fn router(state: SharedState) -> Router {
+    let wifidog_path = state.config.wifidog.path.clone();
+    Router::new()
+        .route(&wifidog_path, get(crate::wifidog::upgrade))
+        .merge(crate::wifidog::portal::routes())
+        .route("/", get(console::index))
+        .route("/assets/{*file}", get(console::static_file))
+        .route("/login.css", get(console::login_css))
+        .route("/login", get(pages::login_page).post(pages::login_submit))
+        .route("/logout", get(pages::logout).post(pages::logout))
+        .route("/health", get(pages::health))
+        .route("/control.ashx", get(crate::control::upgrade))
+        .route("/agent.ashx", get(crate::agents::upgrade))
+        .route("/agent.ashx/.websocket", get(crate::agents::upgrade))
+        .route("/meshrelay.ashx", get(crate::relay::upgrade))
+        .route("/meshrelay.ashx/.websocket", get(crate::relay::upgrade))
+        .route("/meshsettings", get(install::mesh_settings))
+        .route("/meshagents", get(install::mesh_agents))
+        .route("/agents/ironmesh-agent", get(install::ironmesh_agent))
+        .fallback(pages::not_found)
+        .layer(axum::middleware::from_fn(headers::security_headers))
+        .with_state(state)
+}
+
+/// The optional plain-HTTP port: only what gateways use (their WebSocket and the classic
+/// auth-server endpoints), never logins or the console.
+pub fn plain_router(state: SharedState) -> Router {
+    let wifidog_path = state.config.wifidog.path.clone();
+    Router::new()
+        .route(&wifidog_path, get(crate::wifidog::upgrade))
+        .merge(crate::wifidog::portal::routes())
+        .fallback(pages::not_found)
+        .with_state(state)
+}
