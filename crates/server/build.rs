@@ -27,6 +27,11 @@ fn main() {
         Some(dir) => {
             let dist = manifest.join(dir);
             println!("cargo:rerun-if-changed={}", dist.display());
+            assert!(
+                dist.is_dir(),
+                "IRONMESH_WEB_DIST={} is not a folder (build the console with {BUILD_COMMAND})",
+                dist.display()
+            );
             let files = collect_dist(&dist);
             assert!(
                 has_index(&files),
