@@ -130,7 +130,7 @@ const PLACEHOLDER_HTML: &str = r#"<!doctype html>
       <h1>Web console not built</h1>
       <p>This ironmesh server was built without its web console: <code>web/dist/</code> did
         not exist and <code>IRONMESH_WEB_DIST</code> was not set.</p>
-      <p>Build the console with <code>scripts/build-web</code> (Node.js 18 or later and npm),
+      <p>Build the console with <code>scripts/build-web</code> (Node.js 20 or later and npm),
         then rebuild the server (<code>cargo build -p ironmesh-server</code>).
         <code>scripts/serve</code> does both.</p>
       <p><a href="/logout">Sign out</a></p>
