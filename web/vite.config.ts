@@ -1,7 +1,7 @@
 import { defineConfig } from "vite";
 
-// The server's build script sets IRONMESH_WEB_OUT to a folder under Cargo's OUT_DIR and
-// embeds what lands there; `npm run build` alone writes to dist/.
+// Writes to dist/, which the server's build script embeds; scripts/build-web sets
+// IRONMESH_WEB_OUT to build into a fresh folder first and then swaps it in.
 export default defineConfig({
   base: "/",
   build: {

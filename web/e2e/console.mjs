@@ -52,10 +52,6 @@ async function login() {
   await page.waitForSelector("#whoami:text-is('" + USER + "')");
 }
 
-async function terminalText() {
-  return page.$eval(".xterm-rows", (el) => el.textContent ?? "");
-}
-
 async function main() {
   await run("a wrong password is refused with a clear message", async () => {
     await page.goto(`${BASE}/`);
@@ -289,7 +285,9 @@ try {
   if (problems.length) console.error(`page problems:\n  ${problems.join("\n  ")}`);
   try {
     await shot(`FAILED-${step.replace(/[^a-z0-9]+/gi, "-")}`);
-  } catch {}
+  } catch {
+    // No screenshot (the page or browser is gone): the failure is reported above.
+  }
 } finally {
   if (agent) agent.kill("SIGKILL");
   await browser.close();

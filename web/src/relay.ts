@@ -1,6 +1,8 @@
 // A relay session to a device (/meshrelay.ashx): the server asks the agent to join; the
 // session starts when the server sends "c". The browser's session cookie authenticates.
 
+import type { Json } from "./control";
+
 export const TERMINAL = 1;
 export const FILES = 5;
 
@@ -31,7 +33,7 @@ export function openRelay(nodeId: string, protocol: number): Promise<WebSocket> 
 }
 
 /** Parses a JSON message of the files protocol (text, or binary starting with `{`). */
-export function relayJson(data: unknown): Record<string, any> | null {
+export function relayJson(data: unknown): Json | null {
   let text: string | null = null;
   if (typeof data === "string") text = data;
   else if (data instanceof ArrayBuffer) {
