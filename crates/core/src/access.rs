@@ -12,9 +12,32 @@ use std::collections::HashMap;
 use ironmesh_proto::relay::SessionKind;
 use ironmesh_proto::rights::{MeshRights, SiteRights};
 
+use crate::events::Event;
 use crate::store::gateways::GatewayRecord;
 use crate::store::{DeviceGroup, DeviceRecord, User};
 use crate::{Domain, DomainError, DomainResult};
+
+/// Where a request comes from, for the audit trail.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origin {
+    /// The client's IP address.
+    pub addr: Option<String>,
+    /// The client program (a browser's `User-Agent`, meshctrl, the ironmesh CLI).
+    pub user_agent: Option<String>,
+}
+
+impl Origin {
+    /// Longest user agent kept (they are attacker-chosen text).
+    pub const MAX_USER_AGENT: usize = 256;
+
+    pub fn new(addr: std::net::IpAddr, user_agent: Option<&str>) -> Origin {
+        Origin {
+            addr: Some(addr.to_string()),
+            user_agent: user_agent
+                .map(|ua| crate::devices::clip(ua, Origin::MAX_USER_AGENT).to_string()),
+        }
+    }
+}
 
 /// The authenticated user on whose behalf something runs, with their memberships as of
 /// the moment it was loaded.
@@ -23,6 +46,8 @@ pub struct Actor {
     pub user: User,
     /// Group id → rights.
     pub memberships: HashMap<String, u32>,
+    /// Where their requests come from (empty for the server's own command line).
+    pub origin: Origin,
 }
 
 impl Actor {
@@ -42,15 +67,22 @@ impl Actor {
         self.memberships.get(group_id).map(|r| MeshRights(*r))
     }
 
-    /// Whether an event addressed to `targets` (user ids, group ids, or `*users` for user
-    /// managers) may be shown to this actor.
-    pub fn may_see(&self, targets: &[String]) -> bool {
-        self.is_full_admin()
-            || targets.iter().any(|t| {
-                t == &self.user.id
-                    || self.memberships.contains_key(t)
-                    || (t == TARGET_USER_MANAGERS && self.site().has(SiteRights::MANAGE_USERS))
-            })
+    /// Whether `event` may be shown to this actor: it targets them, a group they belong to,
+    /// or (for user managers) `*users`. In a group where their rights limit them to their
+    /// own events (LIMIT_EVENTS), only events they caused or no user caused.
+    pub fn may_see(&self, event: &Event) -> bool {
+        if self.is_full_admin() {
+            return true;
+        }
+        let others_act = event.user_id.as_ref().is_some_and(|u| u != &self.user.id);
+        event.targets.iter().any(|t| {
+            t == &self.user.id
+                || (t == TARGET_USER_MANAGERS && self.site().has(SiteRights::MANAGE_USERS))
+                || self.memberships.get(t).is_some_and(|&rights| {
+                    let rights = MeshRights(rights);
+                    !(others_act && rights.restricted(MeshRights::LIMIT_EVENTS))
+                })
+        })
     }
 }
 
@@ -264,7 +296,11 @@ impl Domain {
             return Ok(None);
         };
         let memberships = self.store.memberships(user_id).await?.into_iter().collect();
-        Ok(Some(Actor { user, memberships }))
+        Ok(Some(Actor {
+            user,
+            memberships,
+            origin: Origin::default(),
+        }))
     }
 
     /// Checks `need` for `actor`: the one rights check every action goes through.

@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::access::{Actor, TARGET_USER_MANAGERS};
-use crate::events::Event;
+use crate::events::{EndSessions, Event};
 use crate::store::{now_ms, LoginToken, StoreError, User};
 use crate::{hex, random_bytes, Domain, DomainError, DomainResult};
 
@@ -90,6 +90,15 @@ pub fn is_valid_email(email: &str) -> bool {
         && !email
             .chars()
             .any(|c| c.is_whitespace() || c == '"' || c == ',')
+}
+
+/// The session a request came from: a self-change of password keeps it open.
+#[derive(Debug, Clone, Default)]
+pub struct CurrentSession {
+    /// The control session's id (`user//name/<hex>`).
+    pub control_session: String,
+    /// The browser session cookie it was opened with, if any.
+    pub web_cookie: Option<String>,
 }
 
 /// What `adduser` (or `account add`) asks for.
@@ -180,6 +189,10 @@ impl Domain {
         }
         let id = normalize_id(IdKind::User, &new.username)
             .map_err(|_| DomainError::Invalid("Invalid username".into()))?;
+        let mut site_rights = new.site_rights;
+        if !SiteRights(site_rights).is_full() && !self.policy.new_users_create_groups {
+            site_rights |= SiteRights::NO_NEW_GROUPS;
+        }
         let now = now_ms();
         let user = User {
             id,
@@ -188,7 +201,7 @@ impl Domain {
             email_verified: new.email_verified,
             realname: new.realname.filter(|r| !r.is_empty()),
             password_hash: hash_password_async(new.password).await?,
-            site_rights: new.site_rights,
+            site_rights,
             reset_next_login: new.reset_next_login,
             created_ms: now,
             password_changed_ms: now,
@@ -227,21 +240,32 @@ impl Domain {
         if !self.store.delete_user(&user.id).await? {
             return Err(not_found);
         }
-        let event = Event::new(
+        let mut event = Event::new(
             "user",
             "accountremove",
             format!("Account {} removed", user.name),
         )
         .with("userid", user.id.clone());
+        event.ends_sessions = Some(EndSessions {
+            user_id: user.id.clone(),
+            keep: None,
+            reason: "account removed",
+        });
         self.publish_account_event(actor, &user, event).await;
         Ok(user)
     }
 
+    /// Sets an account's password (an administrator's reset, or a self-change). Either way
+    /// every way into the account that the old password opened ends: browser sessions,
+    /// login tokens, sealed `auth=` tokens issued before now, and open sessions (the event
+    /// carries [`Event::ends_sessions`] for the server to close them). A self-change keeps
+    /// the session it came from (`from`).
     pub async fn set_password(
         &self,
         actor: Option<&Actor>,
         user_id: &str,
         password: String,
+        from: Option<&CurrentSession>,
     ) -> DomainResult<()> {
         check_password_policy(&password)?;
         let Some(user) = self.store.user(user_id).await? else {
@@ -252,15 +276,49 @@ impl Domain {
                 return Err(DomainError::Denied);
             }
         }
+        let keep = from.filter(|_| actor.is_some_and(|a| a.user.id == user.id));
         let hash = hash_password_async(password).await?;
         self.store.set_password(&user.id, &hash, now_ms()).await?;
-        let event = Event::new(
+        let keep_cookie = keep.and_then(|k| k.web_cookie.as_deref()).map(sha256_hex);
+        self.store
+            .delete_web_sessions_of(&user.id, keep_cookie.as_deref())
+            .await?;
+        self.store.delete_login_tokens_of(&user.id).await?;
+        let mut event = Event::new(
             "user",
             "accountchange",
             format!("Password of {} changed", user.name),
         );
+        event.ends_sessions = Some(EndSessions {
+            user_id: user.id.clone(),
+            keep: keep.map(|k| k.control_session.clone()),
+            reason: "password changed: sign in again",
+        });
         self.publish_account_event(actor, &user, event).await;
         Ok(())
+    }
+
+    /// A user changes their own password, proving they know the current one.
+    pub async fn change_own_password(
+        &self,
+        actor: &Actor,
+        old_password: &str,
+        new_password: String,
+        from: &CurrentSession,
+    ) -> DomainResult<()> {
+        let Some(user) = self.store.user(&actor.user.id).await? else {
+            return Err(DomainError::NotFound("User does not exists"));
+        };
+        if !verify_password_async(user.password_hash.clone(), old_password.to_string()).await {
+            return Err(DomainError::Invalid("Incorrect current password".into()));
+        }
+        if old_password == new_password {
+            return Err(DomainError::Invalid(
+                "The new password must differ from the current one".into(),
+            ));
+        }
+        self.set_password(Some(actor), &user.id, new_password, Some(from))
+            .await
     }
 
     /// Edits an account's profile and site rights. Only full administrators edit full
@@ -304,21 +362,31 @@ impl Domain {
         if let Some(realname) = edit.realname {
             user.realname = Some(realname).filter(|r| !r.is_empty());
         }
+        let was_locked = SiteRights(user.site_rights).restricted(SiteRights::LOCKED);
         if let Some(rights) = edit.site_rights {
             user.site_rights = rights;
         }
+        let now_locked = SiteRights(user.site_rights).restricted(SiteRights::LOCKED);
         if let Some(v) = edit.reset_next_login {
             user.reset_next_login = v;
         }
         if !self.store.update_user(&user).await? {
             return Err(DomainError::NotFound("User does not exists"));
         }
-        let event = Event::new(
+        let mut event = Event::new(
             "user",
             "accountchange",
             format!("Account {} changed", user.name),
         )
         .with("account", user_json(&user, &[]));
+        if now_locked && !was_locked {
+            self.store.delete_web_sessions_of(&user.id, None).await?;
+            event.ends_sessions = Some(EndSessions {
+                user_id: user.id.clone(),
+                keep: None,
+                reason: "account locked",
+            });
+        }
         self.publish_account_event(actor, &user, event).await;
         Ok(user)
     }
@@ -328,9 +396,9 @@ impl Domain {
     async fn publish_account_event(&self, actor: Option<&Actor>, user: &User, event: Event) {
         let mut event = event.target(TARGET_USER_MANAGERS).target(&user.id);
         if let Some(a) = actor {
-            event = event.by(&a.user.id, &a.user.name);
+            event = event.by_actor(a);
         }
-        self.events.publish(&self.store, event).await;
+        self.publish(event).await;
     }
 
     /// Checks a user name (or login-token user `~t:…`) and password. Always costs about
@@ -433,9 +501,9 @@ impl Domain {
             "loginTokenAdded",
             format!("Login token {} created", token.name),
         )
-        .by(&actor.user.id, &actor.user.name)
+        .by_actor(actor)
         .target(&actor.user.id);
-        self.events.publish(&self.store, event).await;
+        self.publish(event).await;
         Ok((token, password))
     }
 }

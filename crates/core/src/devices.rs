@@ -1,8 +1,26 @@
-//! Devices as users see them.
+//! Devices as users see them, and what their agents report.
+//!
+//! Everything an agent reports is capped before it is stored or shown (an agent is only
+//! as trustworthy as whoever holds its group's `.msh`): names at [`MAX_DEVICE_TEXT`]
+//! characters, the OS description at [`MAX_OS_DESC`], and each JSON report at
+//! [`DeviceReport::max_len`] bytes (larger reports are refused, not truncated).
 
 use serde_json::{json, Value};
 
 use crate::store::DeviceRecord;
+
+/// Longest host name or device name kept from an agent, in characters.
+pub const MAX_DEVICE_TEXT: usize = 256;
+/// Longest OS description kept from an agent, in characters.
+pub const MAX_OS_DESC: usize = 512;
+
+/// `text` cut to at most `max` characters.
+pub fn clip(text: &str, max: usize) -> &str {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => &text[..end],
+        None => text,
+    }
+}
 
 /// Live connection facts the agent channel knows and the database does not.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -119,11 +137,13 @@ impl Domain {
         addr: &str,
     ) -> DomainResult<Registration> {
         let now = now_ms();
+        let hostname = clip(&info.hostname, MAX_DEVICE_TEXT).to_string();
+        let agent_name = agent_name.map(|n| clip(n, MAX_DEVICE_TEXT));
         let existing = self.store.device(node_id).await?;
         let is_new = existing.is_none();
         let device = match existing {
             Some(mut d) => {
-                d.host = info.hostname.clone();
+                d.host = hostname.clone();
                 d.agent_id = info.agent_id as i64;
                 d.agent_version = info.agent_version as i64;
                 d.agent_caps = info.capabilities as i64;
@@ -141,8 +161,8 @@ impl Domain {
                 DeviceRecord {
                     id: node_id.to_string(),
                     group_id,
-                    name: agent_name.unwrap_or(&info.hostname).to_string(),
-                    host: info.hostname.clone(),
+                    name: agent_name.unwrap_or(&hostname).to_string(),
+                    host: hostname.clone(),
                     icon: icon_for_platform(info.platform_type),
                     agent_id: info.agent_id as i64,
                     agent_version: info.agent_version as i64,
@@ -167,21 +187,26 @@ impl Domain {
                 .group(&device.group_id)
                 .node(&device.id)
                 .with("node", node_json(&device, LiveState::default()));
-            self.events.publish(&self.store, event).await;
+            self.publish(event).await;
         }
         Ok(Registration { device, is_new })
     }
 
-    /// Announces a device's connection state (live only; not written to the event log).
+    /// Announces a device's connection state; kept in the audit trail (agent connected
+    /// from where, or disconnected).
     pub async fn announce_connection(&self, device: &DeviceRecord, live: LiveState) {
-        let event = Event::new("node", "nodeconnect", "")
+        let msg = if live.conn != 0 {
+            format!("Agent connected from {}", device.last_addr)
+        } else {
+            "Agent disconnected".to_string()
+        };
+        let event = Event::new("node", "nodeconnect", msg)
             .group(&device.group_id)
             .node(&device.id)
             .with("conn", live.conn)
             .with("pwr", live.pwr)
-            .with("ct", live.connected_ms)
-            .live_only();
-        self.events.publish(&self.store, event).await;
+            .with("ct", live.connected_ms);
+        self.publish(event).await;
     }
 
     /// Stores one agent report and tells consoles the device changed.
@@ -193,6 +218,14 @@ impl Domain {
         os_desc: Option<&str>,
         live: LiveState,
     ) -> DomainResult<()> {
+        if json.len() > report.max_len() {
+            return Err(DomainError::Invalid(format!(
+                "{report:?} report of {} bytes refused: at most {} bytes are kept",
+                json.len(),
+                report.max_len()
+            )));
+        }
+        let os_desc = os_desc.map(|d| clip(d, MAX_OS_DESC));
         self.store
             .set_device_report(node_id, report, json, os_desc)
             .await?;
@@ -202,7 +235,7 @@ impl Domain {
                 .node(&device.id)
                 .with("node", node_json(&device, live))
                 .live_only();
-            self.events.publish(&self.store, event).await;
+            self.publish(event).await;
         }
         Ok(())
     }

@@ -65,15 +65,20 @@ pub fn wanted_modes(record: &GatewayRecord) -> HashMap<String, i64> {
 
 impl Domain {
     /// Records what a gateway reported. Approval, group and wanted auth modes are kept; a
-    /// device that became allow-listed since it was first seen is admitted here.
+    /// device that became allow-listed since it was first seen is admitted here. An
+    /// unknown device that is not admitted automatically is not stored (`Ok(None)`): it
+    /// waits for approval outside the database.
     pub async fn record_gateway_report(
         &self,
         device_id: &str,
         report: GatewayReport,
         rule: &AdmissionRule,
-    ) -> DomainResult<RecordedReport> {
+    ) -> DomainResult<Option<RecordedReport>> {
         let now = now_ms();
         let existing = self.store.gateway(device_id).await?;
+        if existing.is_none() && !rule.auto_admit {
+            return Ok(None);
+        }
         let record = GatewayRecord {
             device_id: device_id.to_string(),
             group_id: existing
@@ -101,10 +106,10 @@ impl Domain {
                 .approve_gateway(device_id, record.group_id.as_deref())
                 .await?;
         }
-        Ok(RecordedReport {
+        Ok(Some(RecordedReport {
             record,
             first_seen: existing.is_none(),
-        })
+        }))
     }
 
     /// A gateway as stored (for its own connection, which needs no rights).
@@ -134,9 +139,31 @@ impl Domain {
         actor: &Actor,
         group: &DeviceGroup,
         device_id: &str,
+        pending: Option<(GatewayReport, i64)>,
     ) -> DomainResult<()> {
-        let Some(gateway) = self.store.gateway(device_id).await? else {
-            return Err(DomainError::NotFound("Unknown gateway"));
+        let gateway = match (self.store.gateway(device_id).await?, pending) {
+            (Some(gateway), _) => gateway,
+            // A gateway waiting outside the database (with its first-seen time): stored
+            // now, admitted below.
+            (None, Some((report, first_seen_ms))) => {
+                let record = GatewayRecord {
+                    device_id: device_id.to_string(),
+                    group_id: None,
+                    approved: false,
+                    generation: report.generation,
+                    mode: report.mode,
+                    device_info: report.device_info,
+                    gateways: Some(report.gateways),
+                    sys_info: report.sys_info,
+                    wanted_auth_modes: None,
+                    remote_addr: report.remote_addr,
+                    first_seen_ms,
+                    last_seen_ms: now_ms(),
+                };
+                self.store.record_gateway_report(&record).await?;
+                record
+            }
+            (None, None) => return Err(DomainError::NotFound("Unknown gateway")),
         };
         if let Some(current) = &gateway.group_id {
             if current != &group.id
@@ -155,7 +182,7 @@ impl Domain {
             "gatewayapprove",
             format!("Gateway {device_id} admitted into {}", group.name),
         )
-        .by(&actor.user.id, &actor.user.name)
+        .by_actor(actor)
         .group(&group.id)
         .with("deviceid", device_id.to_string());
         self.publish(event).await;

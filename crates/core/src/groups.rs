@@ -111,10 +111,10 @@ impl Domain {
             "createmesh",
             format!("Device group {} created", group.name),
         )
-        .by(&actor.user.id, &actor.user.name)
+        .by_actor(actor)
         .group(&group.id)
         .with("mesh", group_json(&group, &members));
-        self.events.publish(&self.store, event).await;
+        self.publish(event).await;
         Ok(group)
     }
 
@@ -129,13 +129,13 @@ impl Domain {
             "deletemesh",
             format!("Device group {} removed", group.name),
         )
-        .by(&actor.user.id, &actor.user.name)
+        .by_actor(actor)
         .group(&group.id)
         .with("name", group.name.clone());
         for m in &members {
             event = event.target(&m.user_id);
         }
-        self.events.publish(&self.store, event).await;
+        self.publish(event).await;
         Ok(())
     }
 
@@ -152,8 +152,16 @@ impl Domain {
         if !actor_rights.is_full() && (rights & !actor_rights.0) != 0 {
             return Err(DomainError::Denied);
         }
+        let members = self.store.group_members(&group.id).await?;
         let mut outcome = Vec::new();
         for user_id in user_ids {
+            let current = members.iter().find(|m| &m.user_id == user_id);
+            if current.is_some_and(|m| !MeshRights(m.rights).covered_by(actor_rights)) {
+                outcome.push(Err(format!(
+                    "Cannot change the rights of {user_id}: they hold rights you do not hold"
+                )));
+                continue;
+            }
             match self.store.user(user_id).await? {
                 None => outcome.push(Err(format!("Unknown user {user_id}"))),
                 Some(user) => {
@@ -165,12 +173,12 @@ impl Domain {
                         "addmeshuser",
                         format!("Added user {} to device group {}", user.name, group.name),
                     )
-                    .by(&actor.user.id, &actor.user.name)
+                    .by_actor(actor)
                     .group(&group.id)
                     .target(&user.id)
                     .with("targetuserid", user.id.clone())
                     .with("rights", rights);
-                    self.events.publish(&self.store, event).await;
+                    self.publish(event).await;
                     outcome.push(Ok(user.name));
                 }
             }
@@ -178,12 +186,25 @@ impl Domain {
         Ok(outcome)
     }
 
+    /// Removes a member. Nobody removes a member who holds rights they do not hold
+    /// themselves (a group manager cannot remove the group's owner).
     pub async fn remove_group_member(
         &self,
         actor: &Actor,
         group: &DeviceGroup,
+        actor_rights: MeshRights,
         user_id: &str,
     ) -> DomainResult<()> {
+        let members = self.store.group_members(&group.id).await?;
+        if members
+            .iter()
+            .find(|m| m.user_id == user_id)
+            .is_some_and(|m| !MeshRights(m.rights).covered_by(actor_rights))
+        {
+            return Err(DomainError::Invalid(
+                "Cannot remove a member who holds rights you do not hold".into(),
+            ));
+        }
         if !self.store.remove_group_member(&group.id, user_id).await? {
             return Err(DomainError::NotFound("User is not a member of this group"));
         }
@@ -192,11 +213,11 @@ impl Domain {
             "removemeshuser",
             format!("Removed user {user_id} from device group {}", group.name),
         )
-        .by(&actor.user.id, &actor.user.name)
+        .by_actor(actor)
         .group(&group.id)
         .target(user_id)
         .with("targetuserid", user_id.to_string());
-        self.events.publish(&self.store, event).await;
+        self.publish(event).await;
         Ok(())
     }
 
@@ -206,7 +227,11 @@ impl Domain {
         mut group: DeviceGroup,
         name: Option<&str>,
         description: Option<&str>,
+        flags: Option<i64>,
     ) -> DomainResult<DeviceGroup> {
+        if let Some(flags) = flags {
+            group.flags = flags;
+        }
         if let Some(name) = name {
             group.name = check_group_name(name)?;
         }
@@ -225,10 +250,10 @@ impl Domain {
             "meshchange",
             format!("Device group {} changed", group.name),
         )
-        .by(&actor.user.id, &actor.user.name)
+        .by_actor(actor)
         .group(&group.id)
         .with("mesh", group_json(&group, &members));
-        self.events.publish(&self.store, event).await;
+        self.publish(event).await;
         Ok(group)
     }
 }

@@ -11,6 +11,7 @@ pub mod devices;
 pub mod events;
 pub mod gateways;
 pub mod groups;
+pub mod recordings;
 pub mod sessions;
 mod store;
 
@@ -22,7 +23,8 @@ pub mod model {
     pub use crate::store::events::EventFilter;
     pub use crate::store::gateways::{GatewayRecord, PortalSession};
     pub use crate::store::{
-        now_ms, DeviceGroup, DeviceRecord, EventRecord, GroupMember, LoginToken, Outage, User,
+        now_ms, DeviceGroup, DeviceRecord, EventRecord, GroupMember, LoginToken, Outage,
+        RecordingRecord, User,
     };
 }
 
@@ -71,6 +73,14 @@ pub fn hex(bytes: &[u8]) -> String {
     ironmesh_proto::ids::hex_upper(bytes).to_ascii_lowercase()
 }
 
+/// Site-wide rules the server's configuration sets.
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    /// New accounts may create device groups; otherwise they get the NO_NEW_GROUPS site
+    /// right (an administrator can lift it per account).
+    pub new_users_create_groups: bool,
+}
+
 /// The domain services: the store plus the event bus every change is announced on.
 /// Cheap to clone (both are handles).
 #[derive(Clone)]
@@ -78,16 +88,25 @@ pub struct Domain {
     store: Store,
     /// Live events: consoles subscribe here; changes are announced with [`Domain::publish`].
     pub events: events::EventBus,
+    policy: std::sync::Arc<Policy>,
 }
 
 impl Domain {
     /// Connects to the database (`sqlite://…` or `postgres://…`) and brings its schema up to
     /// date.
     pub async fn open(database_url: &str) -> anyhow::Result<Domain> {
+        let store = Store::open(database_url).await?;
         Ok(Domain {
-            store: Store::open(database_url).await?,
-            events: events::EventBus::default(),
+            events: events::EventBus::new(store.clone()),
+            store,
+            policy: Default::default(),
         })
+    }
+
+    /// The same domain under `policy`.
+    pub fn with_policy(mut self, policy: Policy) -> Domain {
+        self.policy = std::sync::Arc::new(policy);
+        self
     }
 
     /// Closes the database connections (after the last request has finished).
@@ -97,7 +116,7 @@ impl Domain {
 
     /// Stores (if persistent) and broadcasts an event.
     pub async fn publish(&self, event: events::Event) {
-        self.events.publish(&self.store, event).await;
+        self.events.publish(event).await;
     }
 
     /// The server-wide key that seals tokens, `len` random bytes created by the first server

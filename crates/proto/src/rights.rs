@@ -29,6 +29,28 @@ impl MeshRights {
     pub const RELAY: u32 = 2097152;
     /// All bits set: full administrator of the group. The "no…" bits are ignored then.
     pub const FULL: u32 = u32::MAX;
+    /// The bits that take something away rather than grant it.
+    pub const RESTRICTIONS: u32 = Self::REMOTE_VIEW_ONLY
+        | Self::NO_TERMINAL
+        | Self::NO_FILES
+        | Self::NO_AMT
+        | Self::DESK_LIMITED_INPUT
+        | Self::LIMIT_EVENTS
+        | Self::NO_DESKTOP;
+
+    /// Whether these rights grant nothing that `other` does not: every granting bit of
+    /// `self` is held by `other` (full rights cover everything; full rights are covered
+    /// only by full rights).
+    pub fn covered_by(self, other: MeshRights) -> bool {
+        if other.is_full() {
+            return true;
+        }
+        if self.is_full() {
+            return false;
+        }
+        let grants = self.0 & !Self::RESTRICTIONS;
+        grants & !other.0 == 0
+    }
 
     /// Named bits, for display (console checkboxes, CLI tables).
     pub const NAMES: &'static [(u32, &'static str)] = &[
@@ -118,6 +140,18 @@ mod tests {
         assert!(limited.has(MeshRights::REMOTE_CONTROL));
         assert!(!limited.has(MeshRights::REMOTE_COMMAND));
         assert!(limited.restricted(MeshRights::NO_TERMINAL));
+    }
+
+    #[test]
+    fn coverage_of_rights() {
+        let manager = MeshRights(MeshRights::MANAGE_USERS | MeshRights::REMOTE_CONTROL);
+        assert!(
+            MeshRights(MeshRights::REMOTE_CONTROL | MeshRights::NO_TERMINAL).covered_by(manager)
+        );
+        assert!(!MeshRights(MeshRights::REMOTE_COMMAND).covered_by(manager));
+        assert!(!MeshRights(MeshRights::FULL).covered_by(manager));
+        assert!(MeshRights(MeshRights::FULL).covered_by(MeshRights(MeshRights::FULL)));
+        assert!(MeshRights(MeshRights::REMOTE_COMMAND).covered_by(MeshRights(MeshRights::FULL)));
     }
 
     #[test]

@@ -92,6 +92,8 @@ pub enum WifidogError {
     NoKind,
     #[error("unknown message kind {0:?}")]
     Unknown(String),
+    #[error("device_id longer than {MAX_DEVICE_ID} characters, or with control characters")]
+    BadDeviceId,
     #[error("{0} without device_id")]
     NoDeviceId(&'static str),
 }
@@ -112,23 +114,43 @@ fn int(v: Option<&Value>) -> Option<i64> {
     }
 }
 
+/// Longest device id accepted (real ones are MAC-like or short serials).
+pub const MAX_DEVICE_ID: usize = 64;
+/// Most gateway entries kept from one report (a device has a handful of interfaces).
+pub const MAX_GATEWAYS: usize = 16;
+/// Longest text field of a gateway entry kept.
+pub const MAX_GATEWAY_FIELD: usize = 64;
+/// Largest `device_info` or `sys_info` object kept, in bytes of JSON; larger ones are
+/// dropped (a real device reports a few hundred bytes).
+pub const MAX_INFO_LEN: usize = 4096;
+
+fn short(v: Option<&Value>) -> Option<String> {
+    string(v).filter(|s| s.chars().count() <= MAX_GATEWAY_FIELD)
+}
+
 fn gateways(v: Option<&Value>) -> Vec<GatewayInfo> {
     v.and_then(Value::as_array)
         .map(|list| {
             list.iter()
                 .filter_map(|g| {
                     Some(GatewayInfo {
-                        gw_id: string(g.get("gw_id"))?,
-                        channel: string(g.get("gw_channel")),
-                        address_v4: string(g.get("gw_address_v4")),
-                        address_v6: string(g.get("gw_address_v6")),
-                        interface: string(g.get("gw_interface")),
+                        gw_id: short(g.get("gw_id"))?,
+                        channel: short(g.get("gw_channel")),
+                        address_v4: short(g.get("gw_address_v4")),
+                        address_v6: short(g.get("gw_address_v6")),
+                        interface: short(g.get("gw_interface")),
                         auth_mode: int(g.get("auth_mode")).unwrap_or(0),
                     })
                 })
+                .take(MAX_GATEWAYS)
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// An info object, unless it is too large to keep.
+fn info(v: Option<&Value>) -> Option<Value> {
+    v.filter(|v| v.to_string().len() <= MAX_INFO_LEN).cloned()
 }
 
 /// Parses one text frame from a device.
@@ -170,15 +192,19 @@ pub fn parse_device_frame(text: &str) -> Result<DeviceFrame, WifidogError> {
                 } else {
                     "connect"
                 }))?;
+            if device_id.chars().count() > MAX_DEVICE_ID || device_id.chars().any(char::is_control)
+            {
+                return Err(WifidogError::BadDeviceId);
+            }
             Ok(DeviceFrame::Report(Report {
                 generation,
                 heartbeat,
                 device_id,
                 mode: int(obj.get("mode")),
                 req_id: obj.get("req_id").cloned(),
-                device_info: obj.get("device_info").cloned(),
+                device_info: info(obj.get("device_info")),
                 gateways: gateways(obj.get("gateway")),
-                sys_info: obj.get("sys_info").cloned(),
+                sys_info: info(obj.get("sys_info")),
             }))
         }
         other

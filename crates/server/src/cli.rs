@@ -137,6 +137,14 @@ pub enum AccountCommand {
 
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
+    // Everything the server writes (database, keys, recordings) holds secrets or personal
+    // data: files 0600 and folders 0700 whatever the caller's umask, including the
+    // database `account add` creates before the first start.
+    #[cfg(unix)]
+    // SAFETY: umask only sets the process's file-creation mask; no memory is involved.
+    unsafe {
+        libc::umask(0o077);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_new(&cli.server.log)
@@ -229,7 +237,7 @@ async fn account(config: Config, cmd: AccountCommand) -> anyhow::Result<()> {
             let id = normalize_id(IdKind::User, &name).map_err(|e| anyhow::anyhow!("{e}"))?;
             let password = read_password(password_stdin)?;
             domain
-                .set_password(None, &id, password)
+                .set_password(None, &id, password, None)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("password of {id} changed");

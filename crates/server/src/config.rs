@@ -94,6 +94,10 @@ impl Default for MessageLimits {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WifidogConfig {
+    /// Whether gateways are served at all: off unless the configuration file has a
+    /// `[wifidog]` section (which turns it on unless it says `enabled = false`), so a
+    /// server nobody set up for gateways takes none.
+    pub enabled: Option<bool>,
     /// WebSocket path gateways connect to (their `WSServerPath`).
     pub path: String,
     /// An extra plain-HTTP/`ws` port (many gateways are set up without TLS).
@@ -113,9 +117,16 @@ pub struct WifidogConfig {
     pub portal_password: Option<String>,
 }
 
+impl WifidogConfig {
+    pub fn is_enabled(&self) -> bool {
+        self.enabled == Some(true)
+    }
+}
+
 impl Default for WifidogConfig {
     fn default() -> Self {
         WifidogConfig {
+            enabled: None,
             path: "/ws/wifidogx".into(),
             plain_port: None,
             require_approval: true,
@@ -236,10 +247,24 @@ impl Config {
             relay_peer_timeout: std::time::Duration::from_secs(
                 file.relay_peer_timeout_secs.unwrap_or(20).max(1),
             ),
-            wifidog: file.wifidog.unwrap_or_default(),
+            wifidog: match file.wifidog {
+                Some(section) => WifidogConfig {
+                    enabled: Some(section.enabled.unwrap_or(true)),
+                    ..section
+                },
+                None => WifidogConfig {
+                    enabled: Some(false),
+                    ..WifidogConfig::default()
+                },
+            },
             limits: file.limits.unwrap_or_default(),
             client_certs: file.client_certs.unwrap_or_default(),
         })
+    }
+
+    /// Where session recordings are written (`<data>/recordings`).
+    pub fn recordings_dir(&self) -> std::path::PathBuf {
+        self.data_dir.join("recordings")
     }
 
     /// `host:port` as agents and browsers should use it (for `.msh` and links).

@@ -7,15 +7,13 @@ use crate::state::SharedState;
 use crate::web::{console, headers, install, pages};
 
 pub fn router(state: SharedState) -> Router {
-    let wifidog_path = state.config.wifidog.path.clone();
-    Router::new()
-        .route(&wifidog_path, get(crate::wifidog::upgrade))
-        .merge(crate::wifidog::portal::routes())
+    let router = Router::new()
+        .merge(gateway_routes(&state))
         .route("/", get(console::index))
         .route("/assets/{*file}", get(console::static_file))
         .route("/login.css", get(console::login_css))
         .route("/login", get(pages::login_page).post(pages::login_submit))
-        .route("/logout", get(pages::logout).post(pages::logout))
+        .route("/logout", get(pages::logout_page).post(pages::logout))
         .route("/health", get(pages::health))
         .route("/control.ashx", get(crate::control::upgrade))
         .route("/agent.ashx", get(crate::agents::upgrade))
@@ -26,17 +24,27 @@ pub fn router(state: SharedState) -> Router {
         .route("/meshagents", get(install::mesh_agents))
         .route("/agents/ironmesh-agent", get(install::ironmesh_agent))
         .fallback(pages::not_found)
-        .layer(axum::middleware::from_fn(headers::security_headers))
-        .with_state(state)
+        .layer(axum::middleware::from_fn(headers::security_headers));
+    router.with_state(state)
+}
+
+/// The gateways' WebSocket and the classic auth-server endpoints, when gateways are
+/// enabled (`[wifidog]`); nothing otherwise.
+fn gateway_routes(state: &SharedState) -> Router<SharedState> {
+    let wifidog = &state.config.wifidog;
+    if !wifidog.is_enabled() {
+        return Router::new();
+    }
+    Router::new()
+        .route(&wifidog.path, get(crate::wifidog::upgrade))
+        .merge(crate::wifidog::portal::routes())
 }
 
 /// The optional plain-HTTP port: only what gateways use (their WebSocket and the classic
 /// auth-server endpoints), never logins or the console.
 pub fn plain_router(state: SharedState) -> Router {
-    let wifidog_path = state.config.wifidog.path.clone();
     Router::new()
-        .route(&wifidog_path, get(crate::wifidog::upgrade))
-        .merge(crate::wifidog::portal::routes())
+        .merge(gateway_routes(&state))
         .fallback(pages::not_found)
         .with_state(state)
 }

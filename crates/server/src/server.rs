@@ -109,7 +109,12 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         connection_slots.clone(),
         state.shutdown.clone(),
     ));
-    let plain = match state.config.wifidog.plain_port {
+    let plain = match state
+        .config
+        .wifidog
+        .plain_port
+        .filter(|_| state.config.wifidog.is_enabled())
+    {
         Some(port) => {
             let addr = std::net::SocketAddr::new(state.config.bind.ip(), port);
             let plain_listener = TcpListener::bind(addr)
@@ -129,9 +134,11 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         None => None,
     };
     let sweeper = tokio::spawn(sweep_sessions(state.clone()));
+    let revoker = tokio::spawn(end_revoked_relays(state.clone()));
     shutdown_signal().await;
     shut_down(&state, server, plain).await;
     sweeper.abort();
+    revoker.abort();
     Ok(())
 }
 
@@ -199,6 +206,26 @@ async fn sweep_sessions(state: Arc<AppState>) {
         tick.tick().await;
         if let Err(e) = state.domain.sweep_web_sessions().await {
             tracing::warn!(error = %e, "could not sweep sessions");
+        }
+    }
+}
+
+/// Ends the relay sessions of users whose credentials were revoked (password changed,
+/// account locked or removed). Control sessions watch for that themselves.
+async fn end_revoked_relays(state: Arc<AppState>) {
+    let mut events = state.domain.events.subscribe();
+    loop {
+        match events.recv().await {
+            Ok(event) => {
+                if let Some(ends) = &event.ends_sessions {
+                    let ended = state.relays.end_user_sessions(&ends.user_id, ends.reason);
+                    if ended > 0 {
+                        tracing::info!(user = %ends.user_id, sessions = ended, reason = ends.reason, "relay sessions ended");
+                    }
+                }
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
         }
     }
 }

@@ -68,6 +68,18 @@ pub enum DeviceReport {
 }
 
 impl DeviceReport {
+    /// Largest report of this kind kept, in bytes of JSON: generous for real agents (a
+    /// Windows `sysinfo` with its hardware inventory is tens of KiB), small enough that
+    /// device lists and change events stay light.
+    pub fn max_len(self) -> usize {
+        match self {
+            DeviceReport::CoreInfo => 16 * 1024,
+            DeviceReport::NetInfo => 64 * 1024,
+            DeviceReport::SysInfo => 256 * 1024,
+            DeviceReport::Sessions => 16 * 1024,
+        }
+    }
+
     fn column(self) -> &'static str {
         match self {
             DeviceReport::CoreInfo => "core_info",
@@ -184,23 +196,6 @@ impl Store {
             }
         };
         super::health::wrote();
-        Ok(done.rows_affected() > 0)
-    }
-
-    pub async fn rename_device(&self, id: &str, name: &str) -> StoreResult<bool> {
-        let done = sqlx::query("UPDATE devices SET name = $2 WHERE id = $1")
-            .bind(id)
-            .bind(name)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    pub async fn delete_device(&self, id: &str) -> StoreResult<bool> {
-        let done = sqlx::query("DELETE FROM devices WHERE id = $1")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
         Ok(done.rows_affected() > 0)
     }
 }

@@ -122,6 +122,40 @@ CREATE TABLE portal_sessions (
 );
 "#,
     ),
+    (
+        3,
+        r#"
+ALTER TABLE events ADD COLUMN seq BIGINT;
+ALTER TABLE events ADD COLUMN remote_addr TEXT;
+ALTER TABLE events ADD COLUMN user_agent TEXT;
+ALTER TABLE events ADD COLUMN outcome TEXT NOT NULL DEFAULT 'success';
+ALTER TABLE events ADD COLUMN prev_hash TEXT;
+ALTER TABLE events ADD COLUMN hash TEXT;
+CREATE UNIQUE INDEX events_seq ON events(seq);
+CREATE INDEX events_action ON events(action, time_ms)
+"#,
+    ),
+    (
+        4,
+        r#"
+CREATE TABLE recordings (
+    id TEXT PRIMARY KEY,
+    node_id TEXT,
+    group_id TEXT,
+    user_id TEXT NOT NULL,
+    username TEXT NOT NULL,
+    protocol BIGINT NOT NULL,
+    format TEXT NOT NULL,
+    file TEXT NOT NULL,
+    size BIGINT NOT NULL,
+    started_ms BIGINT NOT NULL,
+    ended_ms BIGINT NOT NULL,
+    event_id TEXT
+);
+CREATE INDEX recordings_time ON recordings(started_ms);
+CREATE INDEX recordings_node ON recordings(node_id, started_ms)
+"#,
+    ),
 ];
 
 pub async fn run(store: &Store) -> Result<(), sqlx::Error> {

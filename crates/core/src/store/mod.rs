@@ -13,6 +13,7 @@ pub mod gateways;
 mod groups;
 mod health;
 mod migrations;
+mod recordings;
 mod sessions;
 mod settings;
 mod users;
@@ -30,6 +31,7 @@ use sqlx::{AnyPool, ConnectOptions};
 pub use devices::DeviceRecord;
 pub use events::EventRecord;
 pub use groups::{DeviceGroup, GroupMember};
+pub use recordings::RecordingRecord;
 pub use sessions::{LoginToken, WebSession};
 pub use users::User;
 
@@ -149,6 +151,18 @@ impl StoreError {
         }
     }
 
+    /// The same error for another waiter of the same failed operation (sqlx errors cannot
+    /// be cloned): same kind, same text.
+    pub fn again(&self) -> StoreError {
+        let text = || sqlx::Error::Protocol(self.to_string());
+        match self {
+            StoreError::Conflict => StoreError::Conflict,
+            StoreError::Unavailable(_) => StoreError::Unavailable(text()),
+            StoreError::StorageFull(_) => StoreError::StorageFull(text()),
+            StoreError::Db(_) => StoreError::Db(text()),
+        }
+    }
+
     /// The outage this error is a symptom of; such errors are logged once per episode by the
     /// store, so callers should not log each of them again.
     pub fn outage(&self) -> Option<Outage> {
@@ -212,10 +226,6 @@ impl Store {
             .await
             .context("bringing the database schema up to date")?;
         Ok(store)
-    }
-
-    pub fn backend(&self) -> Backend {
-        self.backend
     }
 
     pub async fn close(&self) {

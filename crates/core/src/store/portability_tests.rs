@@ -115,7 +115,6 @@ async fn exercise(store: Store) {
         ..Default::default()
     };
     store.upsert_device_on_connect(&d).await.unwrap();
-    assert!(store.rename_device("node//n1", "renamed").await.unwrap());
     d.group_id = "mesh//g2".into();
     d.host = "host1b".into();
     d.last_connect_ms = 20;
@@ -127,58 +126,107 @@ async fn exercise(store: Store) {
             back.name.as_str(),
             back.host.as_str()
         ),
-        ("mesh//g1", "renamed", "host1b")
+        ("mesh//g1", "host1", "host1b")
     );
     assert_eq!((back.first_connect_ms, back.last_connect_ms), (10, 20));
     assert_eq!(store.devices_of_user("user//bob").await.unwrap().len(), 1);
     assert_eq!(store.devices_in_group("mesh//g2").await.unwrap().len(), 0);
 
-    // Events: newest first, visibility through memberships.
-    for (i, (gid, uid)) in [
-        (Some("mesh//g1"), None),
-        (Some("mesh//g2"), None),
-        (None, Some("user//bob")),
+    // Events: a hash chain in append order, listed newest first, visible through
+    // memberships; in a group where a member has LIMIT_EVENTS, only events they caused
+    // or no one caused.
+    store.insert_user(&user("lim")).await.unwrap();
+    store
+        .set_group_member("mesh//g1", "user//lim", 8192)
+        .await
+        .unwrap();
+    let mut records: Vec<crate::store::EventRecord> = [
+        (Some("mesh//g1"), None, "x"),
+        (Some("mesh//g2"), None, "x"),
+        (None, Some("user//bob"), "y"),
+        (Some("mesh//g1"), Some("user//bob"), "y"),
     ]
     .iter()
     .enumerate()
-    {
-        store
-            .insert_event(&crate::store::EventRecord {
-                id: format!("e{i}"),
-                time_ms: 100 + i as i64,
-                etype: "mesh".into(),
-                action: "x".into(),
-                user_id: uid.map(str::to_string),
-                group_id: gid.map(str::to_string),
-                node_id: None,
-                msg: format!("m{i}"),
-                body: "{}".into(),
-            })
-            .await
-            .unwrap();
-    }
-    let all = store
-        .events(&EventFilter {
-            limit: 10,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    .map(|(i, (gid, uid, action))| crate::store::EventRecord {
+        id: format!("e{i}"),
+        time_ms: 100 + i as i64,
+        etype: "mesh".into(),
+        action: action.to_string(),
+        user_id: uid.map(str::to_string),
+        group_id: gid.map(str::to_string),
+        msg: format!("m{i}"),
+        body: "{}".into(),
+        remote_addr: Some("127.0.0.1".into()),
+        outcome: "success".into(),
+        ..Default::default()
+    })
+    .collect();
+    store.append_events(&mut records[..2]).await.unwrap();
+    store.append_events(&mut records[2..]).await.unwrap();
+    let chained = store.chain_after(0, 10).await.unwrap();
     assert_eq!(
-        all.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
-        ["e2", "e1", "e0"]
+        chained.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        [1, 2, 3, 4]
     );
-    let bobs = store
-        .events(&EventFilter {
-            visible_to: Some("user//bob"),
-            limit: 10,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    assert_eq!(chained[0].prev_hash, crate::store::events::GENESIS);
+    for pair in chained.windows(2) {
+        assert_eq!(pair[1].prev_hash, pair[0].hash);
+    }
+    for r in &chained {
+        assert_eq!(r.hash, r.chain_hash(&r.prev_hash), "{r:?}");
+        assert_eq!(r.remote_addr.as_deref(), Some("127.0.0.1"));
+    }
+    assert_eq!(store.chain_state().await.unwrap().0.unwrap().seq, 4);
+    let ids = |events: Vec<crate::store::EventRecord>| -> Vec<String> {
+        events.into_iter().map(|e| e.id).collect()
+    };
+    let filter = |f: EventFilter<'static>| EventFilter { limit: 10, ..f };
     assert_eq!(
-        bobs.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
-        ["e2", "e0"]
+        ids(store.events(&filter(EventFilter::default())).await.unwrap()),
+        ["e3", "e2", "e1", "e0"]
+    );
+    assert_eq!(
+        ids(store
+            .events(&filter(EventFilter {
+                visible_to: Some("user//bob"),
+                ..Default::default()
+            }))
+            .await
+            .unwrap()),
+        ["e3", "e2", "e0"]
+    );
+    assert_eq!(
+        ids(store
+            .events(&filter(EventFilter {
+                visible_to: Some("user//lim"),
+                ..Default::default()
+            }))
+            .await
+            .unwrap()),
+        ["e0"]
+    );
+    assert_eq!(
+        ids(store
+            .events(&filter(EventFilter {
+                action: Some("y"),
+                group_id: Some("mesh//g1"),
+                ..Default::default()
+            }))
+            .await
+            .unwrap()),
+        ["e3"]
+    );
+    assert_eq!(
+        ids(store
+            .events(&filter(EventFilter {
+                since_ms: Some(101),
+                until_ms: Some(103),
+                ..Default::default()
+            }))
+            .await
+            .unwrap()),
+        ["e2", "e1"]
     );
     let limited = store
         .events(&EventFilter {
@@ -188,6 +236,10 @@ async fn exercise(store: Store) {
         .await
         .unwrap();
     assert_eq!(limited.len(), 1);
+    // Retention removes the oldest and records where the chain now starts.
+    assert_eq!(store.prune_events(102).await.unwrap(), 2);
+    assert_eq!(store.chain_state().await.unwrap().1, 2);
+    assert_eq!(store.chain_after(0, 10).await.unwrap()[0].seq, 3);
 
     // Sessions expire; tokens belong to their user.
     store
@@ -308,7 +360,7 @@ async fn store_on_postgres() {
     exercise(Store::open(&url).await.unwrap()).await;
     // Opening again finds the schema current (migrations are idempotent).
     let again = Store::open(&url).await.unwrap();
-    assert_eq!(again.user_count().await.unwrap(), 1);
+    assert_eq!(again.user_count().await.unwrap(), 2);
 }
 
 #[tokio::test]

@@ -88,6 +88,28 @@ impl Store {
         Ok(())
     }
 
+    /// Ends every browser session of a user but `keep` (a token hash).
+    pub async fn delete_web_sessions_of(
+        &self,
+        user_id: &str,
+        keep: Option<&str>,
+    ) -> StoreResult<u64> {
+        let done = sqlx::query("DELETE FROM web_sessions WHERE user_id = $1 AND token_hash <> $2")
+            .bind(user_id)
+            .bind(keep.unwrap_or(""))
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    pub async fn delete_login_tokens_of(&self, user_id: &str) -> StoreResult<u64> {
+        let done = sqlx::query("DELETE FROM login_tokens WHERE user_id = $1")
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
     pub async fn delete_expired_sessions(&self, now_ms: i64) -> StoreResult<u64> {
         let done = sqlx::query("DELETE FROM web_sessions WHERE expires_ms <= $1")
             .bind(now_ms)

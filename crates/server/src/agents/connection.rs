@@ -98,6 +98,7 @@ pub async fn run(state: SharedState, mut socket: WebSocket, peer: SocketAddr) {
         node_id: device.id.clone(),
         agent_id: agent.info.agent_id,
         core_pushes: 0,
+        access: None,
         live,
     };
     let outcome = session.serve(&mut socket, &mut inbox).await;
@@ -204,6 +205,8 @@ struct AgentSession {
     node_id: String,
     agent_id: u32,
     core_pushes: u32,
+    /// Who may receive this agent's answers, and when that was looked up.
+    access: Option<(std::time::Instant, Vec<String>)>,
     live: LiveState,
 }
 
@@ -340,44 +343,73 @@ impl AgentSession {
                 Ok(())
             }
             other => {
-                tracing::debug!(node = %self.node_id, action = other, "agent action ignored");
+                tracing::debug!(node = %self.node_id, action = ?other, "agent action ignored");
                 Ok(())
             }
         };
         match result {
             Ok(()) | Err(DomainError::Unavailable(_)) => {}
             Err(e) => {
-                tracing::warn!(node = %self.node_id, action, error = %e, "could not store agent report")
+                tracing::warn!(node = %self.node_id, action = ?action, error = %e, "could not store agent report")
             }
         }
         Ok(())
     }
 
     /// An agent's answer to a user (docs/protocol/agent.md §5.3): to the session named by
-    /// `sessionid`, else to all sessions of `userid`, else to everyone with rights on the
-    /// device.
-    async fn route_to_users(&self, obj: &mut Map<String, Value>) {
+    /// `sessionid`, else to the sessions of `userid`, else to everyone with rights on the
+    /// device. Anyone holding a group's `.msh` can run an "agent", so whatever it names, a
+    /// session gets its message only if it asked this device something, and only users
+    /// with rights on the device get anything.
+    async fn route_to_users(&mut self, obj: &mut Map<String, Value>) {
         obj.insert("nodeid".into(), self.node_id.clone().into());
         let session = obj
             .remove("sessionid")
             .and_then(|v| v.as_str().map(str::to_string));
-        let message = Value::Object(obj.clone());
-        let consoles = &self.state.consoles;
-        if let Some(session) = session {
-            consoles.send_to_session(&session, message);
-            return;
-        }
-        if let Some(user) = obj.get("userid").and_then(Value::as_str) {
-            consoles.send_to_users(&[user.to_string()], &message);
-            return;
-        }
-        let users = match self.state.domain.users_with_access(&self.node_id).await {
+        let allowed = match self.users_with_access().await {
             Ok(users) => users,
             Err(e) => {
                 tracing::warn!(error = %e, "could not route agent message");
                 return;
             }
         };
-        consoles.send_to_users(&users, &message);
+        let message = Value::Object(obj.clone());
+        let consoles = &self.state.consoles;
+        if let Some(session) = session {
+            match consoles.user_of_asking(&session, &self.node_id) {
+                Some(user) if allowed.contains(&user) => {
+                    consoles.send_to_session(&session, &message);
+                }
+                _ => {
+                    tracing::info!(node = %self.node_id, "agent message for a session that did not ask this device dropped")
+                }
+            }
+            return;
+        }
+        match obj.get("userid").and_then(Value::as_str) {
+            // A user's sessions that asked this device.
+            Some(user) => {
+                let users: Vec<String> = allowed.into_iter().filter(|u| u == user).collect();
+                consoles.send_to_users(&users, Some(&self.node_id), &message);
+            }
+            // Everyone with rights on the device.
+            None => {
+                consoles.send_to_users(&allowed, None, &message);
+            }
+        }
+    }
+
+    /// Users with rights on this device, looked up at most every few seconds (an agent
+    /// may send many answers in a row; a revoked right takes effect within that time).
+    async fn users_with_access(&mut self) -> Result<Vec<String>, DomainError> {
+        const FRESH_FOR: Duration = Duration::from_secs(5);
+        if let Some((at, users)) = &self.access {
+            if at.elapsed() < FRESH_FOR {
+                return Ok(users.clone());
+            }
+        }
+        let users = self.state.domain.users_with_access(&self.node_id).await?;
+        self.access = Some((std::time::Instant::now(), users.clone()));
+        Ok(users)
     }
 }

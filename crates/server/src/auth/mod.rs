@@ -13,12 +13,14 @@ use ironmesh_proto::meshauth;
 use ironmesh_proto::rights::SiteRights;
 use serde_json::json;
 
+use ironmesh_core::access::{Origin, TARGET_USER_MANAGERS};
 use ironmesh_core::accounts::LoginFailure;
+use ironmesh_core::events::Event;
 use ironmesh_core::model::{now_ms, Outage, User};
 use ironmesh_core::{Domain, DomainError, DomainResult};
 
 use cookie::TokenCipher;
-use ratelimit::LoginLimiter;
+use ratelimit::{LoginLimiter, Verdict};
 
 /// Name of the browser session cookie.
 pub const SESSION_COOKIE: &str = "ironmesh_session";
@@ -94,8 +96,63 @@ impl AuthFailure {
     }
 }
 
+/// The calling client: its address (for limits and the audit trail) and program.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub ip: IpAddr,
+    pub user_agent: Option<String>,
+}
+
+impl Client {
+    pub fn new(ip: IpAddr, headers: &HeaderMap) -> Client {
+        Client {
+            ip,
+            user_agent: headers
+                .get(axum::http::header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+        }
+    }
+
+    pub fn origin(&self) -> Origin {
+        Origin::new(self.ip, self.user_agent.as_deref())
+    }
+}
+
+/// How a caller proved who they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// A user name and password (`x-meshauth`, `user`/`pass`, the sign-in form).
+    Password,
+    /// A `~t:` login token.
+    LoginToken,
+    /// A sealed `auth=` token.
+    AuthToken,
+    /// A browser session cookie.
+    SessionCookie,
+}
+
+impl Method {
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Password => "password",
+            Method::LoginToken => "login token",
+            Method::AuthToken => "auth token",
+            Method::SessionCookie => "session cookie",
+        }
+    }
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    pub user: User,
+    pub method: Method,
+}
+
 /// Who is calling: checks credentials of every kind, starts and ends browser sessions,
-/// seals and opens tokens, and limits failed logins. One per server.
+/// seals and opens tokens, and limits failed logins. One per server. Sign-ins with a
+/// password or login token, and every refused one, go to the audit trail.
 pub struct Authenticator {
     domain: Domain,
     /// Seals and opens `auth=`/`rauth=` tokens (MeshCentral's AES-GCM format).
@@ -116,28 +173,35 @@ impl Authenticator {
     /// `user`/`pass` query, session cookie (MeshCentral's own order differs, which no client
     /// can tell: each sends one kind; docs/protocol/control.md §1.3). A bad `auth=` token
     /// falls through to the next method, as in MeshCentral.
-    pub async fn authenticate(&self, creds: &Credentials, ip: IpAddr) -> Result<User, AuthFailure> {
+    pub async fn authenticate(
+        &self,
+        creds: &Credentials,
+        client: &Client,
+    ) -> Result<Authenticated, AuthFailure> {
         if let Some(token) = &creds.auth_token {
             if let Some(user) = self
-                .user_from_auth_token(token, ip)
+                .user_from_auth_token(token, client.ip)
                 .await
                 .map_err(AuthFailure::unavailable)?
             {
-                return Ok(user);
+                return Ok(Authenticated {
+                    user,
+                    method: Method::AuthToken,
+                });
             }
         }
         if let Some(header) = &creds.meshauth {
             let parsed = meshauth::parse(header)
                 .map_err(|e| AuthFailure::noauth(e.msg(), format!("bad x-meshauth header: {e}")))?;
-            let user = self
+            let signed_in = self
                 .password_login(
                     &parsed.username,
                     &parsed.password,
                     parsed.token.as_deref(),
-                    ip,
+                    client,
                 )
                 .await?;
-            if SiteRights(user.site_rights).restricted(SiteRights::NO_MESH_CMD) {
+            if SiteRights(signed_in.user.site_rights).restricted(SiteRights::NO_MESH_CMD) {
                 return Err(AuthFailure {
                     cause: "notools",
                     msg: "notools",
@@ -145,10 +209,10 @@ impl Authenticator {
                     outage: None,
                 });
             }
-            return Ok(user);
+            return Ok(signed_in);
         }
         if let (Some(user), Some(pass)) = (&creds.user, &creds.pass) {
-            return self.password_login(user, pass, None, ip).await;
+            return self.password_login(user, pass, None, client).await;
         }
         if let Some(cookie) = &creds.session_cookie {
             if let Some(user) = self
@@ -156,29 +220,50 @@ impl Authenticator {
                 .await
                 .map_err(AuthFailure::unavailable)?
             {
-                return Ok(user);
+                return Ok(Authenticated {
+                    user,
+                    method: Method::SessionCookie,
+                });
             }
         }
         Err(AuthFailure::noauth("noauth", "authentication required"))
     }
 
-    /// A password (or login-token) login with failure limiting.
+    /// A password (or login-token) sign-in with failure limiting; recorded in the audit
+    /// trail either way.
     pub async fn password_login(
         &self,
         username: &str,
         password: &str,
         token: Option<&str>,
-        ip: IpAddr,
-    ) -> Result<User, AuthFailure> {
-        if let Err(wait) = self.limiter.check(ip, username) {
-            tracing::warn!(%ip, username = ?username, "login refused: too many failures");
-            return Err(AuthFailure::noauth(
-                "locked",
-                format!(
-                    "too many failed logins; try again in {} s",
-                    wait.as_secs().max(1)
-                ),
-            ));
+        client: &Client,
+    ) -> Result<Authenticated, AuthFailure> {
+        let method = if username.starts_with("~t:") {
+            Method::LoginToken
+        } else {
+            Method::Password
+        };
+        match self.limiter.check(client.ip, username) {
+            Verdict::Go => {}
+            Verdict::After(delay) => tokio::time::sleep(delay).await,
+            Verdict::Refuse(wait) => {
+                tracing::warn!(ip = %client.ip, username = ?username, "login refused: too many failures from this address");
+                self.audit_sign_in(
+                    None,
+                    username,
+                    method,
+                    client,
+                    Some("too many failed attempts from this address"),
+                )
+                .await;
+                return Err(AuthFailure::noauth(
+                    "locked",
+                    format!(
+                        "too many failed logins from this address; try again in {} s",
+                        wait.as_secs().max(1)
+                    ),
+                ));
+            }
         }
         let result = self
             .domain
@@ -194,41 +279,88 @@ impl Authenticator {
             })?;
         match result {
             Ok(user) => {
-                self.limiter.record_success(ip, username);
-                Ok(user)
+                self.limiter.record_success(client.ip, username);
+                self.audit_sign_in(Some(&user), username, method, client, None)
+                    .await;
+                Ok(Authenticated { user, method })
             }
             Err(failure) => {
-                self.limiter.record_failure(ip, username);
-                tracing::info!(%ip, username = ?username, ?failure, "failed login");
-                Err(match failure {
-                    LoginFailure::BadCredentials => {
-                        AuthFailure::noauth("noauth-2d", "invalid user name or password")
-                    }
-                    LoginFailure::AccountLocked => {
-                        AuthFailure::noauth("locked", "account is locked")
-                    }
-                    LoginFailure::TokenUnsupported => AuthFailure::noauth(
+                self.limiter.record_failure(client.ip, username);
+                tracing::info!(ip = %client.ip, username = ?username, ?failure, "failed login");
+                let (msg, reason) = match failure {
+                    LoginFailure::BadCredentials => ("noauth-2d", "invalid user name or password"),
+                    LoginFailure::AccountLocked => ("locked", "account is locked"),
+                    LoginFailure::TokenUnsupported => (
                         "noauth-2d",
                         "two-factor tokens are not supported by this server",
                     ),
-                })
+                };
+                self.audit_sign_in(None, username, method, client, Some(reason))
+                    .await;
+                Err(AuthFailure::noauth(msg, reason))
             }
         }
     }
 
+    /// A sign-in for the audit trail: `user` when it succeeded, otherwise the name tried
+    /// and why it failed.
+    async fn audit_sign_in(
+        &self,
+        user: Option<&User>,
+        attempted: &str,
+        method: Method,
+        client: &Client,
+        failure: Option<&str>,
+    ) {
+        let name = user.map(|u| u.name.as_str()).unwrap_or(attempted);
+        let mut event = match failure {
+            None => Event::new("user", "login", format!("Signed in ({})", method.name())),
+            Some(why) => Event::new(
+                "user",
+                "login",
+                format!(
+                    "Failed sign-in as {}: {why}",
+                    ironmesh_core::devices::clip(attempted, 64)
+                ),
+            )
+            .failed(),
+        }
+        .from(client.origin())
+        .with("method", method.name())
+        .target(TARGET_USER_MANAGERS);
+        if let Some(u) = user {
+            event = event.by(&u.id, name).target(&u.id);
+        }
+        self.domain.publish(event).await;
+    }
+
+    /// Records a sign-out.
+    pub async fn audit_sign_out(&self, user: &User, client: &Client) {
+        let event = Event::new("user", "logout", "Signed out")
+            .by(&user.id, &user.name)
+            .from(client.origin())
+            .target(TARGET_USER_MANAGERS)
+            .target(&user.id);
+        self.domain.publish(event).await;
+    }
+
     /// The user named by a `?auth=` token, if it is valid and the account may sign in;
     /// `Err` only when the database is out.
+    /// A token issued before the account's password last changed opens nothing.
     async fn user_from_auth_token(&self, token: &str, ip: IpAddr) -> Result<Option<User>, Outage> {
-        match self.auth_token_user_id(token, ip) {
-            Some(user_id) => outage_only(self.domain.active_user(&user_id).await),
-            None => Ok(None),
-        }
+        let Some((user_id, issued_ms)) = self.auth_token_user_id(token, ip) else {
+            return Ok(None);
+        };
+        Ok(outage_only(self.domain.active_user(&user_id).await)?
+            .filter(|user| issued_ms >= user.password_changed_ms))
     }
 
     /// The user id in a `?auth=` token: `{userid, domainid}` issued by `authcookie` or
     /// built by `meshctrl --loginkey`. If the token carries `ip`, the client must match it
     /// loosely (same /24, or both private/loopback), as MeshCentral's default does.
-    fn auth_token_user_id(&self, token: &str, ip: IpAddr) -> Option<String> {
+    /// Returns the user id and when the token was issued (Unix ms: our tokens carry `ms`;
+    /// others only `time` in seconds, taken as the end of that second).
+    fn auth_token_user_id(&self, token: &str, ip: IpAddr) -> Option<(String, i64)> {
         let now = now_ms() / 1000;
         let payload = self.tokens.open(token, AUTH_TOKEN_MAX_AGE_SECS, now).ok()?;
         if !payload
@@ -245,12 +377,18 @@ impl Authenticator {
                 return None;
             }
         }
-        normalize_id(IdKind::User, payload.get("userid")?.as_str()?).ok()
+        let issued_ms = match payload.get("ms").and_then(|v| v.as_i64()) {
+            Some(ms) => ms,
+            None => payload.get("time")?.as_i64()? * 1000 + 999,
+        };
+        let user_id = normalize_id(IdKind::User, payload.get("userid")?.as_str()?).ok()?;
+        Some((user_id, issued_ms))
     }
 
     /// Issues the `{userid, domainid, ip}` token clients put in `?auth=`.
     pub fn issue_auth_token(&self, user: &User, ip: IpAddr) -> String {
-        let payload = json!({ "userid": user.id, "domainid": "", "ip": ip.to_string() });
+        let payload =
+            json!({ "userid": user.id, "domainid": "", "ip": ip.to_string(), "ms": now_ms() });
         self.tokens.seal(
             payload.as_object().cloned().unwrap_or_default(),
             now_ms() / 1000,

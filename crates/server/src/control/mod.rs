@@ -21,7 +21,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 
-use crate::auth::Credentials;
+use crate::auth::{Client, Credentials};
 use crate::endpoint::deflate_ws::{self, DeflateSocket};
 use crate::endpoint::foreign_origin;
 use crate::state::SharedState;
@@ -53,10 +53,11 @@ pub async fn upgrade(
             .into_response();
     }
     let creds = Credentials::from_request(&headers, &query);
+    let client = Client::new(peer.ip(), &headers);
     // Browsers offering permessage-deflate get the compressing socket; everything else
     // (meshctrl, the CLIs, tests) axum's.
     if headers.contains_key(header::ORIGIN) && deflate_ws::offered(&headers) {
-        return upgrade_compressed(state, peer, creds, req);
+        return upgrade_compressed(state, peer, creds, client, req);
     }
     let (mut parts, _) = req.into_parts();
     let ws = match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
@@ -67,7 +68,7 @@ pub async fn upgrade(
         .max_frame_size(state.config.limits.control)
         .on_upgrade(move |socket| {
             let sessions = state.sessions.clone();
-            sessions.track_future(session::run(state, socket, peer, creds))
+            sessions.track_future(session::run(state, socket, peer, creds, client))
         })
 }
 
@@ -75,6 +76,7 @@ fn upgrade_compressed(
     state: SharedState,
     peer: SocketAddr,
     creds: Credentials,
+    client: Client,
     mut req: axum::extract::Request,
 ) -> Response {
     let response_headers = match deflate_ws::handshake_headers(req.headers()) {
@@ -88,7 +90,7 @@ fn upgrade_compressed(
         match on_upgrade.await {
             Ok(upgraded) => {
                 let socket = DeflateSocket::start(hyper_util::rt::TokioIo::new(upgraded), limit);
-                session::run(state, socket, peer, creds).await;
+                session::run(state, socket, peer, creds, client).await;
             }
             Err(e) => tracing::debug!(%peer, error = %e, "control channel upgrade failed"),
         }

@@ -59,6 +59,24 @@ pub struct GatewayRegistry {
     gateways: Mutex<HashMap<String, GatewayHandle>>,
     next_conn: AtomicU64,
     pub counters: Counters,
+    /// Unknown gateways waiting for approval: kept here, not in the database, so that
+    /// strangers connecting cost bounded memory and no storage.
+    pending: Mutex<HashMap<String, PendingGateway>>,
+}
+
+/// Most unknown gateways waiting for approval at once; more are refused until some are
+/// approved or expire.
+pub const MAX_PENDING: usize = 64;
+/// How long an unknown gateway stays on the pending list after it was last heard.
+pub const PENDING_FOR: Duration = Duration::from_secs(15 * 60);
+
+/// An unknown gateway waiting for an administrator, as it last reported.
+#[derive(Debug, Clone)]
+pub struct PendingGateway {
+    pub report: ironmesh_core::gateways::GatewayReport,
+    pub first_seen_ms: i64,
+    pub last_seen_ms: i64,
+    last_seen: std::time::Instant,
 }
 
 impl GatewayRegistry {
@@ -91,5 +109,53 @@ impl GatewayRegistry {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Notes (or refreshes) an unknown gateway on the pending list; false when the list is
+    /// full of others (expired entries are swept first).
+    pub fn note_pending(
+        &self,
+        device_id: &str,
+        report: ironmesh_core::gateways::GatewayReport,
+        now_ms: i64,
+    ) -> bool {
+        let mut pending = crate::locks::lock(&self.pending);
+        pending.retain(|_, p| p.last_seen.elapsed() < PENDING_FOR);
+        if let Some(p) = pending.get_mut(device_id) {
+            p.report = report;
+            p.last_seen_ms = now_ms;
+            p.last_seen = std::time::Instant::now();
+            return true;
+        }
+        if pending.len() >= MAX_PENDING {
+            return false;
+        }
+        pending.insert(
+            device_id.to_string(),
+            PendingGateway {
+                report,
+                first_seen_ms: now_ms,
+                last_seen_ms: now_ms,
+                last_seen: std::time::Instant::now(),
+            },
+        );
+        true
+    }
+
+    /// The pending gateways still within [`PENDING_FOR`], by device id.
+    pub fn pending(&self) -> Vec<(String, PendingGateway)> {
+        let mut pending = crate::locks::lock(&self.pending);
+        pending.retain(|_, p| p.last_seen.elapsed() < PENDING_FOR);
+        let mut list: Vec<_> = pending
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        list.sort_by(|a, b| a.0.cmp(&b.0));
+        list
+    }
+
+    /// Takes a gateway off the pending list (it was approved): its last report.
+    pub fn take_pending(&self, device_id: &str) -> Option<PendingGateway> {
+        crate::locks::lock(&self.pending).remove(device_id)
     }
 }

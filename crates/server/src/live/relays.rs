@@ -6,13 +6,14 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::WebSocket;
 use ironmesh_core::model::User;
 use ironmesh_proto::rights::MeshRights;
 use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
 
 use crate::locks::lock;
 
@@ -30,6 +31,8 @@ pub struct Party {
     pub node_id: Option<String>,
     pub protocol: Option<u32>,
     pub peer: SocketAddr,
+    /// The client program (`User-Agent`), for the audit trail.
+    pub user_agent: Option<String>,
     /// The server must ask the agent to connect (the user addressed a device, not a
     /// pairing id).
     pub ask_agent: bool,
@@ -87,8 +90,33 @@ pub struct RelayHub {
     used_ids: Mutex<HashMap<String, Instant>>,
     /// Single-use agent tokens already presented (by relay id).
     used_tokens: Mutex<HashMap<String, Instant>>,
-    /// Sessions currently piping.
-    active: AtomicUsize,
+    /// Sessions currently piping, by a number of their own: the user they act for, and
+    /// how to stop them.
+    active: Mutex<HashMap<u64, (String, Stop)>>,
+    /// Relay ids a user asked a device to join (`msg` tunnel, rights checked there): which
+    /// device, for whom, since when.
+    expected: Mutex<HashMap<String, (String, String, Instant)>>,
+    next_session: AtomicUsize,
+}
+
+/// Stops one piping session, with the reason its sockets are closed with.
+#[derive(Clone, Default)]
+pub struct Stop {
+    token: CancellationToken,
+    reason: Arc<Mutex<Option<&'static str>>>,
+}
+
+impl Stop {
+    pub fn stop(&self, reason: &'static str) {
+        lock(&self.reason).get_or_insert(reason);
+        self.token.cancel();
+    }
+
+    /// Resolves with the reason once the session is stopped.
+    pub async fn stopped(&self) -> &'static str {
+        self.token.cancelled().await;
+        lock(&self.reason).unwrap_or("session ended")
+    }
 }
 
 /// Remembers `key`; false if it was already remembered (and not yet forgotten).
@@ -130,13 +158,31 @@ impl RelayHub {
     }
 
     pub fn active_sessions(&self) -> usize {
-        self.active.load(Ordering::Relaxed)
+        lock(&self.active).len()
     }
 
-    /// Counts a session as piping until the returned guard is dropped.
-    pub fn session_started(&self) -> ActiveSession<'_> {
-        self.active.fetch_add(1, Ordering::Relaxed);
-        ActiveSession(&self.active)
+    /// Records a session acting for `user_id` as piping until the returned guard is
+    /// dropped; the guard's [`Stop`] ends it early.
+    pub fn session_started(&self, user_id: &str) -> ActiveSession<'_> {
+        let number = self.next_session.fetch_add(1, Ordering::Relaxed) as u64;
+        let stop = Stop::default();
+        lock(&self.active).insert(number, (user_id.to_string(), stop.clone()));
+        ActiveSession {
+            hub: self,
+            number,
+            stop,
+        }
+    }
+
+    /// Stops every piping session of a user (their credentials changed, or the account
+    /// is gone); returns how many.
+    pub fn end_user_sessions(&self, user_id: &str, reason: &'static str) -> usize {
+        let active = lock(&self.active);
+        active
+            .values()
+            .filter(|(user, _)| user == user_id)
+            .map(|(_, stop)| stop.stop(reason))
+            .count()
     }
 
     fn id_used(&self, relay_id: &str) -> bool {
@@ -177,6 +223,29 @@ impl RelayHub {
         }
     }
 
+    /// Remembers that `user_id` asked device `node_id` to join relay `relay_id`, so the
+    /// session is known to be with that device when it pairs.
+    pub fn expect(&self, relay_id: &str, node_id: &str, user_id: &str) {
+        let mut expected = lock(&self.expected);
+        if expected.len() > SWEEP_AT {
+            expected.retain(|_, (_, _, at)| at.elapsed() < REMEMBER);
+        }
+        expected.insert(
+            relay_id.to_string(),
+            (node_id.to_string(), user_id.to_string(), Instant::now()),
+        );
+    }
+
+    /// The device a paired session is with: as the sides know it, or as the user asked.
+    pub fn device_of(&self, a: &Party, b: &Party) -> Option<String> {
+        if let Some(node) = a.node_id.clone().or_else(|| b.node_id.clone()) {
+            return Some(node);
+        }
+        let expected = lock(&self.expected);
+        let (node, user, at) = expected.get(&a.relay_id)?;
+        (user == a.user_id() && at.elapsed() < REMEMBER).then(|| node.clone())
+    }
+
     /// The waiting socket of `relay_id` stopped waiting (timed out, or its agent could not
     /// be asked).
     pub fn give_up(&self, relay_id: &str) {
@@ -185,10 +254,15 @@ impl RelayHub {
 }
 
 /// A session counted in [`RelayHub::active_sessions`] while alive.
-pub struct ActiveSession<'a>(&'a AtomicUsize);
+pub struct ActiveSession<'a> {
+    hub: &'a RelayHub,
+    number: u64,
+    /// Ends the session early.
+    pub stop: Stop,
+}
 
 impl Drop for ActiveSession<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        lock(&self.hub.active).remove(&self.number);
     }
 }

@@ -17,7 +17,7 @@ use ironmesh_proto::relay::{RelayQuery, SessionKind};
 
 use super::close;
 use crate::auth::cookie::TokenError;
-use crate::auth::Credentials;
+use crate::auth::{Client, Credentials};
 use crate::live::relays::{Party, Side};
 use crate::state::SharedState;
 
@@ -40,7 +40,7 @@ impl Refusal {
     }
 
     pub async fn send(self, mut socket: WebSocket) {
-        tracing::info!(code = self.code, reason = %self.reason, "relay refused");
+        tracing::info!(code = self.code, reason = ?self.reason, "relay refused");
         let _ = socket
             .send(Message::Close(Some(CloseFrame {
                 code: self.code,
@@ -115,6 +115,7 @@ pub async fn admit(
         node_id,
         protocol: q.p,
         peer,
+        user_agent: Client::new(peer.ip(), headers).user_agent,
         ask_agent,
     })
 }
@@ -154,16 +155,12 @@ fn admit_agent(
             return Err(Refusal::new(close::CONFLICT, "relay token already used"));
         }
     }
-    let node_id = q
-        .nodeid
-        .as_deref()
-        .and_then(|n| normalize_id(IdKind::Node, n).ok())
-        .or_else(|| {
-            payload
-                .get("nid")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        });
+    // Only what the server sealed into the token names the device: a `nodeid` in the
+    // agent's URL is the agent's own claim, checked by nobody.
+    let node_id = payload
+        .get("nid")
+        .and_then(Value::as_str)
+        .map(str::to_string);
     Ok(Party {
         relay_id,
         side: Side::Agent {
@@ -172,6 +169,7 @@ fn admit_agent(
         node_id,
         protocol: q.p,
         peer,
+        user_agent: None,
         ask_agent: false,
     })
 }
@@ -189,15 +187,17 @@ async fn authenticate_user(
         }
     }
     let creds = Credentials::from_request(headers, &query);
-    match state.auth.authenticate(&creds, peer.ip()).await {
-        Ok(user) => Ok(user),
+    let client = Client::new(peer.ip(), headers);
+    match state.auth.authenticate(&creds, &client).await {
+        Ok(signed_in) => Ok(signed_in.user),
         Err(failure) => {
             // docs/protocol/control.md §3.2's third method: auth=base64("user:password").
             if let Some((name, pass)) = q.auth.as_deref().and_then(basic_pair) {
                 return state
                     .auth
-                    .password_login(&name, &pass, None, peer.ip())
+                    .password_login(&name, &pass, None, &client)
                     .await
+                    .map(|signed_in| signed_in.user)
                     .map_err(|f| {
                         Refusal::new(
                             close::UNAUTHORIZED,

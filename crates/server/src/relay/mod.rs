@@ -9,6 +9,7 @@
 pub mod admission;
 pub mod pairing;
 pub mod pipe;
+pub mod tap;
 
 use std::net::SocketAddr;
 
@@ -21,7 +22,9 @@ use crate::state::SharedState;
 
 /// Close codes of refused or ended relay sessions; each comes with a reason text.
 pub mod close {
-    /// No usable credentials on the user side, or an invalid agent relay token.
+    /// No usable credentials on the user side, or an invalid agent relay token; or, for a
+    /// session under way, the user's credentials were revoked (password changed, account
+    /// locked or removed).
     pub const UNAUTHORIZED: u16 = 4401;
     /// The user lacks the rights this protocol needs on the device.
     pub const FORBIDDEN: u16 = 4403;

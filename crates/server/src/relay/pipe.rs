@@ -11,9 +11,9 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::Mutex;
-use tokio_util::sync::CancellationToken;
 
 use super::close;
+use super::tap::Tap;
 
 /// Silence after which a side is pinged.
 const PING_AFTER: Duration = Duration::from_secs(30);
@@ -34,13 +34,20 @@ enum End {
     TooBig(String),
     /// Writing to the other side failed.
     PeerGone,
-    /// The server is shutting down.
-    ShuttingDown,
+    /// The server ended the session (shutting down, or the user's session revoked).
+    Stopped(u16, &'static str),
 }
 
-/// Pipes frames between `a` and `b` until either ends (or `shutdown` is cancelled), then
-/// closes both with a reason.
-pub async fn run(a: WebSocket, b: WebSocket, shutdown: CancellationToken) {
+/// Pipes frames between `a` and `b` until either ends (or `stopped` resolves with a close
+/// code and reason for both), then closes both with a reason. `tap` sees every frame
+/// (`a_is_user` tells directions apart) and changes none.
+pub async fn run(
+    a: WebSocket,
+    b: WebSocket,
+    a_is_user: bool,
+    tap: &Tap,
+    stopped: impl std::future::Future<Output = (u16, &'static str)>,
+) {
     let (a_sink, a_stream) = a.split();
     let (b_sink, b_stream) = b.split();
     let (a_sink, b_sink): (Sink, Sink) =
@@ -49,14 +56,26 @@ pub async fn run(a: WebSocket, b: WebSocket, shutdown: CancellationToken) {
         let _ = sink.lock().await.send(Message::Text("c".into())).await;
     }
     let last_data = Arc::new(std::sync::Mutex::new(tokio::time::Instant::now()));
-    let forward_ab = forward(a_stream, a_sink.clone(), b_sink.clone(), last_data.clone());
-    let forward_ba = forward(b_stream, b_sink.clone(), a_sink.clone(), last_data.clone());
+    let forward_ab = forward(
+        a_stream,
+        a_sink.clone(),
+        b_sink.clone(),
+        last_data.clone(),
+        (a_is_user, tap),
+    );
+    let forward_ba = forward(
+        b_stream,
+        b_sink.clone(),
+        a_sink.clone(),
+        last_data.clone(),
+        (!a_is_user, tap),
+    );
     tokio::pin!(forward_ab, forward_ba);
     // Whichever direction ends first decides how both sides are closed.
     let (end, first_reader_sink, other_sink) = tokio::select! {
         e = &mut forward_ab => (e, a_sink.clone(), b_sink.clone()),
         e = &mut forward_ba => (e, b_sink.clone(), a_sink.clone()),
-        _ = shutdown.cancelled() => (End::ShuttingDown, a_sink.clone(), b_sink.clone()),
+        (code, reason) = stopped => (End::Stopped(code, reason), a_sink.clone(), b_sink.clone()),
     };
     let (to_other, to_first) = match end {
         End::Closed(frame) => (
@@ -91,12 +110,12 @@ pub async fn run(a: WebSocket, b: WebSocket, shutdown: CancellationToken) {
                 reason: reason.into(),
             }),
         ),
-        End::ShuttingDown => {
-            let going_away = CloseFrame {
-                code: crate::endpoint::CLOSE_GOING_AWAY,
-                reason: crate::endpoint::SHUTTING_DOWN.into(),
+        End::Stopped(code, reason) => {
+            let frame = CloseFrame {
+                code,
+                reason: reason.into(),
             };
-            (going_away.clone(), Some(going_away))
+            (frame.clone(), Some(frame))
         }
         End::PeerGone => (
             CloseFrame {
@@ -134,6 +153,7 @@ async fn forward(
     from_sink: Sink,
     to: Sink,
     last_data: Arc<std::sync::Mutex<tokio::time::Instant>>,
+    (from_user, tap): (bool, &Tap),
 ) -> End {
     let mut last_heard = tokio::time::Instant::now();
     let mut tick = tokio::time::interval(Duration::from_secs(10));
@@ -154,6 +174,7 @@ async fn forward(
                 match msg {
                     Message::Text(_) | Message::Binary(_) => {
                         *crate::locks::lock(&last_data) = last_heard;
+                        tap.observe(from_user, &msg);
                         if to.lock().await.send(msg).await.is_err() {
                             return End::PeerGone;
                         }

@@ -9,7 +9,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::Form;
 use serde::Deserialize;
 
-use crate::auth::{self, AuthFailure, SESSION_COOKIE, SESSION_TTL_MS};
+use crate::auth::{self, AuthFailure, Client, SESSION_COOKIE, SESSION_TTL_MS};
 use crate::endpoint::escape_html;
 use crate::state::SharedState;
 use ironmesh_core::model::Outage;
@@ -83,12 +83,13 @@ pub async fn login_submit(
         )
             .into_response();
     }
+    let client = Client::new(peer.ip(), &headers);
     match state
         .auth
-        .password_login(&form.username, &form.password, None, peer.ip())
+        .password_login(&form.username, &form.password, None, &client)
         .await
     {
-        Ok(user) => match state.auth.create_web_session(&user).await {
+        Ok(signed_in) => match state.auth.create_web_session(&signed_in.user).await {
             Ok(token) => (
                 StatusCode::SEE_OTHER,
                 [
@@ -147,8 +148,40 @@ fn unavailable(outage: Outage) -> Response {
         .into_response()
 }
 
-pub async fn logout(State(state): State<SharedState>, headers: HeaderMap) -> Response {
+/// `GET /logout` changes nothing (a link or image on another site must not sign anyone
+/// out): it offers the sign-out button.
+pub async fn logout_page() -> Html<String> {
+    Html(page(
+        "Sign out",
+        "<h1>ironmesh</h1><form method=\"post\" action=\"/logout\">\
+         <button type=\"submit\">Sign out</button></form>",
+    ))
+}
+
+/// `POST /logout`, from this server's own pages only (the same Origin check as the
+/// sign-in): ends the browser session.
+pub async fn logout(
+    State(state): State<SharedState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    if !same_origin(&state, &headers) {
+        return (
+            StatusCode::FORBIDDEN,
+            Html(page(
+                "Sign out",
+                "<p role=\"alert\">Cross-site sign-out refused.</p>",
+            )),
+        )
+            .into_response();
+    }
     if let Some(cookie) = auth::session_cookie(&headers) {
+        if let Some(user) = state.auth.user_from_session(&cookie).await {
+            state
+                .auth
+                .audit_sign_out(&user, &Client::new(peer.ip(), &headers))
+                .await;
+        }
         state.auth.end_web_session(&cookie).await;
     }
     (

@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::live::gateways::{GatewayHandle, Outcome, Request};
+use crate::live::gateways::{GatewayHandle, Outcome, Request, MAX_PENDING};
 use crate::state::SharedState;
 use ironmesh_core::events::Event;
 use ironmesh_core::gateways::{wanted_modes, AdmissionRule, GatewayReport};
@@ -110,12 +110,16 @@ pub async fn run(state: SharedState, mut socket: WebSocket, peer: SocketAddr) {
         next_send: Instant::now() + MIN_GAP,
         window: (Instant::now(), 0),
     };
-    tracing::info!(device = %gw.device_id, generation = gw.generation.name(), %peer, "gateway connected");
-    gw.on_report(&report).await;
-    gw.announce(true).await;
-    let end = gw.serve(&mut socket, &mut requests).await;
+    tracing::info!(device = ?gw.device_id, generation = gw.generation.name(), %peer, "gateway connected");
+    let end = match gw.on_report(&report).await {
+        Err(reason) => End::Drop(reason),
+        Ok(()) => {
+            gw.announce(true).await;
+            gw.serve(&mut socket, &mut requests).await
+        }
+    };
     if let End::Drop(reason) = &end {
-        tracing::info!(device = %gw.device_id, %reason, "gateway dropped");
+        tracing::info!(device = ?gw.device_id, reason = ?reason, "gateway dropped");
     }
     // Dropping the socket closes TCP without a Close frame.
     drop(socket);
@@ -181,7 +185,11 @@ impl Gateway {
                         continue;
                     }
                     match msg {
-                        Message::Text(text) => self.on_text(text.as_str()).await,
+                        Message::Text(text) => {
+                            if let Err(reason) = self.on_text(text.as_str()).await {
+                                return End::Drop(reason);
+                            }
+                        }
                         Message::Binary(_) => {
                             self.state.gateways.counters.malformed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         }
@@ -221,18 +229,21 @@ impl Gateway {
                 .rate_limited
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             if self.window.1 == self.state.config.wifidog.max_frames_per_minute + 1 {
-                tracing::warn!(device = %self.device_id, "gateway over its frame rate; dropping the excess");
+                tracing::warn!(device = ?self.device_id, "gateway over its frame rate; dropping the excess");
             }
             return false;
         }
         true
     }
 
-    async fn on_text(&mut self, text: &str) {
+    /// `Err(reason)` when the gateway must be dropped.
+    async fn on_text(&mut self, text: &str) -> Result<(), String> {
         match wifidog::parse_device_frame(text) {
-            Ok(DeviceFrame::Report(r)) if r.device_id == self.device_id => self.on_report(&r).await,
+            Ok(DeviceFrame::Report(r)) if r.device_id == self.device_id => {
+                return self.on_report(&r).await
+            }
             Ok(DeviceFrame::Report(r)) => {
-                tracing::info!(device = %self.device_id, other = %r.device_id, "report for another device id ignored");
+                tracing::info!(device = ?self.device_id, other = ?r.device_id, "report for another device id ignored");
             }
             Ok(DeviceFrame::Reply(reply)) => {
                 let matches = match (&self.in_flight, self.generation) {
@@ -255,7 +266,7 @@ impl Gateway {
                         body: reply.body,
                     });
                 } else {
-                    tracing::debug!(device = %self.device_id, reply = %reply.reply_type, "unmatched or late reply ignored");
+                    tracing::debug!(device = ?self.device_id, reply = ?reply.reply_type, "unmatched or late reply ignored");
                 }
             }
             Err(e) => {
@@ -264,14 +275,16 @@ impl Gateway {
                     .counters
                     .malformed
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                tracing::debug!(device = %self.device_id, error = %e, "gateway frame ignored");
+                tracing::debug!(device = ?self.device_id, error = %e, "gateway frame ignored");
             }
         }
+        Ok(())
     }
 
-    /// Stores the report and, for an admitted device, queues the acknowledgement carrying
-    /// the wanted auth modes.
-    async fn on_report(&mut self, r: &Report) {
+    /// Stores the report (an unknown device goes on the bounded pending list instead) and,
+    /// for an admitted device, queues the acknowledgement carrying the wanted auth modes.
+    /// `Err(reason)` when the device must be dropped (the pending list is full).
+    async fn on_report(&mut self, r: &Report) -> Result<(), String> {
         let wifidog_cfg = &self.state.config.wifidog;
         let rule = AdmissionRule {
             auto_admit: !wifidog_cfg.require_approval
@@ -289,23 +302,43 @@ impl Gateway {
         let recorded = match self
             .state
             .domain
-            .record_gateway_report(&self.device_id, report, &rule)
+            .record_gateway_report(&self.device_id, report.clone(), &rule)
             .await
         {
-            Ok(recorded) => recorded,
+            Ok(Some(recorded)) => recorded,
+            Ok(None) => {
+                let first = self
+                    .state
+                    .gateways
+                    .pending()
+                    .iter()
+                    .all(|(id, _)| id != &self.device_id);
+                if !self
+                    .state
+                    .gateways
+                    .note_pending(&self.device_id, report, now_ms())
+                {
+                    return Err(format!(
+                        "{MAX_PENDING} unknown gateways already wait for approval"
+                    ));
+                }
+                if first {
+                    tracing::info!(device = ?self.device_id, "unknown gateway waits for approval");
+                }
+                self.approved = false;
+                return Ok(());
+            }
             Err(e) => {
                 // An outage is logged once by the store, not once per heartbeat.
                 if !matches!(e, DomainError::Unavailable(_)) {
-                    tracing::warn!(device = %self.device_id, error = %e, "could not store gateway report");
+                    tracing::warn!(device = ?self.device_id, error = %e, "could not store gateway report");
                 }
-                return;
+                return Ok(());
             }
         };
         let current = recorded.record;
         if current.approved && !self.approved {
-            tracing::info!(device = %self.device_id, "gateway admitted");
-        } else if !current.approved && recorded.first_seen {
-            tracing::info!(device = %self.device_id, "unknown gateway waits for approval");
+            tracing::info!(device = ?self.device_id, first_seen = recorded.first_seen, "gateway admitted");
         }
         self.approved = current.approved;
         self.group_id = current.group_id.clone();
@@ -326,6 +359,7 @@ impl Gateway {
                 .retain(|f| f.get("gateway").is_none() || f.get("op").is_some());
             self.priority.push_back(wifidog::ack(r, &modes));
         }
+        Ok(())
     }
 
     async fn enqueue(
@@ -412,7 +446,7 @@ impl Gateway {
     async fn send(&mut self, socket: &mut WebSocket, frame: &Value) -> Result<(), String> {
         let text = frame.to_string();
         if wifidog::frame_size(text.len()) > MAX_FRAME {
-            tracing::warn!(device = %self.device_id, bytes = text.len(), "frame too large for the gateway; not sent");
+            tracing::warn!(device = ?self.device_id, bytes = text.len(), "frame too large for the gateway; not sent");
             return Ok(());
         }
         socket

@@ -7,6 +7,7 @@ use ironmesh_core::devices::node_json;
 use ironmesh_core::{DomainError, DomainResult};
 use ironmesh_proto::control::Request;
 use ironmesh_proto::ids::{normalize_id, IdKind};
+use ironmesh_proto::rights::MeshRights;
 use serde_json::{Map, Value};
 
 use super::groups::GroupRef;
@@ -63,6 +64,15 @@ impl Action for List {
     }
 }
 
+/// What reading a device's system and network details needs: the DEVICE_DETAILS right.
+/// Without it the device reads as unknown, as in MeshCentral.
+fn details_need(device_id: &str) -> DeviceNeed {
+    DeviceNeed {
+        id: device_id.to_string(),
+        rights: MeshRights::DEVICE_DETAILS,
+    }
+}
+
 /// A stored report's JSON object, if any.
 fn stored(json: &Option<String>) -> Option<Map<String, Value>> {
     json.as_deref()
@@ -88,10 +98,7 @@ impl Action for NetworkInfo {
     }
 
     async fn need(&self, _: &ControlSession) -> DomainResult<DeviceNeed> {
-        Ok(DeviceNeed {
-            id: self.device_id.clone(),
-            rights: 0,
-        })
+        Ok(details_need(&self.device_id))
     }
 
     /// `null` when nothing is stored (no `result`: meshctrl `deviceinfo` treats a `result`
@@ -171,10 +178,7 @@ impl Action for SysInfo {
     }
 
     async fn need(&self, _: &ControlSession) -> DomainResult<DeviceNeed> {
-        Ok(DeviceNeed {
-            id: self.device_id.clone(),
-            rights: 0,
-        })
+        Ok(details_need(&self.device_id))
     }
 
     async fn run(

@@ -18,7 +18,23 @@ const MAX_EVENTS: u32 = 10_000;
 pub struct List {
     device_id: Option<String>,
     user_id: Option<String>,
+    group_id: Option<String>,
+    /// Only events of this action (`filter`, as meshctrl and MeshCentral name it).
+    action: Option<String>,
+    /// Unix ms: from (inclusive), until (exclusive).
+    since_ms: Option<i64>,
+    until_ms: Option<i64>,
     limit: u32,
+}
+
+/// A time bound in Unix ms (a non-negative number).
+fn time_field(req: &Request, key: &str) -> DomainResult<Option<i64>> {
+    match req.body.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v.as_i64().filter(|ms| *ms >= 0).map(Some).ok_or_else(|| {
+            DomainError::Invalid(format!("Field {key} must be a time in Unix milliseconds"))
+        }),
+    }
 }
 
 impl Action for List {
@@ -40,9 +56,20 @@ impl Action for List {
             ),
             None => None,
         };
+        let group_id = match optional_str(req, "meshid")? {
+            Some(id) => Some(
+                normalize_id(IdKind::Mesh, &id)
+                    .map_err(|_| DomainError::NotFound("Invalid group id"))?,
+            ),
+            None => None,
+        };
         Ok(List {
             device_id,
             user_id,
+            group_id,
+            action: optional_str(req, "filter")?,
+            since_ms: time_field(req, "since")?,
+            until_ms: time_field(req, "until")?,
             limit: optional_u32(req, "limit")?
                 .unwrap_or(MAX_EVENTS)
                 .clamp(1, MAX_EVENTS),
@@ -67,6 +94,10 @@ impl Action for List {
         let filter = EventFilter {
             node_id: node_id.as_deref(),
             user_id: self.user_id.as_deref(),
+            group_id: self.group_id.as_deref(),
+            action: self.action.as_deref(),
+            since_ms: self.since_ms,
+            until_ms: self.until_ms,
             visible_to: if s.actor.is_full_admin() {
                 None
             } else {

@@ -63,7 +63,7 @@ impl Action for List {
     }
 
     async fn run(self, s: &mut ControlSession, req: &Request, _: ()) -> DomainResult<Replies> {
-        let visible: Vec<Value> = s
+        let mut visible: Vec<Value> = s
             .state
             .domain
             .visible_gateways(&s.actor)
@@ -71,6 +71,24 @@ impl Action for List {
             .iter()
             .map(|g| gateway_json(s, g))
             .collect();
+        // Unknown gateways waiting for approval (not stored) are for full administrators.
+        if s.actor.is_full_admin() {
+            for (device_id, p) in s.state.gateways.pending() {
+                let record = GatewayRecord {
+                    device_id,
+                    generation: p.report.generation,
+                    mode: p.report.mode,
+                    device_info: p.report.device_info,
+                    gateways: Some(p.report.gateways),
+                    sys_info: p.report.sys_info,
+                    remote_addr: p.report.remote_addr,
+                    first_seen_ms: p.first_seen_ms,
+                    last_seen_ms: p.last_seen_ms,
+                    ..Default::default()
+                };
+                visible.push(gateway_json(s, &record));
+            }
+        }
         Ok(vec![req
             .reply()
             .with("gateways", Value::Array(visible))
@@ -108,10 +126,18 @@ impl Action for Approve {
         req: &Request,
         g: GroupGrant,
     ) -> DomainResult<Replies> {
+        let pending = s
+            .state
+            .gateways
+            .pending()
+            .into_iter()
+            .find(|(id, _)| id == &self.device_id)
+            .map(|(_, p)| (p.report, p.first_seen_ms));
         s.state
             .domain
-            .approve_gateway(&s.actor, &g.group, &self.device_id)
+            .approve_gateway(&s.actor, &g.group, &self.device_id, pending)
             .await?;
+        s.state.gateways.take_pending(&self.device_id);
         Ok(vec![ok(req).into_value()])
     }
 }
@@ -240,7 +266,9 @@ impl Action for Command {
                 ),
                 Outcome::Refused(why) => reply.with("result", why),
             };
-            state.consoles.send_to_session(&session, reply.into_value());
+            state
+                .consoles
+                .send_to_session(&session, &reply.into_value());
         });
         Ok(Vec::new())
     }

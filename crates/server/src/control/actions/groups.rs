@@ -166,6 +166,8 @@ pub struct Edit {
     group: GroupRef,
     new_name: Option<String>,
     description: Option<String>,
+    /// MeshCentral's group flags (4 = record sessions).
+    flags: Option<u32>,
 }
 
 impl Action for Edit {
@@ -183,6 +185,7 @@ impl Action for Edit {
             group,
             new_name,
             description: optional_str(req, "desc")?,
+            flags: optional_u32(req, "flags")?,
         })
     }
 
@@ -203,6 +206,7 @@ impl Action for Edit {
                 g.group,
                 self.new_name.as_deref(),
                 self.description.as_deref(),
+                self.flags.map(i64::from),
             )
             .await?;
         Ok(vec![ok(req).into_value()])
@@ -309,7 +313,7 @@ impl Action for RemoveMember {
     ) -> DomainResult<Replies> {
         s.state
             .domain
-            .remove_group_member(&s.actor, &g.group, &self.user_id)
+            .remove_group_member(&s.actor, &g.group, g.rights, &self.user_id)
             .await?;
         Ok(vec![ok(req).into_value()])
     }

@@ -83,6 +83,7 @@ control_actions! {
     "deleteuser" => users::Remove,
     "edituser" => users::Edit,
     "changeuserpass" => users::ChangePassword,
+    "changepassword" => users::ChangeOwnPassword,
     "meshes" => groups::List,
     "createmesh" => groups::Create,
     "deletemesh" => groups::Remove,
@@ -112,7 +113,7 @@ pub async fn dispatch(session: &mut ControlSession, req: &Request) -> Replies {
         Some(Err(e)) => {
             // Outages (`DomainError::Unavailable`) are logged once by the store, not per request.
             if let DomainError::Internal(inner) = &e {
-                tracing::error!(action = %req.action, error = %inner, "action failed");
+                tracing::error!(action = ?req.action, error = %inner, "action failed");
             }
             vec![failure(req, &e.to_string())]
         }

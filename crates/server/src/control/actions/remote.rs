@@ -2,6 +2,7 @@
 //! messages) and `runcommands`.
 
 use ironmesh_core::access::{check_session_rights, DeviceGrant, DeviceNeed, SignedIn};
+use ironmesh_core::events::Event;
 use ironmesh_core::{DomainError, DomainResult};
 use ironmesh_proto::control::Request;
 use ironmesh_proto::ids::{normalize_id, IdKind};
@@ -114,9 +115,15 @@ impl Action for Msg {
         g: DeviceGrant,
     ) -> DomainResult<Replies> {
         let device = g.device;
+        s.state.consoles.note_asked(&s.session_id, &device.id);
         if let Some((value, query)) = self.tunnel {
             check_session_rights(g.rights, SessionKind::of(query.p))
                 .map_err(|_| DomainError::Denied)?;
+            if let Some(relay_id) = query.id.as_deref().filter(|id| !id.is_empty()) {
+                s.state
+                    .relays
+                    .expect(relay_id, &device.id, &s.actor.user.id);
+            }
             let message = tunnel_message(
                 &s.state,
                 TunnelRequest {
@@ -225,9 +232,10 @@ impl Action for RunCommands {
             let Some(agent) = s.state.agents.get(&grant.device.id) else {
                 return Err(DomainError::Invalid("Agent not connected".into()));
             };
-            targets.push((grant.device.id, agent.agent_id));
+            targets.push((grant.device.id, grant.device.group_id, agent.agent_id));
         }
-        for (node_id, agent_id) in targets {
+        for (node_id, group_id, agent_id) in targets {
+            s.state.consoles.note_asked(&s.session_id, &node_id);
             // Type 0 means "the device's shell": cmd on Windows agents (ids 1-4), sh elsewhere.
             let kind = match self.kind {
                 0 if (1..=4).contains(&agent_id) => 1,
@@ -246,6 +254,17 @@ impl Action for RunCommands {
                 message.insert("responseid".into(), rid.clone());
             }
             send_to_agent(s, &node_id, &Value::Object(message))?;
+            // In the audit trail as MeshCentral records it (meshctrl `listevents` shows it).
+            let event = Event::new("node", "runcommands", "Running commands")
+                .by_actor(&s.actor)
+                .group(&group_id)
+                .node(&node_id)
+                .target(&s.actor.user.id)
+                .with("cmds", self.cmds.clone())
+                .with("cmdType", kind)
+                .with("runAsUser", self.run_as)
+                .with("domain", "");
+            s.state.domain.publish(event).await;
         }
         Ok(if self.reply {
             Vec::new()

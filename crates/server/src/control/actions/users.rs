@@ -1,6 +1,6 @@
 //! `users` (listusers), `adduser`, `deleteuser` (removeuser), `edituser`, `changeuserpass`.
 
-use ironmesh_core::access::SiteNeed;
+use ironmesh_core::access::{SignedIn, SiteNeed};
 use ironmesh_core::accounts::{user_json, NewUser, UserEdit};
 use ironmesh_core::{DomainError, DomainResult};
 use ironmesh_proto::control::Request;
@@ -172,8 +172,56 @@ impl Action for ChangePassword {
     async fn run(self, s: &mut ControlSession, req: &Request, _: ()) -> DomainResult<Replies> {
         s.state
             .domain
-            .set_password(Some(&s.actor), &self.user_id, self.password)
+            .set_password(
+                Some(&s.actor),
+                &self.user_id,
+                self.password,
+                Some(&s.current()),
+            )
             .await?;
+        if self.user_id == s.actor.user.id {
+            keep_own_session(s).await?;
+        }
         Ok(vec![ok(req).into_value()])
     }
+}
+
+/// `changepassword`: a user changes their own password, giving the current one. Every
+/// other session of the account ends; this one stays.
+pub struct ChangeOwnPassword {
+    old_password: String,
+    new_password: String,
+}
+
+impl Action for ChangeOwnPassword {
+    type Need = SignedIn;
+
+    fn parse(req: &Request) -> DomainResult<Self> {
+        Ok(ChangeOwnPassword {
+            old_password: required_str(req, "oldpass")?,
+            new_password: required_str(req, "newpass")?,
+        })
+    }
+
+    async fn need(&self, _: &ControlSession) -> DomainResult<SignedIn> {
+        Ok(SignedIn)
+    }
+
+    async fn run(self, s: &mut ControlSession, req: &Request, _: ()) -> DomainResult<Replies> {
+        let current = s.current();
+        s.state
+            .domain
+            .change_own_password(&s.actor, &self.old_password, self.new_password, &current)
+            .await?;
+        keep_own_session(s).await?;
+        Ok(vec![ok(req).into_value()])
+    }
+}
+
+/// After a self-change of password: this session knows the new credentials.
+async fn keep_own_session(s: &mut ControlSession) -> DomainResult<()> {
+    if let Some(actor) = s.state.domain.actor(&s.actor.user.id).await? {
+        s.keep_credentials(actor.user.password_changed_ms);
+    }
+    Ok(())
 }
