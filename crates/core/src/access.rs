@@ -265,10 +265,18 @@ pub enum SessionDenied {
     Restricted(&'static str),
 }
 
-/// Whether `rights` on a device allow a relay session of `kind`: remote control (or relay)
-/// rights, and not the kind's own "no …" bit.
+/// Whether `rights` on a device allow a relay session of `kind`: terminal, files and
+/// desktop need remote control rights (as the agent itself checks) and not the kind's own
+/// "no …" bit; other relays (port forwarding through the device) need remote control or
+/// the relay right.
 pub fn check_session_rights(rights: MeshRights, kind: SessionKind) -> Result<(), SessionDenied> {
-    if !(rights.has(MeshRights::REMOTE_CONTROL) || rights.has(MeshRights::RELAY)) {
+    let enough = match kind {
+        SessionKind::Other => {
+            rights.has(MeshRights::REMOTE_CONTROL) || rights.has(MeshRights::RELAY)
+        }
+        _ => rights.has(MeshRights::REMOTE_CONTROL),
+    };
+    if !enough {
         return Err(SessionDenied::NoRemoteControl);
     }
     let blocked = match kind {
@@ -350,6 +358,10 @@ mod tests {
             Err(SessionDenied::NoRemoteControl)
         );
         assert!(check_session_rights(MeshRights(MeshRights::RELAY), SessionKind::Other).is_ok());
+        assert_eq!(
+            check_session_rights(MeshRights(MeshRights::RELAY), SessionKind::Terminal),
+            Err(SessionDenied::NoRemoteControl)
+        );
         // Full rights ignore the "no …" bits.
         assert!(check_session_rights(MeshRights(MeshRights::FULL), SessionKind::Desktop).is_ok());
     }

@@ -85,6 +85,9 @@ pub enum Command {
     /// Look after the database.
     #[command(subcommand)]
     Db(DbCommand),
+    /// The audit trail (event log).
+    #[command(subcommand)]
+    Audit(AuditCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -92,6 +95,13 @@ pub enum DbCommand {
     /// Check the database's consistency (SQLite's integrity check; PostgreSQL: every table
     /// readable). Prints `ok`, or the findings and exits with an error.
     Check,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Check the event log's hash chain: every record matches its hash and links to the one
+    /// before it. Prints `ok: …`, or the first broken record and exits with an error.
+    Verify,
 }
 
 #[derive(Subcommand, Debug)]
@@ -195,13 +205,18 @@ async fn main(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Account(cmd)) => account(config, cmd).await,
         Some(Command::Group(cmd)) => group(config, cmd).await,
         Some(Command::Db(DbCommand::Check)) => db_check(config).await,
+        Some(Command::Audit(AuditCommand::Verify)) => audit_verify(config).await,
     }
 }
 
 async fn account(config: Config, cmd: AccountCommand) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating {}", config.data_dir.display()))?;
-    let domain = Domain::open(&config.database_url).await?;
+    let domain = Domain::open(&config.database_url)
+        .await?
+        .with_policy(ironmesh_core::Policy {
+            new_users_create_groups: config.new_users_create_groups,
+        });
     let result = match cmd {
         AccountCommand::Add {
             name,
@@ -282,6 +297,19 @@ async fn db_check(config: Config) -> anyhow::Result<()> {
     let findings = findings?;
     println!("{findings}");
     anyhow::ensure!(findings == "ok", "the database check found problems");
+    Ok(())
+}
+
+async fn audit_verify(config: Config) -> anyhow::Result<()> {
+    let domain = Domain::open(&config.database_url).await?;
+    let report = domain
+        .verify_audit_chain()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"));
+    domain.close().await;
+    let report = report?;
+    println!("{report}");
+    anyhow::ensure!(report.broken.is_none(), "the audit trail was tampered with");
     Ok(())
 }
 

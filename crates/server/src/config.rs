@@ -45,6 +45,27 @@ pub struct Config {
     pub limits: MessageLimits,
     /// Client certificates for the control channel (mutual TLS), off by default.
     pub client_certs: ClientCertConfig,
+    /// New accounts may create device groups (otherwise an administrator allows it per
+    /// account).
+    pub new_users_create_groups: bool,
+    /// The audit trail: how long events and session recordings are kept.
+    pub audit: AuditConfig,
+}
+
+/// `[audit]`: retention of the event log and of session recordings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Days events and recordings are kept (0 = forever).
+    pub retention_days: u32,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            retention_days: 365,
+        }
+    }
 }
 
 /// `[client_certs]`: when `ca` is set, the TLS port asks every client for a certificate
@@ -160,6 +181,8 @@ pub struct FileConfig {
     pub wifidog: Option<WifidogConfig>,
     pub limits: Option<MessageLimits>,
     pub client_certs: Option<ClientCertConfig>,
+    pub new_users_create_groups: Option<bool>,
+    pub audit: Option<AuditConfig>,
 }
 
 impl FileConfig {
@@ -259,6 +282,8 @@ impl Config {
             },
             limits: file.limits.unwrap_or_default(),
             client_certs: file.client_certs.unwrap_or_default(),
+            new_users_create_groups: file.new_users_create_groups.unwrap_or(false),
+            audit: file.audit.unwrap_or_default(),
         })
     }
 

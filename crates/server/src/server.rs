@@ -7,7 +7,7 @@ use anyhow::Context;
 use std::time::Duration;
 
 use ironmesh_core::model::now_ms;
-use ironmesh_core::Domain;
+use ironmesh_core::{Domain, Policy};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -47,7 +47,11 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         .await??
     };
     let tls = crate::tls::server_config(&identity.web, config.client_certs.ca.as_deref())?;
-    let domain = Domain::open(&config.database_url).await?;
+    let domain = Domain::open(&config.database_url)
+        .await?
+        .with_policy(Policy {
+            new_users_create_groups: config.new_users_create_groups,
+        });
     let sealing_key = domain
         .sealing_key(KEY_LEN)
         .await
@@ -199,13 +203,33 @@ fn prepare_data_dir(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Deletes expired web sessions hourly.
+/// Hourly: deletes expired web sessions, and events and recordings past the retention.
 async fn sweep_sessions(state: Arc<AppState>) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
     loop {
         tick.tick().await;
         if let Err(e) = state.domain.sweep_web_sessions().await {
             tracing::warn!(error = %e, "could not sweep sessions");
+        }
+        let days = state.config.audit.retention_days;
+        if days == 0 {
+            continue;
+        }
+        match state.domain.apply_event_retention(days).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(events = n, days, "events past the retention removed"),
+            Err(e) => tracing::warn!(error = %e, "could not apply the event retention"),
+        }
+        match state.domain.apply_recording_retention(days).await {
+            Ok(files) => {
+                let dir = state.config.recordings_dir();
+                for file in files {
+                    if let Err(e) = std::fs::remove_file(dir.join(&file)) {
+                        tracing::warn!(file, error = %e, "could not delete an expired recording");
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not apply the recording retention"),
         }
     }
 }

@@ -215,7 +215,19 @@ async fn missing_rights_are_refused_and_invisible_things_look_absent() {
         let r = request(&mut bob, &req).await.unwrap();
         assert_eq!(r["result"], expected, "{req}");
     }
-    // Bob may create his own group and is its full administrator.
+    // New accounts may not create device groups; once allowed, Bob creates his own and is
+    // its full administrator.
+    let r = request(&mut bob, &json!({"action":"createmesh","meshname":"bobs"}))
+        .await
+        .unwrap();
+    assert_eq!(r["result"], "Access denied");
+    let r = request(
+        &mut admin,
+        &json!({"action":"edituser","userid":"bob","siteadmin":0}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r["result"], "ok");
     let r = request(&mut bob, &json!({"action":"createmesh","meshname":"bobs"}))
         .await
         .unwrap();

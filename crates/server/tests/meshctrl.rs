@@ -262,7 +262,21 @@ async fn full_session(db: Db) {
     let out = mc(&server, &["listevents"]).await;
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(lines[0], "time,type,action,nodeid,userid,msg");
-    assert!(lines[1].contains("\"accountremove\""), "{}", out.stdout);
+    // Every meshctrl run signs in (and is recorded); the newest change is the removal.
+    let newest_change = lines[1..]
+        .iter()
+        .find(|l| !l.contains("\"login\""))
+        .unwrap();
+    assert!(
+        newest_change.contains("\"accountremove\""),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        lines[1].contains("\"login\"") && lines[1].contains("Signed in (password)"),
+        "{}",
+        out.stdout
+    );
     for action in ["accountcreate", "createmesh", "addmeshuser", "deletemesh"] {
         assert!(
             out.stdout.contains(&format!("\"{action}\"")),

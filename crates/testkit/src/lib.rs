@@ -8,6 +8,7 @@ pub mod meshctrl;
 pub mod postgres;
 pub mod pty;
 pub mod server;
+pub mod source;
 pub mod ws;
 
 use std::path::PathBuf;

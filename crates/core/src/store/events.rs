@@ -141,65 +141,14 @@ impl Store {
         if records.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
-        )
-        .bind(HEAD)
-        .bind(format!("0 {GENESIS}"))
-        .execute(&mut *tx)
-        .await?;
-        // Writing the head row first takes its lock (PostgreSQL) or the write lock (SQLite)
-        // before it is read, so two appenders never build on the same head.
-        sqlx::query("UPDATE settings SET value = value WHERE name = $1")
-            .bind(HEAD)
-            .execute(&mut *tx)
-            .await?;
-        let (head,): (String,) = sqlx::query_as("SELECT value FROM settings WHERE name = $1")
-            .bind(HEAD)
-            .fetch_one(&mut *tx)
-            .await?;
-        let mut head = parse_head(&head).ok_or_else(|| {
-            sqlx::Error::Protocol(format!("the audit chain head is unreadable: {head:?}"))
-        })?;
-        for r in records.iter_mut() {
-            r.seq = head.seq + 1;
-            r.prev_hash = head.hash.clone();
-            r.hash = r.chain_hash(&r.prev_hash);
-            sqlx::query(&format!(
-                "INSERT INTO events ({COLUMNS}) VALUES \
-                 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
-            ))
-            .bind(&r.id)
-            .bind(r.seq)
-            .bind(r.time_ms)
-            .bind(&r.etype)
-            .bind(&r.action)
-            .bind(&r.user_id)
-            .bind(&r.group_id)
-            .bind(&r.node_id)
-            .bind(&r.msg)
-            .bind(&r.body)
-            .bind(&r.remote_addr)
-            .bind(&r.user_agent)
-            .bind(&r.outcome)
-            .bind(&r.prev_hash)
-            .bind(&r.hash)
-            .execute(&mut *tx)
-            .await?;
-            head = ChainHead {
-                seq: r.seq,
-                hash: r.hash.clone(),
-            };
+        let mut conn = self.pool.acquire().await?;
+        let result = append_in(&mut conn, records).await;
+        if result.is_err() {
+            // See `Store::insert_group`: a connection whose transaction SQLite rolled back
+            // by itself is not reused.
+            conn.close_on_drop();
         }
-        sqlx::query("UPDATE settings SET value = $2 WHERE name = $1")
-            .bind(HEAD)
-            .bind(format!("{} {}", head.seq, head.hash))
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        super::health::wrote();
-        Ok(())
+        result
     }
 
     /// Newest first.
@@ -285,4 +234,69 @@ impl Store {
         tx.commit().await?;
         Ok(done.rows_affected())
     }
+}
+
+/// The transaction of [`Store::append_events`].
+async fn append_in(
+    conn: &mut sqlx::pool::PoolConnection<sqlx::Any>,
+    records: &mut [EventRecord],
+) -> StoreResult<()> {
+    use sqlx::Connection;
+    let mut tx = conn.begin().await?;
+    sqlx::query("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+        .bind(HEAD)
+        .bind(format!("0 {GENESIS}"))
+        .execute(&mut *tx)
+        .await?;
+    // Writing the head row first takes its lock (PostgreSQL) or the write lock (SQLite)
+    // before it is read, so two appenders never build on the same head.
+    sqlx::query("UPDATE settings SET value = value WHERE name = $1")
+        .bind(HEAD)
+        .execute(&mut *tx)
+        .await?;
+    let (head,): (String,) = sqlx::query_as("SELECT value FROM settings WHERE name = $1")
+        .bind(HEAD)
+        .fetch_one(&mut *tx)
+        .await?;
+    let mut head = parse_head(&head).ok_or_else(|| {
+        sqlx::Error::Protocol(format!("the audit chain head is unreadable: {head:?}"))
+    })?;
+    for r in records.iter_mut() {
+        r.seq = head.seq + 1;
+        r.prev_hash = head.hash.clone();
+        r.hash = r.chain_hash(&r.prev_hash);
+        sqlx::query(&format!(
+            "INSERT INTO events ({COLUMNS}) VALUES \
+             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+        ))
+        .bind(&r.id)
+        .bind(r.seq)
+        .bind(r.time_ms)
+        .bind(&r.etype)
+        .bind(&r.action)
+        .bind(&r.user_id)
+        .bind(&r.group_id)
+        .bind(&r.node_id)
+        .bind(&r.msg)
+        .bind(&r.body)
+        .bind(&r.remote_addr)
+        .bind(&r.user_agent)
+        .bind(&r.outcome)
+        .bind(&r.prev_hash)
+        .bind(&r.hash)
+        .execute(&mut *tx)
+        .await?;
+        head = ChainHead {
+            seq: r.seq,
+            hash: r.hash.clone(),
+        };
+    }
+    sqlx::query("UPDATE settings SET value = $2 WHERE name = $1")
+        .bind(HEAD)
+        .bind(format!("{} {}", head.seq, head.hash))
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    super::health::wrote();
+    Ok(())
 }

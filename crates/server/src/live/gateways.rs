@@ -154,6 +154,12 @@ impl GatewayRegistry {
         list
     }
 
+    pub fn is_pending(&self, device_id: &str) -> bool {
+        crate::locks::lock(&self.pending)
+            .get(device_id)
+            .is_some_and(|p| p.last_seen.elapsed() < PENDING_FOR)
+    }
+
     /// Takes a gateway off the pending list (it was approved): its last report.
     pub fn take_pending(&self, device_id: &str) -> Option<PendingGateway> {
         crate::locks::lock(&self.pending).remove(device_id)

@@ -142,12 +142,19 @@ impl Action for Approve {
     }
 }
 
-/// The gateway a request names in `deviceid`, with remote-control rights.
-fn gateway_need(device_id: &str) -> GatewayNeed {
-    GatewayNeed {
+/// The gateway a request names in `deviceid`, with remote-control rights. A gateway still
+/// waiting for approval (not stored yet) is known to full administrators only, and takes
+/// no commands.
+fn gateway_need(s: &ControlSession, device_id: &str) -> DomainResult<GatewayNeed> {
+    if s.actor.is_full_admin() && s.state.gateways.is_pending(device_id) {
+        return Err(DomainError::Invalid(
+            "the gateway is waiting for approval".into(),
+        ));
+    }
+    Ok(GatewayNeed {
         device_id: device_id.to_string(),
         rights: MeshRights::REMOTE_CONTROL,
-    }
+    })
 }
 
 /// `wifidogcmd`: any device command, answered when the device replies or the command
@@ -190,8 +197,8 @@ impl Action for Command {
         })
     }
 
-    async fn need(&self, _: &ControlSession) -> DomainResult<GatewayNeed> {
-        Ok(gateway_need(&self.device_id))
+    async fn need(&self, s: &ControlSession) -> DomainResult<GatewayNeed> {
+        gateway_need(s, &self.device_id)
     }
 
     async fn run(
@@ -302,8 +309,8 @@ impl Action for AuthMode {
         })
     }
 
-    async fn need(&self, _: &ControlSession) -> DomainResult<GatewayNeed> {
-        Ok(gateway_need(&self.device_id))
+    async fn need(&self, s: &ControlSession) -> DomainResult<GatewayNeed> {
+        gateway_need(s, &self.device_id)
     }
 
     async fn run(
