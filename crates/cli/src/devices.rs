@@ -195,39 +195,3 @@ pub async fn info(store: &Store, device: &str, json: bool) -> anyhow::Result<()>
     Ok(())
 }
 
-pub async fn events(store: &Store, json: bool) -> anyhow::Result<()> {
-    let (_, mut client) = connect(store).await?;
-    eprintln!("Waiting for events (Ctrl-C to stop)…");
-    loop {
-        let push = tokio::select! {
-            p = client.next_push() => p?,
-            _ = tokio::signal::ctrl_c() => return Ok(()),
-        };
-        if push["action"] != "event" {
-            continue;
-        }
-        let e = &push["event"];
-        if json {
-            println!("{}", e);
-        } else {
-            let what = match e["msg"].as_str() {
-                Some(m) if !m.is_empty() => m.to_string(),
-                _ => match e["action"].as_str() {
-                    Some("nodeconnect") => format!(
-                        "device {} {}",
-                        e["nodeid"].as_str().unwrap_or(""),
-                        if e["conn"] == 1 { "online" } else { "offline" }
-                    ),
-                    Some(a) => format!("{a} {}", e["nodeid"].as_str().unwrap_or("")),
-                    None => String::new(),
-                },
-            };
-            println!(
-                "{}  {:<14} {}",
-                e["time"].as_str().unwrap_or(""),
-                e["action"].as_str().unwrap_or(""),
-                what
-            );
-        }
-    }
-}

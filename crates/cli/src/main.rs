@@ -2,6 +2,7 @@
 
 mod config;
 mod devices;
+mod events;
 mod files;
 mod gateways;
 mod output;
@@ -104,8 +105,37 @@ enum Command {
         from: String,
         to: String,
     },
-    /// Print events as they happen (Ctrl-C to stop).
-    Events,
+    /// The audit trail: who did what, when, from where (newest first).
+    Events {
+        /// From this time: an age (30m, 12h, 7d) or a UTC date/time (2026-11-30,
+        /// 2026-11-30T08:00:00Z).
+        #[arg(long)]
+        since: Option<String>,
+        /// Until this time (same forms as --since).
+        #[arg(long)]
+        until: Option<String>,
+        /// Caused by or about this user (name or id).
+        #[arg(long)]
+        user: Option<String>,
+        /// About this device (name or id).
+        #[arg(long)]
+        device: Option<String>,
+        /// Of this device group (name or id).
+        #[arg(long)]
+        group: Option<String>,
+        /// Only this action (e.g. login, runcommands, relaylog, fileop).
+        #[arg(long)]
+        action: Option<String>,
+        /// At most this many (newest first; default 1000).
+        #[arg(long)]
+        limit: Option<u32>,
+        /// table, csv, or jsonl (JSON Lines); --json is jsonl.
+        #[arg(long, value_enum)]
+        format: Option<events::Format>,
+        /// Instead: print events as they happen (Ctrl-C to stop).
+        #[arg(long, conflicts_with_all = ["since", "until", "user", "device", "group", "action", "limit", "format"])]
+        follow: bool,
+    },
     /// List WiFiDogX gateways.
     Gateways,
     /// Admit a waiting gateway into a device group (name or id).
@@ -211,7 +241,37 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             recursive,
         } => files::rm(&store, &device, &path, recursive).await?,
         Command::Mv { device, from, to } => files::mv(&store, &device, &from, &to).await?,
-        Command::Events => devices::events(&store, json).await?,
+        Command::Events {
+            since,
+            until,
+            user,
+            device,
+            group,
+            action,
+            limit,
+            format,
+            follow,
+        } => {
+            if follow {
+                events::follow(&store, json).await?
+            } else {
+                let format = match (format, json) {
+                    (Some(f), _) => f,
+                    (None, true) => events::Format::Jsonl,
+                    (None, false) => events::Format::Table,
+                };
+                let filters = events::Filters {
+                    since,
+                    until,
+                    user,
+                    device,
+                    group,
+                    action,
+                    limit,
+                };
+                events::history(&store, &filters, format).await?
+            }
+        }
         Command::Gateways => gateways::list(&store, json).await?,
         Command::GatewayApprove { device_id, group } => {
             gateways::approve(&store, &device_id, &group).await?

@@ -210,6 +210,17 @@ impl TestServer {
         child.wait_with_output().await.expect("account command")
     }
 
+    /// Runs another `ironmesh-server` subcommand (e.g. `audit verify`) on this server's
+    /// data and database.
+    pub async fn subcommand(&self, args: &[&str]) -> std::process::Output {
+        let mut cmd = self.command();
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd.output().await.expect("running ironmesh-server")
+    }
+
     /// Creates an account (site administrator if `admin`), panicking on failure.
     pub async fn add_user(&self, name: &str, password: &str, admin: bool) {
         let mut args = vec!["add", name, "--password-stdin"];
