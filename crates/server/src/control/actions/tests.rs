@@ -2027,3 +2027,464 @@ async fn gateways() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Refusals across actions
+// ---------------------------------------------------------------------------------------
+
+/// Fields are read with their types before anything else: errors name the field.
+#[tokio::test]
+async fn typed_field_errors() {
+    let w = World::new().await;
+    let mut admin = w.session(&w.admin).await;
+    let pc = w.office_pc.id.clone();
+    let range = |field: &str| format!("Field {field} must be a number from 0 to 4294967295");
+    let cases: Vec<(Value, String)> = vec![
+        // Missing fields (absent or empty).
+        (
+            json!({ "action": "adduser", "pass": "long-enough" }),
+            "Missing field: username".into(),
+        ),
+        (
+            json!({ "action": "adduser", "username": "", "pass": "long-enough" }),
+            "Missing field: username".into(),
+        ),
+        (
+            json!({ "action": "adduser", "username": "carol" }),
+            "Missing field: pass".into(),
+        ),
+        (
+            json!({ "action": "deleteuser" }),
+            "Missing field: userid".into(),
+        ),
+        (
+            json!({ "action": "edituser", "realname": "x" }),
+            "Missing field: userid".into(),
+        ),
+        (
+            json!({ "action": "changeuserpass", "userid": "bob" }),
+            "Missing field: pass".into(),
+        ),
+        (
+            json!({ "action": "createmesh" }),
+            "Missing field: meshname".into(),
+        ),
+        (
+            json!({ "action": "deletemesh" }),
+            "Missing field: meshid or meshname".into(),
+        ),
+        (
+            json!({ "action": "editmesh", "desc": "x" }),
+            "Missing field: meshid or meshname".into(),
+        ),
+        (
+            json!({ "action": "addmeshuser", "meshid": w.office.id }),
+            "Missing field: userid".into(),
+        ),
+        (
+            json!({ "action": "addmeshuser", "meshid": w.office.id, "usernames": [] }),
+            "Missing field: usernames".into(),
+        ),
+        (
+            json!({ "action": "removemeshuser", "meshid": w.office.id }),
+            "Missing field: userid".into(),
+        ),
+        (
+            json!({ "action": "getnetworkinfo" }),
+            "Missing field: nodeid".into(),
+        ),
+        (
+            json!({ "action": "lastconnect", "nodeid": "" }),
+            "Missing field: nodeid".into(),
+        ),
+        (
+            json!({ "action": "getsysinfo" }),
+            "Missing field: nodeid".into(),
+        ),
+        (
+            json!({ "action": "runcommands", "cmds": "ls" }),
+            "Missing field: nodeid".into(),
+        ),
+        (
+            json!({ "action": "createLoginToken" }),
+            "Missing field: name".into(),
+        ),
+        (
+            json!({ "action": "wifidogapprove", "deviceid": "gw" }),
+            "Missing field: meshid".into(),
+        ),
+        (
+            json!({ "action": "wifidogapprove", "meshid": w.office.id }),
+            "Missing field: deviceid".into(),
+        ),
+        (
+            json!({ "action": "wifidogauthmode", "deviceid": "gw", "authmode": 1 }),
+            "Missing field: gwid".into(),
+        ),
+        // Strings of the wrong type.
+        (
+            json!({ "action": "adduser", "username": 5, "pass": "long-enough" }),
+            "Field username must be a string".into(),
+        ),
+        (
+            json!({ "action": "adduser", "username": "carol", "pass": "long-enough", "email": 1 }),
+            "Field email must be a string".into(),
+        ),
+        (
+            json!({
+                "action": "adduser",
+                "username": "carol",
+                "pass": "long-enough",
+                "realname": [],
+            }),
+            "Field realname must be a string".into(),
+        ),
+        (
+            json!({ "action": "deleteuser", "userid": ["bob"] }),
+            "Field userid must be a string".into(),
+        ),
+        (
+            json!({ "action": "edituser", "userid": 1 }),
+            "Field userid must be a string".into(),
+        ),
+        (
+            json!({ "action": "edituser", "userid": "bob", "email": true }),
+            "Field email must be a string".into(),
+        ),
+        (
+            json!({ "action": "changeuserpass", "userid": "bob", "pass": 12345678 }),
+            "Field pass must be a string".into(),
+        ),
+        (
+            json!({ "action": "createmesh", "meshname": {} }),
+            "Field meshname must be a string".into(),
+        ),
+        (
+            json!({ "action": "createmesh", "meshname": "x", "desc": 1 }),
+            "Field desc must be a string".into(),
+        ),
+        (
+            json!({ "action": "deletemesh", "meshid": 1 }),
+            "Field meshid must be a string".into(),
+        ),
+        (
+            json!({ "action": "editmesh", "meshid": w.office.id, "meshname": 1 }),
+            "Field meshname must be a string".into(),
+        ),
+        (
+            json!({ "action": "editmesh", "meshname": "Office", "newname": 1 }),
+            "Field newname must be a string".into(),
+        ),
+        (
+            json!({ "action": "nodes", "meshname": 1 }),
+            "Field meshname must be a string".into(),
+        ),
+        (
+            json!({ "action": "getsysinfo", "nodeid": 1 }),
+            "Field nodeid must be a string".into(),
+        ),
+        (
+            json!({ "action": "msg", "nodeid": pc, "type": ["ps"] }),
+            "Field type must be a string".into(),
+        ),
+        (
+            json!({ "action": "runcommands", "nodeid": pc, "cmds": 1 }),
+            "Field cmds must be a string".into(),
+        ),
+        (
+            json!({ "action": "events", "nodeid": 1 }),
+            "Field nodeid must be a string".into(),
+        ),
+        (
+            json!({ "action": "events", "user": 1 }),
+            "Field user must be a string".into(),
+        ),
+        (
+            json!({ "action": "createLoginToken", "name": 1 }),
+            "Field name must be a string".into(),
+        ),
+        (
+            json!({ "action": "wifidogcmd", "deviceid": 1, "op": "x" }),
+            "Field deviceid must be a string".into(),
+        ),
+        // Numbers out of range or of the wrong type.
+        (
+            json!({
+                "action": "adduser",
+                "username": "carol",
+                "pass": "long-enough",
+                "siteadmin": -1,
+            }),
+            range("siteadmin"),
+        ),
+        (
+            json!({
+                "action": "adduser",
+                "username": "carol",
+                "pass": "long-enough",
+                "siteadmin": 4_294_967_296u64,
+            }),
+            range("siteadmin"),
+        ),
+        (
+            json!({ "action": "edituser", "userid": "bob", "siteadmin": 1.5 }),
+            range("siteadmin"),
+        ),
+        (
+            json!({ "action": "edituser", "userid": "bob", "siteadmin": "2" }),
+            range("siteadmin"),
+        ),
+        (
+            json!({ "action": "createmesh", "meshname": "x", "meshtype": -2 }),
+            range("meshtype"),
+        ),
+        (
+            json!({
+                "action": "addmeshuser",
+                "meshid": w.office.id,
+                "userid": "bob",
+                "meshadmin": 4_294_967_296u64,
+            }),
+            range("meshadmin"),
+        ),
+        (json!({ "action": "events", "limit": -1 }), range("limit")),
+        (json!({ "action": "events", "limit": "10" }), range("limit")),
+        (
+            json!({ "action": "createLoginToken", "name": "x", "expire": -5 }),
+            range("expire"),
+        ),
+        (
+            json!({ "action": "runcommands", "nodeid": pc, "cmds": "ls", "type": 5 }),
+            "Invalid command type".into(),
+        ),
+        // Lists of the wrong type.
+        (
+            json!({ "action": "addmeshuser", "meshid": w.office.id, "usernames": "bob" }),
+            "Field usernames must be a list of names".into(),
+        ),
+        (
+            json!({ "action": "addmeshuser", "meshid": w.office.id, "usernames": ["bob", 1] }),
+            "Field usernames must be a list of names".into(),
+        ),
+        (
+            json!({ "action": "runcommands", "nodeids": pc, "cmds": "ls" }),
+            "Field nodeids must be a list of device ids".into(),
+        ),
+        (
+            json!({ "action": "runcommands", "nodeids": [], "cmds": "ls" }),
+            "Field nodeids must be a list of device ids".into(),
+        ),
+        (
+            json!({ "action": "runcommands", "nodeids": [pc, null], "cmds": "ls" }),
+            "Field nodeids must be a list of device ids".into(),
+        ),
+        (
+            json!({ "action": "loginTokens", "remove": "x" }),
+            "Field remove must be a list of token names".into(),
+        ),
+        (
+            json!({ "action": "loginTokens", "remove": [{}] }),
+            "Field remove must be a list of token names".into(),
+        ),
+        // Too long.
+        (
+            json!({ "action": "runcommands", "nodeid": pc, "cmds": "x".repeat(65_536) }),
+            "Command too long: at most 65535 characters".into(),
+        ),
+    ];
+    for (request, result) in cases {
+        let action = request["action"].as_str().unwrap().to_string();
+        assert_eq!(
+            one(&mut admin, request.clone()).await,
+            refused(&action, &result),
+            "{request}"
+        );
+    }
+}
+
+/// An id the caller may not see is answered exactly as an id that does not exist, so ids
+/// cannot be probed.
+#[tokio::test]
+async fn invisible_ids_read_as_unknown() {
+    let w = World::new().await;
+    let mut alice = w.session(&w.alice).await;
+    let unknown_node = format!("node//{}", b64_at_dollar(&[7u8; 48]));
+    let unknown_mesh = format!("mesh//{}", b64_at_dollar(&[7u8; 48]));
+    type Build = fn(&str) -> Value;
+    let device_requests: [Build; 7] = [
+        |id| json!({ "action": "getnetworkinfo", "nodeid": id }),
+        |id| json!({ "action": "lastconnect", "nodeid": id }),
+        |id| json!({ "action": "getsysinfo", "nodeid": id }),
+        |id| json!({ "action": "events", "nodeid": id }),
+        |id| json!({ "action": "msg", "type": "ps", "nodeid": id }),
+        |id| json!({ "action": "runcommands", "nodeid": id, "cmds": "ls" }),
+        |id| json!({ "action": "runcommands", "nodeids": [id], "cmds": "ls" }),
+    ];
+    let group_requests: [Build; 6] = [
+        |id| json!({ "action": "nodes", "meshid": id }),
+        |id| json!({ "action": "editmesh", "meshid": id, "desc": "x" }),
+        |id| json!({ "action": "deletemesh", "meshid": id }),
+        |id| json!({ "action": "addmeshuser", "meshid": id, "userid": "bob" }),
+        |id| json!({ "action": "removemeshuser", "meshid": id, "userid": "bob" }),
+        |id| json!({ "action": "wifidogapprove", "meshid": id, "deviceid": "gw" }),
+    ];
+    let name_requests: [Build; 3] = [
+        |name| json!({ "action": "nodes", "meshname": name }),
+        |name| json!({ "action": "editmesh", "meshname": name, "desc": "x" }),
+        |name| json!({ "action": "deletemesh", "meshname": name }),
+    ];
+    let cases = device_requests
+        .iter()
+        .map(|build| (build, w.lab_pc.id.as_str(), unknown_node.as_str()))
+        .chain(
+            group_requests
+                .iter()
+                .map(|build| (build, w.lab.id.as_str(), unknown_mesh.as_str())),
+        )
+        .chain(name_requests.iter().map(|build| (build, "Lab", "Nowhere")));
+    for (build, invisible, unknown) in cases {
+        let invisible_reply = one(&mut alice, build(invisible)).await;
+        let unknown_reply = one(&mut alice, build(unknown)).await;
+        assert_eq!(invisible_reply, unknown_reply, "{}", build(invisible));
+        assert_eq!(invisible_reply["failed"], true, "{invisible_reply}");
+    }
+    // The texts.
+    let texts = [
+        (
+            json!({ "action": "getsysinfo", "nodeid": w.lab_pc.id }),
+            "Invalid device id",
+        ),
+        (
+            json!({ "action": "runcommands", "nodeid": w.lab_pc.id, "cmds": "ls" }),
+            "Invalid nodeid",
+        ),
+        (
+            json!({ "action": "nodes", "meshid": w.lab.id }),
+            "Invalid group id",
+        ),
+        (
+            json!({ "action": "nodes", "meshname": "Lab" }),
+            "Unknown device group",
+        ),
+        // Malformed ids read as unknown too.
+        (
+            json!({ "action": "getsysinfo", "nodeid": "mesh//abc" }),
+            "Invalid device id",
+        ),
+        (
+            json!({ "action": "runcommands", "nodeid": "a/b", "cmds": "ls" }),
+            "Invalid nodeid",
+        ),
+        (
+            json!({ "action": "nodes", "meshid": "node//abc" }),
+            "Invalid group id",
+        ),
+        (
+            json!({ "action": "deleteuser", "userid": "a/b" }),
+            "User does not exists",
+        ),
+        (
+            json!({ "action": "events", "userid": "a/b" }),
+            "User does not exists",
+        ),
+    ];
+    for (request, result) in texts {
+        let action = request["action"].as_str().unwrap().to_string();
+        assert_eq!(
+            one(&mut alice, request.clone()).await,
+            refused(&action, result),
+            "{request}"
+        );
+    }
+}
+
+/// Visible objects without the needed rights, and site actions without the site right:
+/// `Access denied`.
+#[tokio::test]
+async fn missing_rights_are_denied() {
+    let w = World::new().await;
+    let mut bob = w.session(&w.bob).await;
+    let office = w.office.id.clone();
+    let pc = w.office_pc.id.clone();
+    let requests = [
+        json!({ "action": "users" }),
+        json!({ "action": "adduser", "username": "carol", "pass": "carol-password" }),
+        json!({ "action": "deleteuser", "userid": "alice" }),
+        json!({ "action": "edituser", "userid": "alice", "realname": "x" }),
+        json!({ "action": "changeuserpass", "userid": "alice", "pass": "alice-new-password" }),
+        json!({ "action": "deletemesh", "meshid": office }),
+        json!({ "action": "editmesh", "meshid": office, "desc": "x" }),
+        json!({ "action": "addmeshuser", "meshid": office, "userid": "manager" }),
+        json!({ "action": "removemeshuser", "meshid": office, "userid": "alice" }),
+        json!({ "action": "msg", "type": "ps", "nodeid": pc }),
+        json!({ "action": "runcommands", "nodeid": pc, "cmds": "ls" }),
+        json!({ "action": "wifidogapprove", "meshid": office, "deviceid": "gw" }),
+    ];
+    for request in requests {
+        let action = request["action"].as_str().unwrap().to_string();
+        assert_eq!(
+            one(&mut bob, request.clone()).await,
+            refused(&action, "Access denied"),
+            "{request}"
+        );
+    }
+    // A site right the caller lacks also blocks creating groups.
+    let mut admin = w.session(&w.admin).await;
+    one(
+        &mut admin,
+        json!({ "action": "edituser", "userid": "bob", "siteadmin": SiteRights::NO_NEW_GROUPS }),
+    )
+    .await;
+    assert_eq!(
+        one(
+            &mut bob,
+            json!({ "action": "createmesh", "meshname": "Mine" })
+        )
+        .await,
+        refused("createmesh", "Access denied")
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// The action table
+// ---------------------------------------------------------------------------------------
+
+/// Every action name reaches its action (none is answered as unknown), and a name outside
+/// the table is.
+#[tokio::test]
+async fn every_name_is_routed() {
+    let w = World::new().await;
+    let mut admin = w.session(&w.admin).await;
+    for name in ACTION_NAMES {
+        for reply in call(&mut admin, json!({ "action": name })).await {
+            assert_ne!(reply["cause"], "unknownaction", "{name}: {reply}");
+        }
+    }
+    assert_eq!(
+        one(
+            &mut admin,
+            json!({ "action": "nosuchaction", "responseid": "r" })
+        )
+        .await,
+        json!({
+            "action": "nosuchaction",
+            "responseid": "r",
+            "failed": true,
+            "cause": "unknownaction",
+            "result": "Unknown action: nosuchaction",
+        })
+    );
+}
+
+/// Every action in the table is exercised by a request in this file, so a new action
+/// cannot go untested here. (The pattern is assembled, so this test does not count.)
+#[test]
+fn every_action_is_tested_here() {
+    let source = include_str!("tests.rs");
+    let untested: Vec<&str> = ACTION_NAMES
+        .iter()
+        .copied()
+        .filter(|name| !source.contains(&format!("\"action\": \"{name}\"")))
+        .collect();
+    assert!(untested.is_empty(), "actions without a test: {untested:?}");
+}
