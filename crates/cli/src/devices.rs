@@ -194,4 +194,3 @@ pub async fn info(store: &Store, device: &str, json: bool) -> anyhow::Result<()>
     }
     Ok(())
 }
-

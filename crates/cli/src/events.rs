@@ -47,7 +47,9 @@ pub fn parse_time(text: &str, now_ms: i64) -> anyhow::Result<i64> {
             return Ok(now_ms - n * ms);
         }
     }
-    let bad = || anyhow::anyhow!("{text:?} is not a time: use an age like 12h or 7d, or a date like 2026-11-30 or 2026-11-30T08:00:00Z");
+    let bad = || {
+        anyhow::anyhow!("{text:?} is not a time: use an age like 12h or 7d, or a date like 2026-11-30 or 2026-11-30T08:00:00Z")
+    };
     let t = t.trim_end_matches('Z');
     let (date, clock) = t.split_once(['T', ' ']).unwrap_or((t, ""));
     let mut d = date.split('-').map(|p| p.parse::<i64>());
@@ -188,7 +190,10 @@ pub async fn history(store: &Store, filters: &Filters, format: Format) -> anyhow
                     ]
                 })
                 .collect();
-            output::table(&["TIME", "ACTION", "OUTCOME", "USER", "ADDRESS", "WHAT"], &rows);
+            output::table(
+                &["TIME", "ACTION", "OUTCOME", "USER", "ADDRESS", "WHAT"],
+                &rows,
+            );
         }
     }
     Ok(())
@@ -242,8 +247,14 @@ mod tests {
         assert_eq!(parse_time("2h", now).unwrap(), now - 7_200_000);
         assert_eq!(parse_time("7d", now).unwrap(), now - 7 * 86_400_000);
         assert_eq!(parse_time("2026-11-22", now).unwrap(), 1_795_305_600_000);
-        assert_eq!(parse_time("2026-11-22T16:01:21Z", now).unwrap(), 1_795_363_281_000);
-        assert_eq!(parse_time("2026-11-22 16:01", now).unwrap(), 1_795_363_260_000);
+        assert_eq!(
+            parse_time("2026-11-22T16:01:21Z", now).unwrap(),
+            1_795_363_281_000
+        );
+        assert_eq!(
+            parse_time("2026-11-22 16:01", now).unwrap(),
+            1_795_363_260_000
+        );
         assert!(parse_time("yesterday", now).is_err());
         assert!(parse_time("2026-13-01", now).is_err());
     }

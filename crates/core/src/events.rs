@@ -185,6 +185,16 @@ impl Event {
             remote_addr: self.origin.addr.clone(),
             user_agent: self.origin.user_agent.clone(),
             outcome: self.outcome.to_string(),
+            // Group targets are the record's group; user targets are kept.
+            targets: format!(
+                ",{},",
+                self.targets
+                    .iter()
+                    .filter(|t| !t.starts_with("mesh/"))
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
             ..Default::default()
         }
     }

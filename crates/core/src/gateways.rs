@@ -139,13 +139,13 @@ impl Domain {
         actor: &Actor,
         group: &DeviceGroup,
         device_id: &str,
-        pending: Option<(GatewayReport, i64)>,
+        pending: Option<(GatewayReport, i64, i64)>,
     ) -> DomainResult<()> {
         let gateway = match (self.store.gateway(device_id).await?, pending) {
             (Some(gateway), _) => gateway,
-            // A gateway waiting outside the database (with its first-seen time): stored
-            // now, admitted below.
-            (None, Some((report, first_seen_ms))) => {
+            // A gateway waiting outside the database (with when it was first and last
+            // heard): stored now, admitted below.
+            (None, Some((report, first_seen_ms, last_seen_ms))) => {
                 let record = GatewayRecord {
                     device_id: device_id.to_string(),
                     group_id: None,
@@ -158,7 +158,7 @@ impl Domain {
                     wanted_auth_modes: None,
                     remote_addr: report.remote_addr,
                     first_seen_ms,
-                    last_seen_ms: now_ms(),
+                    last_seen_ms,
                 };
                 self.store.record_gateway_report(&record).await?;
                 record

@@ -6,19 +6,13 @@ use std::time::Instant;
 use anyhow::Context;
 use std::time::Duration;
 
-use ironmesh_core::model::now_ms;
-use ironmesh_core::{Domain, Policy};
+use ironmesh_core::Domain;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::agent_cores::CoreProvider;
-use crate::auth::cookie::{TokenCipher, KEY_LEN};
-use crate::auth::ratelimit::LoginLimiter;
-use crate::auth::Authenticator;
 use crate::config::Config;
-use crate::identity::{AgentSigner, IdentityOptions, ServerIdentity};
+use crate::identity::{IdentityOptions, ServerIdentity};
 use crate::state::AppState;
 
 /// Runs until SIGINT/SIGTERM.
@@ -47,15 +41,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         .await??
     };
     let tls = crate::tls::server_config(&identity.web, config.client_certs.ca.as_deref())?;
-    let domain = Domain::open(&config.database_url)
-        .await?
-        .with_policy(Policy {
-            new_users_create_groups: config.new_users_create_groups,
-        });
-    let sealing_key = domain
-        .sealing_key(KEY_LEN)
-        .await
-        .context("reading the token-sealing key")?;
+    let domain = Domain::open(&config.database_url).await?;
     let cores = match &config.meshcentral_dir {
         Some(dir) => {
             let dir = dir.clone();
@@ -65,28 +51,7 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         }
         None => CoreProvider::default(),
     };
-    let state = Arc::new(AppState {
-        agents: Default::default(),
-        consoles: Default::default(),
-        relays: Default::default(),
-        gateways: Default::default(),
-        agent_signer: AgentSigner::new(&identity.agent_server.key_pkcs8)?,
-        cores,
-        auth: Authenticator::new(
-            domain.clone(),
-            TokenCipher::new(&sealing_key)?,
-            LoginLimiter::new(
-                config.login_max_failures,
-                std::time::Duration::from_secs(config.login_window_secs),
-            ),
-        ),
-        domain,
-        identity,
-        started_ms: now_ms(),
-        config,
-        shutdown: CancellationToken::new(),
-        sessions: TaskTracker::new(),
-    });
+    let state = Arc::new(AppState::new(config, identity, domain, cores).await?);
 
     let local = state.config.bind;
     // The ready line: scripts and tests wait for it and read the port from it.

@@ -1,11 +1,15 @@
 //! State shared by every connection of one server process.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::agent_cores::CoreProvider;
+use crate::auth::cookie::{TokenCipher, KEY_LEN};
+use crate::auth::ratelimit::LoginLimiter;
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::identity::{AgentSigner, ServerIdentity};
@@ -14,7 +18,8 @@ use crate::live::consoles::ConsoleRegistry;
 use crate::live::gateways::GatewayRegistry;
 use crate::live::relays::RelayHub;
 use ironmesh_core::devices::LiveState;
-use ironmesh_core::Domain;
+use ironmesh_core::model::now_ms;
+use ironmesh_core::{Domain, Policy};
 
 pub struct AppState {
     pub config: Config,
@@ -46,6 +51,46 @@ pub struct AppState {
 pub type SharedState = Arc<AppState>;
 
 impl AppState {
+    /// One server's state from its prepared parts: reads (or, on a new database, creates)
+    /// the token-sealing key and sets up signing, authentication and the empty live
+    /// registries. The server and the in-process tests build their state here.
+    pub async fn new(
+        config: Config,
+        identity: ServerIdentity,
+        domain: Domain,
+        cores: CoreProvider,
+    ) -> anyhow::Result<AppState> {
+        let domain = domain.with_policy(Policy {
+            new_users_create_groups: config.new_users_create_groups,
+        });
+        let sealing_key = domain
+            .sealing_key(KEY_LEN)
+            .await
+            .context("reading the token-sealing key")?;
+        Ok(AppState {
+            agents: Default::default(),
+            consoles: Default::default(),
+            relays: Default::default(),
+            gateways: Default::default(),
+            agent_signer: AgentSigner::new(&identity.agent_server.key_pkcs8)?,
+            cores,
+            auth: Authenticator::new(
+                domain.clone(),
+                TokenCipher::new(&sealing_key)?,
+                LoginLimiter::new(
+                    config.login_max_failures,
+                    Duration::from_secs(config.login_window_secs),
+                ),
+            ),
+            domain,
+            identity,
+            started_ms: now_ms(),
+            config,
+            shutdown: CancellationToken::new(),
+            sessions: TaskTracker::new(),
+        })
+    }
+
     /// Live connection state of a device.
     pub fn live_state(&self, node_id: &str) -> LiveState {
         self.agents.live_state(node_id)

@@ -88,7 +88,14 @@ async fn exercise(db: Db) {
     let config = tempfile::tempdir().unwrap();
     cli(
         config.path(),
-        &["login", "--url", &s.wss_url(), "--user", "admin", "--password-stdin"],
+        &[
+            "login",
+            "--url",
+            &s.wss_url(),
+            "--user",
+            "admin",
+            "--password-stdin",
+        ],
         Some(PASS),
     );
 
@@ -116,9 +123,13 @@ async fn exercise(db: Db) {
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
-        let ended = events
-            .iter()
-            .any(|e| e["action"] == "relaylog" && e["msg"].as_str().unwrap_or("").starts_with("Ended terminal"));
+        let ended = events.iter().any(|e| {
+            e["action"] == "relaylog"
+                && e["msg"]
+                    .as_str()
+                    .unwrap_or("")
+                    .starts_with("Ended terminal")
+        });
         if ended || tokio::time::Instant::now() > deadline {
             break events;
         }
@@ -127,7 +138,9 @@ async fn exercise(db: Db) {
     let find = |action: &str, msg_start: &str| -> Value {
         events
             .iter()
-            .find(|e| e["action"] == action && e["msg"].as_str().unwrap_or("").starts_with(msg_start))
+            .find(|e| {
+                e["action"] == action && e["msg"].as_str().unwrap_or("").starts_with(msg_start)
+            })
             .unwrap_or_else(|| panic!("no {action} {msg_start:?} in {events:#?}"))
             .clone()
     };
@@ -140,7 +153,13 @@ async fn exercise(db: Db) {
     assert!(ended["duration"].as_u64().is_some(), "{ended}");
     let recording = ended["recording"].as_str().expect("recorded").to_string();
     let upload = find("fileop", "Upload: ");
-    assert!(upload["msg"].as_str().unwrap().contains("report.txt (18 bytes)"), "{upload}");
+    assert!(
+        upload["msg"]
+            .as_str()
+            .unwrap()
+            .contains("report.txt (18 bytes)"),
+        "{upload}"
+    );
     let run = find("runcommands", "Running commands");
     assert_eq!(run["cmds"], "echo ran-it");
     assert_eq!(run["userid"], "user//admin");
@@ -151,7 +170,9 @@ async fn exercise(db: Db) {
     // Filters and CSV.
     let out = cli(
         config.path(),
-        &["events", "--action", "fileop", "--device", &node, "--since", "1h", "--format", "csv"],
+        &[
+            "events", "--action", "fileop", "--device", &node, "--since", "1h", "--format", "csv",
+        ],
         None,
     );
     let csv = String::from_utf8_lossy(&out.stdout).to_string();
@@ -162,17 +183,26 @@ async fn exercise(db: Db) {
     );
     let rows: Vec<&str> = lines.collect();
     assert_eq!(rows.len(), 1, "{csv}");
-    assert!(rows[0].contains(",fileop,success,admin,127.0.0.1,"), "{csv}");
+    assert!(
+        rows[0].contains(",fileop,success,admin,127.0.0.1,"),
+        "{csv}"
+    );
 
     // meshctrl sees the same trail.
     let out = ironmesh_testkit::meshctrl::run(&s.wss_url(), "admin", PASS, &["listevents"]).await;
     for needle in ["\"runcommands\"", "\"relaylog\"", "\"fileop\"", "Upload: "] {
-        assert!(out.stdout.contains(needle), "{needle} missing: {}", out.stdout);
+        assert!(
+            out.stdout.contains(needle),
+            "{needle} missing: {}",
+            out.stdout
+        );
     }
 
     // The recording is a readable asciicast with the session's output in it.
     let recorded = std::fs::read_to_string(
-        s.data_dir.join("recordings").join(format!("{recording}.cast")),
+        s.data_dir
+            .join("recordings")
+            .join(format!("{recording}.cast")),
     )
     .unwrap();
     assert!(recorded.starts_with("{\"env\""), "{recorded}");
@@ -181,7 +211,10 @@ async fn exercise(db: Db) {
     // The chain verifies; an edited row is named.
     let verify = s.subcommand(&["audit", "verify"]).await;
     let text = String::from_utf8_lossy(&verify.stdout).to_string();
-    assert!(verify.status.success() && text.starts_with("ok: "), "{text}");
+    assert!(
+        verify.status.success() && text.starts_with("ok: "),
+        "{text}"
+    );
     let (seq, id) = tamper(&s.database_url).await;
     let verify = s.subcommand(&["audit", "verify"]).await;
     let text = String::from_utf8_lossy(&verify.stdout).to_string();

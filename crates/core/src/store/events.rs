@@ -42,6 +42,9 @@ pub struct EventRecord {
     pub user_agent: Option<String>,
     /// `success` or `failure`.
     pub outcome: String,
+    /// Who the event is for besides its group: user ids, and `*users` (user managers), as
+    /// `,a,b,` (so a `LIKE '%,id,%'` finds one).
+    pub targets: String,
     pub prev_hash: String,
     pub hash: String,
 }
@@ -64,6 +67,7 @@ impl EventRecord {
             self.remote_addr,
             self.user_agent,
             self.outcome,
+            self.targets,
         ]);
         let mut h = Sha256::new();
         h.update(prev_hash.as_bytes());
@@ -85,15 +89,17 @@ pub struct EventFilter<'a> {
     pub since_ms: Option<i64>,
     /// Unix ms, exclusive.
     pub until_ms: Option<i64>,
-    /// `Some(user)`: only events that user may see (their own, and those of groups they
-    /// are a member of; in groups where they have "only own events", only their own and
-    /// those no user caused). `None`: everything (site administrators).
+    /// `Some(user)`: only events that user may see: those they caused or that are for
+    /// them, those for user managers when `manages_users`, and those of groups they are a
+    /// member of (in groups where they have "only own events", only their own and those no
+    /// user caused). `None`: everything (site administrators).
     pub visible_to: Option<&'a str>,
+    pub manages_users: bool,
     pub limit: i64,
 }
 
 const COLUMNS: &str = "id, seq, time_ms, etype, action, user_id, group_id, node_id, msg, body, \
-                       remote_addr, user_agent, outcome, prev_hash, hash";
+                       remote_addr, user_agent, outcome, targets, prev_hash, hash";
 
 fn from_row(row: &AnyRow) -> Result<EventRecord, sqlx::Error> {
     Ok(EventRecord {
@@ -110,6 +116,9 @@ fn from_row(row: &AnyRow) -> Result<EventRecord, sqlx::Error> {
         remote_addr: row.try_get("remote_addr")?,
         user_agent: row.try_get("user_agent")?,
         outcome: row.try_get("outcome")?,
+        targets: row
+            .try_get::<Option<String>, _>("targets")?
+            .unwrap_or_default(),
         prev_hash: row
             .try_get::<Option<String>, _>("prev_hash")?
             .unwrap_or_default(),
@@ -117,6 +126,18 @@ fn from_row(row: &AnyRow) -> Result<EventRecord, sqlx::Error> {
             .try_get::<Option<String>, _>("hash")?
             .unwrap_or_default(),
     })
+}
+
+/// `text` as a literal inside a `LIKE` pattern whose escape character is `!`.
+fn like_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '!') {
+            out.push('!');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// The last link of the chain.
@@ -163,6 +184,8 @@ impl Store {
              AND ($3 = '' OR group_id = $3) AND ($4 = '' OR action = $4) \
              AND ($5 = 0 OR time_ms >= $5) AND ($6 = 0 OR time_ms < $6) \
              AND ($7 = '' OR user_id = $7 \
+               OR targets LIKE $9 ESCAPE '!' \
+               OR ($10 = 1 AND targets LIKE '%,*users,%') \
                OR group_id IN (SELECT group_id FROM group_members WHERE user_id = $7 \
                    AND (rights = 4294967295 OR (rights & 8192) = 0)) \
                OR (group_id IN (SELECT group_id FROM group_members WHERE user_id = $7) \
@@ -177,6 +200,8 @@ impl Store {
         .bind(f.until_ms.unwrap_or(0))
         .bind(f.visible_to.unwrap_or(""))
         .bind(f.limit)
+        .bind(format!("%,{},%", like_escape(f.visible_to.unwrap_or(""))))
+        .bind(i64::from(f.manages_users))
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
@@ -267,7 +292,7 @@ async fn append_in(
         r.hash = r.chain_hash(&r.prev_hash);
         sqlx::query(&format!(
             "INSERT INTO events ({COLUMNS}) VALUES \
-             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
         ))
         .bind(&r.id)
         .bind(r.seq)
@@ -282,6 +307,7 @@ async fn append_in(
         .bind(&r.remote_addr)
         .bind(&r.user_agent)
         .bind(&r.outcome)
+        .bind(&r.targets)
         .bind(&r.prev_hash)
         .bind(&r.hash)
         .execute(&mut *tx)

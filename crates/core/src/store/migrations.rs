@@ -131,6 +131,7 @@ ALTER TABLE events ADD COLUMN user_agent TEXT;
 ALTER TABLE events ADD COLUMN outcome TEXT NOT NULL DEFAULT 'success';
 ALTER TABLE events ADD COLUMN prev_hash TEXT;
 ALTER TABLE events ADD COLUMN hash TEXT;
+ALTER TABLE events ADD COLUMN targets TEXT;
 CREATE UNIQUE INDEX events_seq ON events(seq);
 CREATE INDEX events_action ON events(action, time_ms)
 "#,

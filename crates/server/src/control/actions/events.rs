@@ -103,6 +103,10 @@ impl Action for List {
             } else {
                 Some(&me)
             },
+            manages_users: s
+                .actor
+                .site()
+                .has(ironmesh_proto::rights::SiteRights::MANAGE_USERS),
             limit: self.limit as i64,
         };
         let records = s.state.domain.stored_events(&filter).await?;

@@ -132,7 +132,7 @@ impl Action for Approve {
             .pending()
             .into_iter()
             .find(|(id, _)| id == &self.device_id)
-            .map(|(_, p)| (p.report, p.first_seen_ms));
+            .map(|(_, p)| (p.report, p.first_seen_ms, p.last_seen_ms));
         s.state
             .domain
             .approve_gateway(&s.actor, &g.group, &self.device_id, pending)

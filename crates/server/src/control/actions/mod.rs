@@ -198,12 +198,4 @@ pub fn ok(req: &Request) -> Reply {
 }
 
 #[cfg(test)]
-mod tests {
-    #[test]
-    fn action_names_are_unique() {
-        let mut names = super::ACTION_NAMES.to_vec();
-        names.sort();
-        names.dedup();
-        assert_eq!(names.len(), super::ACTION_NAMES.len());
-    }
-}
+mod tests;
