@@ -125,13 +125,19 @@ pub struct UserEdit {
 
 /// Why a password login failed. Deliberately coarse: a client learns "bad credentials",
 /// never whether the user exists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LoginFailure {
     BadCredentials,
     /// The account has the LOCKED site right.
     AccountLocked,
-    /// 2FA tokens are not supported yet; refuse rather than ignore one.
-    TokenUnsupported,
+    /// The password was right, and the account has a second factor: a code is needed.
+    SecondFactorRequired {
+        user_id: String,
+    },
+    /// The password was right, the second-factor code was not.
+    SecondFactorWrong {
+        user_id: String,
+    },
 }
 
 /// A deliberately valid hash used when the user does not exist, so both paths cost one
@@ -423,17 +429,34 @@ impl Domain {
                 .clone(),
         };
         let ok = verify_password_async(hash, password.to_string()).await;
-        Ok(match user {
-            Some(user) if ok => {
-                if SiteRights(user.site_rights).restricted(SiteRights::LOCKED) {
-                    Err(LoginFailure::AccountLocked)
-                } else if token.is_some() {
-                    Err(LoginFailure::TokenUnsupported)
-                } else {
-                    Ok(user)
-                }
+        let user = match user {
+            Some(user) if ok => user,
+            _ => return Ok(Err(LoginFailure::BadCredentials)),
+        };
+        if SiteRights(user.site_rights).restricted(SiteRights::LOCKED) {
+            return Ok(Err(LoginFailure::AccountLocked));
+        }
+        self.second_factor(user, token).await
+    }
+
+    /// After a right password: the account itself if it has no second factor, otherwise
+    /// only with a right code (a TOTP code, or an unused recovery code).
+    pub async fn second_factor(
+        &self,
+        user: User,
+        code: Option<&str>,
+    ) -> DomainResult<Result<User, LoginFailure>> {
+        if !self.factors(&user.id).await?.any() {
+            return Ok(Ok(user));
+        }
+        let Some(code) = code.filter(|c| !c.trim().is_empty()) else {
+            return Ok(Err(LoginFailure::SecondFactorRequired { user_id: user.id }));
+        };
+        Ok(match self.check_second_factor(&user.id, code).await? {
+            crate::twofactor::CodeCheck::Wrong => {
+                Err(LoginFailure::SecondFactorWrong { user_id: user.id })
             }
-            _ => Err(LoginFailure::BadCredentials),
+            _ => Ok(user),
         })
     }
 

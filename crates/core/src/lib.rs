@@ -14,6 +14,7 @@ pub mod groups;
 pub mod recordings;
 pub mod sessions;
 mod store;
+pub mod twofactor;
 
 use crate::store::{Outage, Store, StoreError};
 
@@ -23,7 +24,7 @@ pub mod model {
     pub use crate::store::events::EventFilter;
     pub use crate::store::gateways::{GatewayRecord, PortalSession};
     pub use crate::store::{
-        now_ms, DeviceGroup, DeviceRecord, EventRecord, GroupMember, LoginToken, Outage,
+        now_ms, DeviceGroup, DeviceRecord, EventRecord, GroupMember, LoginToken, Outage, Passkey,
         RecordingRecord, User,
     };
 }

@@ -6,8 +6,8 @@
 //! A user with any factor must give one after their password. A code is accepted one step
 //! early or late (clock drift) and only once: the last accepted step is stored.
 
-use ring::hmac;
 use ironmesh_proto::rights::SiteRights;
+use ring::hmac;
 
 use crate::access::Actor;
 use crate::accounts::sha256_hex;
@@ -49,7 +49,9 @@ pub fn base32_decode(text: &str) -> Option<Vec<u8>> {
     let mut buffer: u32 = 0;
     let mut bits = 0;
     for c in text.chars().filter(|c| !c.is_whitespace() && *c != '=') {
-        let v = BASE32.iter().position(|&b| b as char == c.to_ascii_uppercase())? as u32;
+        let v = BASE32
+            .iter()
+            .position(|&b| b as char == c.to_ascii_uppercase())? as u32;
         buffer = (buffer << 5) | v;
         bits += 5;
         if bits >= 8 {
@@ -83,12 +85,12 @@ pub fn matching_step(secret: &[u8], code: &str, now_ms: i64) -> Option<i64> {
     }
     let given: u32 = code.parse().ok()?;
     let now = now_ms.div_euclid(1000 * STEP_SECS);
-    [now, now - 1, now + 1]
-        .into_iter()
-        .find(|&step| crate::accounts::constant_time_eq(
+    [now, now - 1, now + 1].into_iter().find(|&step| {
+        crate::accounts::constant_time_eq(
             format!("{:06}", totp_code(secret, step)).as_bytes(),
             format!("{given:06}").as_bytes(),
-        ))
+        )
+    })
 }
 
 /// A new TOTP secret and the `otpauth://` URI an authenticator app takes (usually as a
@@ -241,7 +243,9 @@ impl Domain {
         let Some(user) = self.store.user(user_id).await? else {
             return Err(DomainError::NotFound("User does not exists"));
         };
-        if actor.user.id != user_id && SiteRights(user.site_rights).is_full() && !actor.is_full_admin()
+        if actor.user.id != user_id
+            && SiteRights(user.site_rights).is_full()
+            && !actor.is_full_admin()
         {
             return Err(DomainError::Denied);
         }
@@ -326,7 +330,11 @@ mod tests {
             (1234567890, 89005924),
             (2000000000, 69279037),
         ] {
-            assert_eq!(totp_code(secret, time / STEP_SECS), expected % 1_000_000, "t={time}");
+            assert_eq!(
+                totp_code(secret, time / STEP_SECS),
+                expected % 1_000_000,
+                "t={time}"
+            );
         }
     }
 
@@ -335,7 +343,10 @@ mod tests {
         let secret = b"12345678901234567890";
         let now = 1_111_111_111_000;
         let code = format!("{:06}", totp_code(secret, now / 1000 / STEP_SECS - 1));
-        assert_eq!(matching_step(secret, &code, now), Some(now / 1000 / STEP_SECS - 1));
+        assert_eq!(
+            matching_step(secret, &code, now),
+            Some(now / 1000 / STEP_SECS - 1)
+        );
         let stale = format!("{:06}", totp_code(secret, now / 1000 / STEP_SECS - 3));
         assert_eq!(matching_step(secret, &stale, now), None);
         assert_eq!(matching_step(secret, "12345", now), None);

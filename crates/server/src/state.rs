@@ -9,6 +9,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::agent_cores::CoreProvider;
 use crate::auth::cookie::{TokenCipher, KEY_LEN};
+use crate::auth::passkeys::Passkeys;
 use crate::auth::ratelimit::LoginLimiter;
 use crate::auth::Authenticator;
 use crate::config::Config;
@@ -50,6 +51,25 @@ pub struct AppState {
 
 pub type SharedState = Arc<AppState>;
 
+/// Passkeys for the host name browsers use; none when the server is named by an IP
+/// address (WebAuthn needs a host name).
+fn passkeys_for(config: &Config) -> Option<Passkeys> {
+    if config.server_name.parse::<std::net::IpAddr>().is_ok() {
+        return None;
+    }
+    match Passkeys::new(
+        &config.server_name,
+        config.bind.port(),
+        &config.allowed_origins,
+    ) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            tracing::warn!(error = %e, "passkeys are unavailable");
+            None
+        }
+    }
+}
+
 impl AppState {
     /// One server's state from its prepared parts: reads (or, on a new database, creates)
     /// the token-sealing key and sets up signing, authentication and the empty live
@@ -81,6 +101,7 @@ impl AppState {
                     config.login_max_failures,
                     Duration::from_secs(config.login_window_secs),
                 ),
+                passkeys_for(&config),
             ),
             domain,
             identity,

@@ -157,6 +157,34 @@ CREATE INDEX recordings_time ON recordings(started_ms);
 CREATE INDEX recordings_node ON recordings(node_id, started_ms)
 "#,
     ),
+    (
+        5,
+        r#"
+CREATE TABLE totp (
+    user_id TEXT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+    secret TEXT NOT NULL,
+    last_step BIGINT NOT NULL
+);
+CREATE TABLE recovery_codes (
+    user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    code_hash TEXT NOT NULL,
+    PRIMARY KEY (user_id, code_hash)
+);
+CREATE TABLE passkeys (
+    id TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    credential TEXT NOT NULL,
+    created_ms BIGINT NOT NULL,
+    last_used_ms BIGINT NOT NULL
+);
+CREATE INDEX passkeys_user ON passkeys(user_id);
+CREATE TABLE oidc_identities (
+    identity TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE
+)
+"#,
+    ),
 ];
 
 pub async fn run(store: &Store) -> Result<(), sqlx::Error> {

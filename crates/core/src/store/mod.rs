@@ -16,6 +16,7 @@ mod migrations;
 mod recordings;
 mod sessions;
 mod settings;
+mod twofactor;
 mod users;
 
 #[cfg(test)]
@@ -33,6 +34,7 @@ pub use events::EventRecord;
 pub use groups::{DeviceGroup, GroupMember};
 pub use recordings::RecordingRecord;
 pub use sessions::{LoginToken, WebSession};
+pub use twofactor::Passkey;
 pub use users::User;
 
 /// Which database is underneath; only `migrations` and connection set-up look at it.

@@ -56,15 +56,20 @@ impl Store {
 
     /// Records `step` as used; false if it (or a later one) already was.
     pub async fn claim_totp_step(&self, user_id: &str, step: i64) -> StoreResult<bool> {
-        let done = sqlx::query("UPDATE totp SET last_step = $2 WHERE user_id = $1 AND last_step < $2")
-            .bind(user_id)
-            .bind(step)
-            .execute(&self.pool)
-            .await?;
+        let done =
+            sqlx::query("UPDATE totp SET last_step = $2 WHERE user_id = $1 AND last_step < $2")
+                .bind(user_id)
+                .bind(step)
+                .execute(&self.pool)
+                .await?;
         Ok(done.rows_affected() > 0)
     }
 
-    pub async fn replace_recovery_codes(&self, user_id: &str, hashes: &[String]) -> StoreResult<()> {
+    pub async fn replace_recovery_codes(
+        &self,
+        user_id: &str,
+        hashes: &[String],
+    ) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
             .bind(user_id)
@@ -137,10 +142,18 @@ impl Store {
         .bind(user_id)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.iter().map(passkey_from_row).collect::<Result<_, _>>()?)
+        Ok(rows
+            .iter()
+            .map(passkey_from_row)
+            .collect::<Result<_, _>>()?)
     }
 
-    pub async fn update_passkey(&self, id: &str, credential: &str, used_ms: i64) -> StoreResult<()> {
+    pub async fn update_passkey(
+        &self,
+        id: &str,
+        credential: &str,
+        used_ms: i64,
+    ) -> StoreResult<()> {
         sqlx::query("UPDATE passkeys SET credential = $2, last_used_ms = $3 WHERE id = $1")
             .bind(id)
             .bind(credential)

@@ -2,6 +2,7 @@
 //! encrypted `auth=` tokens, the `x-meshauth` header and web session cookies.
 
 pub mod cookie;
+pub mod passkeys;
 pub mod ratelimit;
 
 use std::collections::HashMap;
@@ -26,6 +27,8 @@ use ratelimit::{LoginLimiter, Verdict};
 pub const SESSION_COOKIE: &str = "ironmesh_session";
 /// Lifetime of a browser session.
 pub const SESSION_TTL_MS: i64 = 12 * 3600 * 1000;
+/// How long the sign-in page's second step may take.
+pub const PENDING_SECS: i64 = 300;
 /// Window of `?auth=` user tokens (MeshCentral: 60 minutes).
 pub const AUTH_TOKEN_MAX_AGE_SECS: i64 = 3600;
 
@@ -76,6 +79,9 @@ pub struct AuthFailure {
     /// Set when the database, not the credentials, failed: the client should come back
     /// later rather than ask for a password again.
     pub outage: Option<Outage>,
+    /// Set when the password was right but a second factor is missing or wrong: the
+    /// account, for the sign-in page's second step.
+    pub second_factor_for: Option<String>,
 }
 
 impl AuthFailure {
@@ -85,6 +91,7 @@ impl AuthFailure {
             msg,
             reason: reason.into(),
             outage: None,
+            second_factor_for: None,
         }
     }
 
@@ -130,6 +137,12 @@ pub enum Method {
     AuthToken,
     /// A browser session cookie.
     SessionCookie,
+    /// A password, then a TOTP or recovery code.
+    SecondFactor,
+    /// A password, then a passkey.
+    Passkey,
+    /// OpenID Connect single sign-on.
+    SingleSignOn,
 }
 
 impl Method {
@@ -139,6 +152,9 @@ impl Method {
             Method::LoginToken => "login token",
             Method::AuthToken => "auth token",
             Method::SessionCookie => "session cookie",
+            Method::SecondFactor => "password and code",
+            Method::Passkey => "password and passkey",
+            Method::SingleSignOn => "single sign-on",
         }
     }
 }
@@ -158,14 +174,23 @@ pub struct Authenticator {
     /// Seals and opens `auth=`/`rauth=` tokens (MeshCentral's AES-GCM format).
     pub tokens: TokenCipher,
     limiter: LoginLimiter,
+    /// Passkey ceremonies; `None` when the server is reached by an IP address (WebAuthn
+    /// needs a host name).
+    pub passkeys: Option<passkeys::Passkeys>,
 }
 
 impl Authenticator {
-    pub fn new(domain: Domain, tokens: TokenCipher, limiter: LoginLimiter) -> Authenticator {
+    pub fn new(
+        domain: Domain,
+        tokens: TokenCipher,
+        limiter: LoginLimiter,
+        passkeys: Option<passkeys::Passkeys>,
+    ) -> Authenticator {
         Authenticator {
             domain,
             tokens,
             limiter,
+            passkeys,
         }
     }
 
@@ -205,8 +230,7 @@ impl Authenticator {
                 return Err(AuthFailure {
                     cause: "notools",
                     msg: "notools",
-                    reason: "this account may not use command-line tools".into(),
-                    outage: None,
+                    ..AuthFailure::noauth("notools", "this account may not use command-line tools")
                 });
             }
             return Ok(signed_in);
@@ -284,20 +308,30 @@ impl Authenticator {
                     .await;
                 Ok(Authenticated { user, method })
             }
+            // The password was right; a code is still needed. Not a failed guess.
+            Err(LoginFailure::SecondFactorRequired { user_id }) => Err(AuthFailure {
+                second_factor_for: Some(user_id),
+                ..AuthFailure::noauth("tokenrequired", "a second-factor code is required")
+            }),
             Err(failure) => {
                 self.limiter.record_failure(client.ip, username);
                 tracing::info!(ip = %client.ip, username = ?username, ?failure, "failed login");
-                let (msg, reason) = match failure {
-                    LoginFailure::BadCredentials => ("noauth-2d", "invalid user name or password"),
-                    LoginFailure::AccountLocked => ("locked", "account is locked"),
-                    LoginFailure::TokenUnsupported => (
-                        "noauth-2d",
-                        "two-factor tokens are not supported by this server",
-                    ),
+                let (msg, reason, user_id) = match failure {
+                    LoginFailure::BadCredentials => {
+                        ("noauth-2d", "invalid user name or password", None)
+                    }
+                    LoginFailure::AccountLocked => ("locked", "account is locked", None),
+                    LoginFailure::SecondFactorWrong { user_id } => {
+                        ("tokenrequired", "wrong second-factor code", Some(user_id))
+                    }
+                    LoginFailure::SecondFactorRequired { .. } => unreachable!("handled above"),
                 };
                 self.audit_sign_in(None, username, method, client, Some(reason))
                     .await;
-                Err(AuthFailure::noauth(msg, reason))
+                Err(AuthFailure {
+                    second_factor_for: user_id,
+                    ..AuthFailure::noauth(msg, reason)
+                })
             }
         }
     }
@@ -332,6 +366,110 @@ impl Authenticator {
             event = event.by(&u.id, name).target(&u.id);
         }
         self.domain.publish(event).await;
+    }
+
+    /// A sealed token standing for "password checked" while the sign-in page asks for the
+    /// second factor (valid [`PENDING_SECS`]).
+    pub fn pending_sign_in(&self, user_id: &str, client: &Client) -> String {
+        let payload = json!({ "purpose": "2fa", "userid": user_id, "ip": client.ip.to_string(), "ms": now_ms() });
+        self.tokens.seal(
+            payload.as_object().cloned().unwrap_or_default(),
+            now_ms() / 1000,
+        )
+    }
+
+    /// The account a pending sign-in token stands for, if valid (from the same address).
+    pub fn pending_user(&self, token: &str, client: &Client) -> Option<String> {
+        let payload = self
+            .tokens
+            .open(token, PENDING_SECS, now_ms() / 1000)
+            .ok()?;
+        (payload.get("purpose")?.as_str()? == "2fa"
+            && payload.get("ip")?.as_str()? == client.ip.to_string())
+        .then(|| payload.get("userid")?.as_str().map(str::to_string))
+        .flatten()
+    }
+
+    /// The sign-in page's second step: the code for a pending sign-in. A wrong code counts
+    /// towards the (user, address) failure limit like a wrong password.
+    pub async fn second_step(
+        &self,
+        pending: &str,
+        code: &str,
+        client: &Client,
+    ) -> Result<Authenticated, AuthFailure> {
+        let Some(user_id) = self.pending_user(pending, client) else {
+            return Err(AuthFailure::noauth(
+                "noauth",
+                "the sign-in took too long; start again",
+            ));
+        };
+        let user = match self.domain.active_user(&user_id).await {
+            Ok(Some(user)) => user,
+            Ok(None) => return Err(AuthFailure::noauth("noauth", "account not found")),
+            Err(DomainError::Unavailable(outage)) => return Err(AuthFailure::unavailable(outage)),
+            Err(e) => {
+                tracing::error!(error = %e, "second factor check failed");
+                return Err(AuthFailure::noauth("noauth", "internal error"));
+            }
+        };
+        if let Verdict::Refuse(wait) = self.limiter.check(client.ip, &user.name) {
+            return Err(AuthFailure::noauth(
+                "locked",
+                format!(
+                    "too many failed attempts from this address; try again in {} s",
+                    wait.as_secs().max(1)
+                ),
+            ));
+        }
+        let name = user.name.clone();
+        match self.domain.second_factor(user, Some(code)).await {
+            Ok(Ok(user)) => {
+                self.limiter.record_success(client.ip, &name);
+                self.audit_sign_in(Some(&user), &name, Method::SecondFactor, client, None)
+                    .await;
+                Ok(Authenticated {
+                    user,
+                    method: Method::SecondFactor,
+                })
+            }
+            Ok(Err(_)) => {
+                self.limiter.record_failure(client.ip, &name);
+                self.audit_sign_in(
+                    None,
+                    &name,
+                    Method::SecondFactor,
+                    client,
+                    Some("wrong second-factor code"),
+                )
+                .await;
+                Err(AuthFailure {
+                    second_factor_for: Some(user_id),
+                    ..AuthFailure::noauth("tokenrequired", "wrong code")
+                })
+            }
+            Err(DomainError::Unavailable(outage)) => Err(AuthFailure::unavailable(outage)),
+            Err(e) => {
+                tracing::error!(error = %e, "second factor check failed");
+                Err(AuthFailure::noauth("noauth", "internal error"))
+            }
+        }
+    }
+
+    /// Records a sign-in completed elsewhere (a passkey, single sign-on).
+    pub async fn signed_in(&self, user: &User, method: Method, client: &Client) {
+        self.limiter.record_success(client.ip, &user.name);
+        self.audit_sign_in(Some(user), &user.name, method, client, None)
+            .await;
+    }
+
+    /// Records a refused sign-in of another kind (a passkey, single sign-on).
+    pub async fn refused(&self, attempted: &str, method: Method, client: &Client, why: &str) {
+        if !attempted.is_empty() {
+            self.limiter.record_failure(client.ip, attempted);
+        }
+        self.audit_sign_in(None, attempted, method, client, Some(why))
+            .await;
     }
 
     /// Records a sign-out.

@@ -80,6 +80,11 @@ pub async fn login_css() -> Response {
     serve("/login.css", false)
 }
 
+/// The sign-in page's script (passkeys), a file of the console's build.
+pub async fn login_js() -> Response {
+    serve("/login.js", false)
+}
+
 fn serve(path: &str, immutable: bool) -> Response {
     match asset(path) {
         Some((mime, bytes)) => (

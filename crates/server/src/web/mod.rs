@@ -7,3 +7,4 @@ pub mod headers;
 pub mod install;
 pub mod listener;
 pub mod pages;
+pub mod recordings;

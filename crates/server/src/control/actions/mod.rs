@@ -10,8 +10,10 @@ mod events;
 mod gateways;
 mod groups;
 mod info;
+mod recordings;
 mod remote;
 mod tokens;
+mod twofactor;
 mod users;
 
 use std::future::Future;
@@ -104,6 +106,15 @@ control_actions! {
     "authcookie" => tokens::AuthCookie,
     "createLoginToken" => tokens::CreateLoginToken,
     "loginTokens" => tokens::LoginTokens,
+    "otpauth-request" => twofactor::TotpRequest,
+    "otpauth-setup" => twofactor::TotpSetup,
+    "otpauth-getpasswords" => twofactor::NewRecoveryCodes,
+    "otpauth-clear" => twofactor::RemoveFactors,
+    "otp-status" => twofactor::FactorStatus,
+    "webauthn-startregister" => twofactor::PasskeyStart,
+    "webauthn-endregister" => twofactor::PasskeyFinish,
+    "otp-hkey-remove" => twofactor::PasskeyRemove,
+    "recordings" => recordings::List,
 }
 
 pub async fn dispatch(session: &mut ControlSession, req: &Request) -> Replies {
