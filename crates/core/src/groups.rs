@@ -149,7 +149,9 @@ impl Domain {
         user_ids: &[String],
         rights: u32,
     ) -> DomainResult<Vec<Result<String, String>>> {
-        if !actor_rights.is_full() && (rights & !actor_rights.0) != 0 {
+        // Restrictions (no terminal, only own events, …) take away; anyone managing
+        // members may hand them out. Rights are granted only by who holds them.
+        if !MeshRights(rights).covered_by(actor_rights) {
             return Err(DomainError::Denied);
         }
         let members = self.store.group_members(&group.id).await?;

@@ -13,6 +13,7 @@ pub mod gateways;
 pub mod groups;
 pub mod recordings;
 pub mod sessions;
+pub mod sso;
 mod store;
 pub mod twofactor;
 

@@ -50,6 +50,8 @@ pub struct Config {
     pub new_users_create_groups: bool,
     /// The audit trail: how long events and session recordings are kept.
     pub audit: AuditConfig,
+    /// OpenID Connect single sign-on, when configured.
+    pub oidc: Option<OidcConfig>,
 }
 
 /// `[audit]`: retention of the event log and of session recordings.
@@ -183,6 +185,7 @@ pub struct FileConfig {
     pub client_certs: Option<ClientCertConfig>,
     pub new_users_create_groups: Option<bool>,
     pub audit: Option<AuditConfig>,
+    pub oidc: Option<OidcConfig>,
 }
 
 impl FileConfig {
@@ -284,6 +287,7 @@ impl Config {
             client_certs: file.client_certs.unwrap_or_default(),
             new_users_create_groups: file.new_users_create_groups.unwrap_or(false),
             audit: file.audit.unwrap_or_default(),
+            oidc: file.oidc,
         })
     }
 
@@ -347,4 +351,68 @@ mod tests {
         assert!(format!("{err:#}").contains("unknown field"), "{err:#}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
+}
+
+/// `[oidc]` in the configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcConfig {
+    /// The provider's issuer URL (its discovery document is at
+    /// `<issuer>/.well-known/openid-configuration`).
+    pub issuer: String,
+    pub client_id: String,
+    /// Sent with `client_secret_basic`; none for a public client (PKCE alone).
+    pub client_secret: Option<String>,
+    /// Where the provider sends the browser back; default
+    /// `https://<server name>:<port>/oidc/callback`.
+    pub redirect_uri: Option<String>,
+    /// Scopes asked for (`openid` is always included).
+    #[serde(default = "default_scopes")]
+    pub scopes: Vec<String>,
+    /// The claim whose value becomes the user name of a new account.
+    #[serde(default = "default_username_claim")]
+    pub username_claim: String,
+    /// The claim listing the user's groups at the provider.
+    #[serde(default = "default_groups_claim")]
+    pub groups_claim: String,
+    /// Provider groups whose members become full site administrators.
+    #[serde(default)]
+    pub admin_groups: Vec<String>,
+    /// Provider groups mapped to ironmesh device groups (by name or id) with rights.
+    #[serde(default)]
+    pub groups: Vec<GroupMapping>,
+    /// The sign-in page's button text.
+    #[serde(default = "default_button")]
+    pub button: String,
+    /// PEM CA certificates to trust for the provider (besides the public roots).
+    pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupMapping {
+    /// The value in the groups claim.
+    pub claim: String,
+    /// The ironmesh device group: its name or id.
+    pub group: String,
+    /// The rights members get (MeshCentral's bits; default remote control + run
+    /// commands).
+    #[serde(default = "default_rights")]
+    pub rights: u32,
+}
+
+fn default_scopes() -> Vec<String> {
+    vec!["openid".into(), "profile".into(), "email".into()]
+}
+fn default_username_claim() -> String {
+    "preferred_username".into()
+}
+fn default_groups_claim() -> String {
+    "groups".into()
+}
+fn default_button() -> String {
+    "Sign in with single sign-on".into()
+}
+fn default_rights() -> u32 {
+    8 | 131072
 }

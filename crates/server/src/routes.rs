@@ -17,6 +17,8 @@ pub fn router(state: SharedState) -> Router {
         .route("/login/passkey", axum::routing::post(pages::login_passkey))
         .route("/login.js", get(console::login_js))
         .route("/recordings/{file}", get(crate::web::recordings::download))
+        .route("/oidc/login", get(crate::web::sso::login))
+        .route("/oidc/callback", get(crate::web::sso::callback))
         .route("/logout", get(pages::logout_page).post(pages::logout))
         .route("/health", get(pages::health))
         .route("/control.ashx", get(crate::control::upgrade))

@@ -9,6 +9,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::agent_cores::CoreProvider;
 use crate::auth::cookie::{TokenCipher, KEY_LEN};
+use crate::auth::oidc::Oidc;
 use crate::auth::passkeys::Passkeys;
 use crate::auth::ratelimit::LoginLimiter;
 use crate::auth::Authenticator;
@@ -102,6 +103,16 @@ impl AppState {
                     Duration::from_secs(config.login_window_secs),
                 ),
                 passkeys_for(&config),
+                match &config.oidc {
+                    Some(oidc) => Some(
+                        Oidc::new(
+                            oidc.clone(),
+                            &format!("https://{}", config.public_host_port()),
+                        )
+                        .context("setting up single sign-on ([oidc])")?,
+                    ),
+                    None => None,
+                },
             ),
             domain,
             identity,

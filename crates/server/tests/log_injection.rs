@@ -1,6 +1,6 @@
-//! 11. Values from clients are logged escaped (a newline cannot forge a log line), and a
-//! refused relay names no device the user has no rights on. (A test binary of its own:
-//! it raises the server's log level through the environment.)
+//! Defect 11 of SECURITY.md: values from clients are logged escaped (a newline cannot
+//! forge a log line), and a refused relay names no device the user has no rights on. A
+//! test binary of its own: it raises the server's log level through the environment.
 
 use std::time::Duration;
 

@@ -180,7 +180,8 @@ impl Store {
         // only events caused by them or by no one.
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM events \
-             WHERE ($1 = '' OR node_id = $1) AND ($2 = '' OR user_id = $2) \
+             WHERE ($1 = '' OR node_id = $1) \
+             AND ($2 = '' OR user_id = $2 OR targets LIKE $11 ESCAPE '!') \
              AND ($3 = '' OR group_id = $3) AND ($4 = '' OR action = $4) \
              AND ($5 = 0 OR time_ms >= $5) AND ($6 = 0 OR time_ms < $6) \
              AND ($7 = '' OR user_id = $7 \
@@ -202,6 +203,7 @@ impl Store {
         .bind(f.limit)
         .bind(format!("%,{},%", like_escape(f.visible_to.unwrap_or(""))))
         .bind(i64::from(f.manages_users))
+        .bind(format!("%,{},%", like_escape(f.user_id.unwrap_or(""))))
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)

@@ -2,6 +2,7 @@
 //! encrypted `auth=` tokens, the `x-meshauth` header and web session cookies.
 
 pub mod cookie;
+pub mod oidc;
 pub mod passkeys;
 pub mod ratelimit;
 
@@ -177,6 +178,8 @@ pub struct Authenticator {
     /// Passkey ceremonies; `None` when the server is reached by an IP address (WebAuthn
     /// needs a host name).
     pub passkeys: Option<passkeys::Passkeys>,
+    /// Single sign-on, when configured.
+    pub oidc: Option<oidc::Oidc>,
 }
 
 impl Authenticator {
@@ -185,12 +188,14 @@ impl Authenticator {
         tokens: TokenCipher,
         limiter: LoginLimiter,
         passkeys: Option<passkeys::Passkeys>,
+        oidc: Option<oidc::Oidc>,
     ) -> Authenticator {
         Authenticator {
             domain,
             tokens,
             limiter,
             passkeys,
+            oidc,
         }
     }
 

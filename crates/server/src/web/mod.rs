@@ -8,3 +8,4 @@ pub mod install;
 pub mod listener;
 pub mod pages;
 pub mod recordings;
+pub mod sso;

@@ -13,11 +13,11 @@ use crate::auth::{
     self, AuthFailure, Authenticated, Client, Method, SESSION_COOKIE, SESSION_TTL_MS,
 };
 use crate::endpoint::escape_html;
-use crate::state::SharedState;
+use crate::state::{AppState, SharedState};
 use ironmesh_core::model::{Outage, User};
 use ironmesh_core::DomainError;
 
-fn page(title: &str, body: &str) -> String {
+pub fn page(title: &str, body: &str) -> String {
     format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
@@ -27,7 +27,7 @@ fn page(title: &str, body: &str) -> String {
     )
 }
 
-fn login_form(error: Option<&str>) -> String {
+fn login_form(state: &AppState, error: Option<&str>) -> String {
     let error = error
         .map(|e| {
             format!(
@@ -36,6 +36,13 @@ fn login_form(error: Option<&str>) -> String {
             )
         })
         .unwrap_or_default();
+    let sso = match &state.auth.oidc {
+        Some(oidc) => format!(
+            "<p class=\"sso\"><a id=\"sso-sign-in\" href=\"/oidc/login\">{}</a></p>",
+            escape_html(&oidc.config.button)
+        ),
+        None => String::new(),
+    };
     page(
         "Sign in",
         &format!(
@@ -43,13 +50,13 @@ fn login_form(error: Option<&str>) -> String {
              <label>User name <input name=\"username\" autocomplete=\"username\" required></label>\
              <label>Password <input name=\"password\" type=\"password\" \
              autocomplete=\"current-password\" required></label>\
-             <button type=\"submit\">Sign in</button></form>"
+             <button type=\"submit\">Sign in</button></form>{sso}"
         ),
     )
 }
 
-pub async fn login_page() -> Html<String> {
-    Html(login_form(None))
+pub async fn login_page(State(state): State<SharedState>) -> Html<String> {
+    Html(login_form(&state, None))
 }
 
 #[derive(Deserialize)]
@@ -81,7 +88,7 @@ pub async fn login_submit(
     if !same_origin(&state, &headers) {
         return (
             StatusCode::FORBIDDEN,
-            Html(login_form(Some("Cross-site login refused."))),
+            Html(login_form(&state, Some("Cross-site login refused."))),
         )
             .into_response();
     }
@@ -105,7 +112,7 @@ async fn signed_in_or_refused(
         Err(AuthFailure {
             outage: Some(outage),
             ..
-        }) => unavailable(outage),
+        }) => unavailable(state, outage),
         Err(AuthFailure {
             second_factor_for: Some(user_id),
             ..
@@ -122,13 +129,13 @@ async fn signed_in_or_refused(
                     "Invalid user name or password.".to_string(),
                 )
             };
-            (status, Html(login_form(Some(&text)))).into_response()
+            (status, Html(login_form(state, Some(&text)))).into_response()
         }
     }
 }
 
 /// A browser session for `user`: the cookie, and on to the console.
-async fn start_session(state: &SharedState, user: &User) -> Response {
+pub async fn start_session(state: &SharedState, user: &User) -> Response {
     match state.auth.create_web_session(user).await {
         Ok(token) => (
             StatusCode::SEE_OTHER,
@@ -142,14 +149,15 @@ async fn start_session(state: &SharedState, user: &User) -> Response {
         )
             .into_response(),
         // Logged once by the store.
-        Err(DomainError::Unavailable(outage)) => unavailable(outage),
+        Err(DomainError::Unavailable(outage)) => unavailable(state, outage),
         Err(e) => {
             tracing::error!(error = %e, "could not create session");
             (
                 StatusCode::INTERNAL_SERVER_ERROR,
-                Html(login_form(Some(
-                    "The server could not start a session; try again.",
-                ))),
+                Html(login_form(
+                    state,
+                    Some("The server could not start a session; try again."),
+                )),
             )
                 .into_response()
         }
@@ -223,7 +231,7 @@ pub async fn login_code(
     if !same_origin(&state, &headers) {
         return (
             StatusCode::FORBIDDEN,
-            Html(login_form(Some("Cross-site login refused."))),
+            Html(login_form(&state, Some("Cross-site login refused."))),
         )
             .into_response();
     }
@@ -313,12 +321,13 @@ pub async fn login_passkey(
 }
 
 /// The sign-in page when the database, not the credentials, failed: 503 with the cause.
-fn unavailable(outage: Outage) -> Response {
+fn unavailable(state: &AppState, outage: Outage) -> Response {
     (
         StatusCode::SERVICE_UNAVAILABLE,
-        Html(login_form(Some(&format!(
-            "Signing in is not possible right now. {outage}."
-        )))),
+        Html(login_form(
+            state,
+            Some(&format!("Signing in is not possible right now. {outage}.")),
+        )),
     )
         .into_response()
 }

@@ -64,8 +64,8 @@ impl Action for List {
     }
 }
 
-/// What reading a device's system and network details needs: the DEVICE_DETAILS right.
-/// Without it the device reads as unknown, as in MeshCentral.
+/// What reading a device's system and network details needs: the DEVICE_DETAILS right
+/// (without it: "Access denied").
 fn details_need(device_id: &str) -> DeviceNeed {
     DeviceNeed {
         id: device_id.to_string(),

@@ -232,9 +232,14 @@ impl Action for RunCommands {
             let Some(agent) = s.state.agents.get(&grant.device.id) else {
                 return Err(DomainError::Invalid("Agent not connected".into()));
             };
-            targets.push((grant.device.id, grant.device.group_id, agent.agent_id));
+            // A place in each agent's queue is taken before anything is sent, so a busy
+            // device refuses the whole request too.
+            let slot = agent.tx.clone().try_reserve_owned().map_err(|_| {
+                DomainError::Invalid("Unable to route: device is busy, try again".into())
+            })?;
+            targets.push((grant.device.id, grant.device.group_id, agent.agent_id, slot));
         }
-        for (node_id, group_id, agent_id) in targets {
+        for (node_id, group_id, agent_id, slot) in targets {
             s.state.consoles.note_asked(&s.session_id, &node_id);
             // Type 0 means "the device's shell": cmd on Windows agents (ids 1-4), sh elsewhere.
             let kind = match self.kind {
@@ -253,7 +258,7 @@ impl Action for RunCommands {
             if let Some(rid) = req.body.get("responseid") {
                 message.insert("responseid".into(), rid.clone());
             }
-            send_to_agent(s, &node_id, &Value::Object(message))?;
+            slot.send(ToAgent::Json(Value::Object(message).to_string()));
             // In the audit trail as MeshCentral records it (meshctrl `listevents` shows it).
             let event = Event::new("node", "runcommands", "Running commands")
                 .by_actor(&s.actor)

@@ -10,10 +10,11 @@ use std::sync::{Arc, OnceLock};
 
 use ironmesh_core::access::Actor;
 use ironmesh_core::accounts::NewUser;
-use ironmesh_core::events::{iso_time, Event};
+use ironmesh_core::devices::LiveState;
+use ironmesh_core::events::{iso_time, EndSessions, Event};
 use ironmesh_core::gateways::{AdmissionRule, GatewayReport};
 use ironmesh_core::groups::MTYPE_AGENT;
-use ironmesh_core::model::{now_ms, DeviceGroup, DeviceRecord, DeviceReport, User};
+use ironmesh_core::model::{now_ms, DeviceGroup, DeviceRecord, DeviceReport, EventFilter, User};
 use ironmesh_core::{hex, random_bytes, Domain};
 use ironmesh_proto::agent::{sha384, AuthInfo};
 use ironmesh_proto::control::Request;
@@ -24,6 +25,7 @@ use tokio::sync::{broadcast, mpsc};
 
 use super::{dispatch, ACTION_NAMES};
 use crate::agent_cores::CoreProvider;
+use crate::auth::{Client, Credentials, Method};
 use crate::config::{Config, Overrides};
 use crate::control::session::ControlSession;
 use crate::identity::{IdentityOptions, ServerIdentity};
@@ -85,10 +87,19 @@ fn memory_database_url() -> String {
 
 /// A state as the server builds it, on an in-memory database.
 async fn test_state(data_dir: &std::path::Path) -> SharedState {
+    test_state_with(data_dir, |_| {}).await
+}
+
+/// A state as the server builds it, on an in-memory database, from the configuration as
+/// `adjust` leaves it (as a configuration file would set it).
+async fn test_state_with(
+    data_dir: &std::path::Path,
+    adjust: impl FnOnce(&mut Config),
+) -> SharedState {
     for (name, bytes) in identity_files() {
         std::fs::write(data_dir.join(name), bytes).unwrap();
     }
-    let config = Config::resolve(
+    let mut config = Config::resolve(
         data_dir,
         None,
         Overrides {
@@ -98,6 +109,7 @@ async fn test_state(data_dir: &std::path::Path) -> SharedState {
         },
     )
     .unwrap();
+    adjust(&mut config);
     let identity = ServerIdentity::load_or_create(&IdentityOptions {
         data_dir: &config.data_dir,
         server_name: &config.server_name,
@@ -174,20 +186,7 @@ impl World {
 
     /// A control session of `user`, as the socket loop sets it up after authentication.
     async fn session(&self, user: &User) -> ControlSession {
-        let peer: SocketAddr = PEER.parse().unwrap();
-        ControlSession {
-            state: self.state.clone(),
-            actor: actor(self.domain(), user).await,
-            session_id: format!("{}/{}", user.id, hex(&random_bytes::<20>())),
-            peer,
-            client: crate::auth::Client {
-                ip: peer.ip(),
-                user_agent: None,
-            },
-            web_cookie: None,
-            outbox: crate::live::consoles::Outbox::new(crate::live::consoles::OUTBOX_LIMIT).0,
-            credentials_ms: user.password_changed_ms,
-        }
+        session(&self.state, user).await
     }
 
     /// Puts a registry entry for `device` as a connected agent would; returns what the
@@ -215,6 +214,28 @@ impl World {
             out.push(event);
         }
         out
+    }
+}
+
+/// A control session of `user` on `state`, as the socket loop sets it up after
+/// authentication: connected from [`PEER`], without a browser cookie or user agent.
+async fn session(state: &SharedState, user: &User) -> ControlSession {
+    let peer: SocketAddr = PEER.parse().unwrap();
+    let client = Client {
+        ip: peer.ip(),
+        user_agent: None,
+    };
+    let mut actor = actor(&state.domain, user).await;
+    actor.origin = client.origin();
+    ControlSession {
+        state: state.clone(),
+        actor,
+        session_id: format!("{}/{}", user.id, hex(&random_bytes::<20>())),
+        peer,
+        client,
+        web_cookie: None,
+        outbox: crate::live::consoles::Outbox::new(crate::live::consoles::OUTBOX_LIMIT).0,
+        credentials_ms: user.password_changed_ms,
     }
 }
 
@@ -280,17 +301,37 @@ async fn register_device(domain: &Domain, group: &DeviceGroup, name: &str) -> De
 }
 
 /// One request, handled as the socket loop handles a text frame: parsed from its text,
-/// the caller's rights reloaded, then dispatched. Returns the replies in order.
+/// the caller's rights reloaded (with where the session comes from), then dispatched.
+/// Returns the replies in order. The loop would have ended a session whose account
+/// changed meanwhile ([`ended`]): such a session sends nothing more.
 async fn call(s: &mut ControlSession, request: Value) -> Vec<Value> {
     let req = Request::parse(&request.to_string()).expect("a valid envelope");
-    s.actor = s
+    assert!(
+        !ended(s).await,
+        "the socket loop would have ended this session before {request}"
+    );
+    let mut actor = s
         .state
         .domain
         .actor(&s.actor.user.id)
         .await
         .unwrap()
         .expect("the caller's account exists");
+    actor.origin = s.client.origin();
+    s.actor = actor;
     dispatch(s, &req).await
+}
+
+/// Whether the socket loop ends `s` at its next frame: its account is gone or locked, or
+/// its password changed since the session signed in (and not by this session).
+async fn ended(s: &ControlSession) -> bool {
+    match s.state.domain.actor(&s.actor.user.id).await.unwrap() {
+        None => true,
+        Some(actor) => {
+            actor.user.password_changed_ms != s.credentials_ms
+                || actor.site().restricted(SiteRights::LOCKED)
+        }
+    }
 }
 
 /// A request answered by exactly one reply.
@@ -522,7 +563,7 @@ async fn users_lists_every_account_with_its_memberships() {
 
 #[tokio::test]
 async fn account_lifecycle() {
-    let w = World::new().await;
+    let mut w = World::new().await;
     let mut manager = w.session(&w.add_manager().await).await;
 
     assert_eq!(
@@ -592,6 +633,44 @@ async fn account_lifecycle() {
         .await,
         refused("adduser", "Access denied")
     );
+    // New accounts may not create device groups (the server's default policy): they get
+    // NO_NEW_GROUPS on top of the rights asked for...
+    assert_eq!(
+        one(
+            &mut manager,
+            json!({
+                "action": "adduser",
+                "username": "erin",
+                "pass": "erin-password",
+                "siteadmin": SiteRights::MANAGE_USERS,
+            })
+        )
+        .await,
+        json!({ "action": "adduser", "result": "ok", "userid": "user//erin" })
+    );
+    assert_eq!(
+        listed_user(&mut manager, "user//erin").await["siteadmin"],
+        json!(SiteRights::MANAGE_USERS | SiteRights::NO_NEW_GROUPS)
+    );
+    // ...except full administrators.
+    let mut admin = w.session(&w.admin).await;
+    assert_eq!(
+        one(
+            &mut admin,
+            json!({
+                "action": "adduser",
+                "username": "root",
+                "pass": "root-password",
+                "siteadmin": SiteRights::FULL,
+            })
+        )
+        .await,
+        json!({ "action": "adduser", "result": "ok", "userid": "user//root" })
+    );
+    assert_eq!(
+        listed_user(&mut admin, "user//root").await["siteadmin"],
+        json!(SiteRights::FULL)
+    );
 
     let carol = w.domain().actor("user//carol").await.unwrap().unwrap().user;
     assert_eq!(
@@ -601,7 +680,7 @@ async fn account_lifecycle() {
             "name": "Carol",
             "creation": carol.created_ms / 1000,
             "links": {},
-            "siteadmin": 0,
+            "siteadmin": SiteRights::NO_NEW_GROUPS,
             "passchange": carol.password_changed_ms / 1000,
             "email": "carol@example.com",
             "emailVerified": true,
@@ -621,6 +700,7 @@ async fn account_lifecycle() {
         .await,
         ok("edituser")
     );
+    // Editing sets the site rights asked for: the policy applies to new accounts only.
     // MeshCentral's console names the account in `id`.
     assert_eq!(
         one(
@@ -679,6 +759,21 @@ async fn account_lifecycle() {
         refused("edituser", "User does not exists")
     );
 
+    // A password reset ends every way into the account the old password opened: its
+    // login tokens and browser sessions, and (through the event) its open sessions.
+    let carol_actor = w.domain().actor("user//carol").await.unwrap().unwrap();
+    let (carol_token, carol_token_pass) = w
+        .domain()
+        .create_login_token(&carol_actor, "ci", 0)
+        .await
+        .unwrap();
+    let carol_cookie = w
+        .state
+        .auth
+        .create_web_session(&carol_actor.user)
+        .await
+        .unwrap();
+    w.published();
     assert_eq!(
         one(
             &mut manager,
@@ -697,6 +792,44 @@ async fn account_lifecycle() {
         .await
         .unwrap();
     assert_eq!(login.map(|u| u.id).ok().as_deref(), Some("user//carol"));
+    let login = w
+        .domain()
+        .check_login(&carol_token.token_user, &carol_token_pass, None)
+        .await
+        .unwrap();
+    assert!(login.is_err(), "the login token still signs in");
+    assert!(w
+        .domain()
+        .web_session_user(&carol_cookie)
+        .await
+        .unwrap()
+        .is_none());
+    let published = w.published();
+    assert_eq!(published.len(), 1, "{published:?}");
+    let changed = &published[0];
+    assert_eq!(
+        changed.to_json(),
+        json!({
+            "etype": "user",
+            "action": "accountchange",
+            "msg": "Password of Carol changed",
+            "time": iso_time(changed.time_ms),
+            "userid": "user//manager",
+            "username": "manager",
+            "remoteaddr": "127.0.0.1",
+        })
+    );
+    assert_eq!(changed.targets, ["*users", "user//carol"]);
+    assert!(changed.persist);
+    // Every session of hers ends (the manager's session is not hers: none is kept).
+    assert_eq!(
+        changed.ends_sessions,
+        Some(EndSessions {
+            user_id: "user//carol".into(),
+            keep: None,
+            reason: "password changed: sign in again",
+        })
+    );
     assert_eq!(
         one(
             &mut manager,
@@ -768,6 +901,269 @@ async fn account_lifecycle() {
     assert!(w.domain().actor("user//carol").await.unwrap().is_none());
 }
 
+/// `changepassword`: a user changes their own password, proving they know the current
+/// one. Every other way into the account ends (login tokens, other browser sessions,
+/// `auth=` tokens issued before, other open sessions); the session it came from stays.
+#[tokio::test]
+async fn changepassword_changes_the_callers_own_password() {
+    let mut w = World::new().await;
+    let mut alice = w.session(&w.alice).await;
+    // What the old password opened: a login token, this console's browser session and
+    // another one, an `auth=` token, and another console.
+    let (token, token_pass) = w
+        .domain()
+        .create_login_token(&alice.actor, "ci", 0)
+        .await
+        .unwrap();
+    let this_cookie = w.state.auth.create_web_session(&w.alice).await.unwrap();
+    let other_cookie = w.state.auth.create_web_session(&w.alice).await.unwrap();
+    alice.web_cookie = Some(this_cookie.clone());
+    let old_auth = one(&mut alice, json!({ "action": "authcookie" })).await["cookie"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let other_console = w.session(&w.alice).await;
+    // Bob's token is not touched.
+    let bob_actor = actor(w.domain(), &w.bob).await;
+    let (bob_token, bob_token_pass) = w
+        .domain()
+        .create_login_token(&bob_actor, "ci", 0)
+        .await
+        .unwrap();
+    let changed_ms = |w: &World| {
+        let domain = w.domain().clone();
+        async move {
+            domain
+                .actor("user//alice")
+                .await
+                .unwrap()
+                .unwrap()
+                .user
+                .password_changed_ms
+        }
+    };
+    let before = changed_ms(&w).await;
+    w.published();
+
+    // Refusals, which change nothing.
+    let change = |old: &str, new: &str| json!({ "action": "changepassword", "oldpass": old, "newpass": new });
+    for (request, result) in [
+        (
+            json!({ "action": "changepassword", "newpass": "alice-new-password" }),
+            "Missing field: oldpass",
+        ),
+        (
+            json!({ "action": "changepassword", "oldpass": "alice-password" }),
+            "Missing field: newpass",
+        ),
+        (change("alice-password", ""), "Missing field: newpass"),
+        (
+            json!({ "action": "changepassword", "oldpass": 1, "newpass": "alice-new-password" }),
+            "Field oldpass must be a string",
+        ),
+        (
+            change("wrong-password", "alice-new-password"),
+            "Incorrect current password",
+        ),
+        (
+            change("alice-password", "alice-password"),
+            "The new password must differ from the current one",
+        ),
+        (
+            change("alice-password", "short"),
+            "Password too short: at least 8 characters",
+        ),
+    ] {
+        assert_eq!(
+            one(&mut alice, request.clone()).await,
+            refused("changepassword", result),
+            "{request}"
+        );
+    }
+    assert!(w.published().is_empty());
+    assert_eq!(changed_ms(&w).await, before);
+    let login = w
+        .domain()
+        .check_login("alice", "alice-password", None)
+        .await
+        .unwrap();
+    assert_eq!(login.map(|u| u.id).ok().as_deref(), Some("user//alice"));
+
+    // The change.
+    let mut request = change("alice-password", "alice-new-password");
+    request["responseid"] = "p".into();
+    assert_eq!(
+        one(&mut alice, request).await,
+        json!({ "action": "changepassword", "responseid": "p", "result": "ok" })
+    );
+    let after = changed_ms(&w).await;
+    assert!(after > before);
+    for (password, works) in [("alice-new-password", true), ("alice-password", false)] {
+        let login = w
+            .domain()
+            .check_login("alice", password, None)
+            .await
+            .unwrap();
+        assert_eq!(login.is_ok(), works, "{password}");
+    }
+    for (user, password, works) in [
+        (&token.token_user, &token_pass, false),
+        (&bob_token.token_user, &bob_token_pass, true),
+    ] {
+        let login = w.domain().check_login(user, password, None).await.unwrap();
+        assert_eq!(login.is_ok(), works, "{user}");
+    }
+    // Browser sessions: this console's stays, the other one is gone.
+    let session_user = |cookie: &str| {
+        let domain = w.domain().clone();
+        let cookie = cookie.to_string();
+        async move {
+            domain
+                .web_session_user(&cookie)
+                .await
+                .unwrap()
+                .map(|u| u.id)
+        }
+    };
+    assert_eq!(
+        session_user(&this_cookie).await.as_deref(),
+        Some("user//alice")
+    );
+    assert_eq!(session_user(&other_cookie).await, None);
+    // `auth=` tokens issued before the change open nothing; new ones do.
+    let with_token = |token: String| Credentials {
+        auth_token: Some(token),
+        ..Default::default()
+    };
+    assert!(w
+        .state
+        .auth
+        .authenticate(&with_token(old_auth), &alice.client)
+        .await
+        .is_err());
+    // This console stays signed in, the other one ends.
+    assert_eq!(alice.credentials_ms, after);
+    assert!(!ended(&alice).await);
+    assert!(ended(&other_console).await);
+    let new_auth = one(&mut alice, json!({ "action": "authcookie" })).await["cookie"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let signed_in = w
+        .state
+        .auth
+        .authenticate(&with_token(new_auth), &alice.client)
+        .await
+        .unwrap();
+    assert_eq!(signed_in.user.id, "user//alice");
+    // Announced: the event ends her other sessions, not this one.
+    let published = w.published();
+    assert_eq!(published.len(), 1, "{published:?}");
+    let event = &published[0];
+    assert_eq!(
+        event.to_json(),
+        json!({
+            "etype": "user",
+            "action": "accountchange",
+            "msg": "Password of alice changed",
+            "time": iso_time(event.time_ms),
+            "userid": "user//alice",
+            "username": "alice",
+            "remoteaddr": "127.0.0.1",
+        })
+    );
+    assert_eq!(event.targets, ["*users", "user//alice"]);
+    assert!(event.persist);
+    assert_eq!(
+        event.ends_sessions,
+        Some(EndSessions {
+            user_id: "user//alice".into(),
+            keep: Some(alice.session_id.clone()),
+            reason: "password changed: sign in again",
+        })
+    );
+    assert_eq!(
+        one(&mut alice, json!({ "action": "userinfo" })).await["userinfo"]["passchange"],
+        after / 1000
+    );
+
+    // `changeuserpass` on one's own account keeps the session it came from too.
+    let mut manager = w.session(&w.add_manager().await).await;
+    w.published();
+    assert_eq!(
+        one(
+            &mut manager,
+            json!({
+                "action": "changeuserpass",
+                "userid": "manager",
+                "pass": "manager-new-password",
+            })
+        )
+        .await,
+        ok("changeuserpass")
+    );
+    assert!(!ended(&manager).await);
+    let published = w.published();
+    assert_eq!(published.len(), 1, "{published:?}");
+    assert_eq!(
+        published[0].ends_sessions,
+        Some(EndSessions {
+            user_id: "user//manager".into(),
+            keep: Some(manager.session_id.clone()),
+            reason: "password changed: sign in again",
+        })
+    );
+}
+
+/// New accounts get NO_NEW_GROUPS unless the configuration says
+/// `new_users_create_groups = true` (`AppState::new` applies it to the domain); full
+/// administrators are never limited.
+#[tokio::test]
+async fn new_users_create_groups_as_configured() {
+    for configured in [None, Some(true)] {
+        let dir = tempfile::tempdir().unwrap();
+        let state = test_state_with(dir.path(), |config| {
+            if let Some(allowed) = configured {
+                config.new_users_create_groups = allowed;
+            }
+        })
+        .await;
+        let allowed = configured == Some(true);
+        assert_eq!(state.config.new_users_create_groups, allowed);
+        let limit = if allowed {
+            0
+        } else {
+            SiteRights::NO_NEW_GROUPS
+        };
+        let root = add_user(&state.domain, "root", SiteRights::FULL).await;
+        assert_eq!(root.site_rights, SiteRights::FULL);
+        let carol = add_user(&state.domain, "carol", SiteRights::MANAGE_USERS).await;
+        assert_eq!(carol.site_rights, SiteRights::MANAGE_USERS | limit);
+        // Accounts made with `adduser` too.
+        let mut carol = session(&state, &carol).await;
+        assert_eq!(
+            one(
+                &mut carol,
+                json!({ "action": "adduser", "username": "dave", "pass": "dave-password" })
+            )
+            .await,
+            json!({ "action": "adduser", "result": "ok", "userid": "user//dave" })
+        );
+        let dave = state.domain.actor("user//dave").await.unwrap().unwrap();
+        assert_eq!(dave.user.site_rights, limit, "{configured:?}");
+        let reply = one(
+            &mut carol,
+            json!({ "action": "createmesh", "meshname": "Mine" }),
+        )
+        .await;
+        if allowed {
+            assert_eq!(reply["result"], "ok", "{reply}");
+        } else {
+            assert_eq!(reply, refused("createmesh", "Access denied"));
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Device groups
 // ---------------------------------------------------------------------------------------
@@ -812,7 +1208,26 @@ async fn group_lifecycle() {
     let w = World::new().await;
     w.add_manager().await;
     let mut alice = w.session(&w.alice).await;
+    let mut admin = w.session(&w.admin).await;
 
+    // A new account may not create groups (NO_NEW_GROUPS, the default policy) until an
+    // administrator lifts it.
+    assert_eq!(
+        one(
+            &mut alice,
+            json!({ "action": "createmesh", "meshname": "Home", "desc": "at home" }),
+        )
+        .await,
+        refused("createmesh", "Access denied")
+    );
+    assert_eq!(
+        one(
+            &mut admin,
+            json!({ "action": "edituser", "userid": "alice", "siteadmin": 0 })
+        )
+        .await,
+        ok("edituser")
+    );
     let created = one(
         &mut alice,
         json!({ "action": "createmesh", "meshname": "Home", "desc": "at home", "responseid": "c" }),
@@ -995,6 +1410,68 @@ async fn group_lifecycle() {
         .await,
         refused("addmeshuser", "Access denied")
     );
+    // Nobody changes a member who holds rights they do not hold themselves (the group's
+    // full administrator here), whatever the new rights.
+    let not_yours = "Cannot change the rights of user//admin: they hold rights you do not hold";
+    assert_eq!(
+        one(
+            &mut alice,
+            json!({ "action": "addmeshuser", "meshid": w.office.id, "userid": "admin" })
+        )
+        .await,
+        json!({
+            "action": "addmeshuser",
+            "result": format!("Nothing done: {not_yours}"),
+            "success": 0,
+            "failed": 1,
+        })
+    );
+    assert_eq!(
+        one(
+            &mut alice,
+            json!({
+                "action": "addmeshuser",
+                "meshid": w.office.id,
+                "usernames": ["bob", "admin"],
+                "meshadmin": MeshRights::EDIT_MESH,
+            })
+        )
+        .await,
+        json!({
+            "action": "addmeshuser",
+            "result": format!("Added users bob; {not_yours}"),
+            "success": 1,
+            "failed": 1,
+        })
+    );
+    // Restrictions ("no terminal", "only own events") are not rights: a member whose only
+    // extra bits are restrictions can be changed.
+    assert_eq!(
+        one(
+            &mut admin,
+            json!({
+                "action": "addmeshuser",
+                "meshid": w.office.id,
+                "userid": "bob",
+                "meshadmin": MeshRights::EDIT_MESH | MeshRights::NO_TERMINAL | MeshRights::LIMIT_EVENTS,
+            }),
+        )
+        .await["success"],
+        1
+    );
+    assert_eq!(
+        one(
+            &mut alice,
+            json!({
+                "action": "addmeshuser",
+                "meshid": w.office.id,
+                "userid": "bob",
+                "meshadmin": MeshRights::EDIT_MESH,
+            })
+        )
+        .await,
+        json!({ "action": "addmeshuser", "result": "Added user bob", "success": 1, "failed": 0 })
+    );
     let members = w.domain().group_members(&w.office.id).await.unwrap();
     let rights: HashMap<&str, u32> = members
         .iter()
@@ -1010,7 +1487,57 @@ async fn group_lifecycle() {
         ])
     );
 
-    // removemeshuser
+    // removemeshuser: not of a member who holds rights the caller does not hold.
+    let cannot_remove = "Cannot remove a member who holds rights you do not hold";
+    assert_eq!(
+        one(
+            &mut alice,
+            json!({ "action": "removemeshuser", "meshid": w.office.id, "userid": "admin" })
+        )
+        .await,
+        refused("removemeshuser", cannot_remove)
+    );
+    assert_eq!(
+        one(
+            &mut admin,
+            json!({
+                "action": "addmeshuser",
+                "meshid": w.office.id,
+                "userid": "manager",
+                "meshadmin": MeshRights::REMOTE_CONTROL | MeshRights::AGENT_CONSOLE,
+            }),
+        )
+        .await["success"],
+        1
+    );
+    assert_eq!(
+        one(
+            &mut alice,
+            json!({ "action": "removemeshuser", "meshid": w.office.id, "userid": "manager" })
+        )
+        .await,
+        refused("removemeshuser", cannot_remove)
+    );
+    // Restrictions do not count.
+    assert_eq!(
+        one(
+            &mut admin,
+            json!({
+                "action": "addmeshuser",
+                "meshid": w.office.id,
+                "userid": "manager",
+                "meshadmin": MeshRights::REMOTE_CONTROL | MeshRights::NO_DESKTOP,
+            }),
+        )
+        .await["success"],
+        1
+    );
+    // The refused removals removed nobody.
+    let members = w.domain().group_members(&w.office.id).await.unwrap();
+    assert_eq!(members.len(), 4, "{members:?}");
+    assert!(members
+        .iter()
+        .any(|m| m.user_id == "user//admin" && m.rights == FULL));
     assert_eq!(
         one(
             &mut alice,
@@ -1061,7 +1588,6 @@ async fn group_lifecycle() {
         .await,
         refused("deletemesh", "Invalid group id")
     );
-    let mut admin = w.session(&w.admin).await;
     assert_eq!(
         one(
             &mut admin,
@@ -1215,6 +1741,35 @@ async fn device_details() {
         })
     );
 
+    // System and network details need DEVICE_DETAILS on the device's group, which alice
+    // lacks: refused, though she sees the device (invisible devices read as unknown).
+    let details = [
+        json!({ "action": "getnetworkinfo", "nodeid": pc.id }),
+        json!({ "action": "getsysinfo", "nodeid": pc.id }),
+    ];
+    for request in &details {
+        let action = request["action"].as_str().unwrap();
+        assert_eq!(
+            one(&mut alice, request.clone()).await,
+            refused(action, "Access denied")
+        );
+    }
+    let with_details = ALICE_RIGHTS | MeshRights::DEVICE_DETAILS;
+    let mut admin = w.session(&w.admin).await;
+    assert_eq!(
+        one(
+            &mut admin,
+            json!({
+                "action": "addmeshuser",
+                "meshid": w.office.id,
+                "userid": "alice",
+                "meshadmin": with_details,
+            })
+        )
+        .await,
+        json!({ "action": "addmeshuser", "result": "Added user alice", "success": 1, "failed": 0 })
+    );
+
     // Before the agent reported anything.
     assert_eq!(
         one(
@@ -1236,7 +1791,7 @@ async fn device_details() {
             json!({ "action": "getsysinfo", "nodeid": pc.id })
         )
         .await,
-        json!({ "action": "getsysinfo", "noinfo": true, "nodeid": pc.id, "rights": ALICE_RIGHTS })
+        json!({ "action": "getsysinfo", "noinfo": true, "nodeid": pc.id, "rights": with_details })
     );
 
     // After its reports.
@@ -1291,10 +1846,18 @@ async fn device_details() {
             "hardware": hardware,
             "hash": "abc",
             "nodeid": pc.id,
-            "rights": ALICE_RIGHTS,
+            "rights": with_details,
         })
     );
-    let mut admin = w.session(&w.admin).await;
+    // What the agent reported stays out of reach without the right.
+    let mut bob = w.session(&w.bob).await;
+    for request in &details {
+        let action = request["action"].as_str().unwrap();
+        assert_eq!(
+            one(&mut bob, request.clone()).await,
+            refused(action, "Access denied")
+        );
+    }
     assert_eq!(
         one(
             &mut admin,
@@ -1323,21 +1886,146 @@ fn newest_first(events: &[Arc<Event>]) -> Vec<Value> {
     stored.iter().map(|e| e.to_json()).collect()
 }
 
+/// Whether a user who is not a full administrator may list a stored event: they caused it,
+/// it is for them (a target), it is for user managers (`*users`) and they manage accounts,
+/// or it is of one of their groups (where their rights have LIMIT_EVENTS and are not full,
+/// only if they caused it or no user did).
+fn listable(
+    e: &Event,
+    user_id: &str,
+    manages_users: bool,
+    memberships: &HashMap<String, u32>,
+) -> bool {
+    let caused = e.user_id.as_deref() == Some(user_id);
+    let for_them = e.targets.iter().any(|t| t == user_id);
+    let for_managers = manages_users && e.targets.iter().any(|t| t == "*users");
+    let of_their_group = e
+        .group_id
+        .as_ref()
+        .and_then(|g| memberships.get(g))
+        .is_some_and(|&rights| {
+            !MeshRights(rights).restricted(MeshRights::LIMIT_EVENTS) || e.user_id.is_none()
+        });
+    caused || for_them || for_managers || of_their_group
+}
+
+/// The `msg` of each listed event.
+fn messages(reply: &Value) -> Vec<&str> {
+    reply["events"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no events: {reply}"))
+        .iter()
+        .map(|e| e["msg"].as_str().unwrap())
+        .collect()
+}
+
 #[tokio::test]
 async fn events_lists_what_the_caller_may_see() {
     let mut w = World::new().await;
+    let manager_user = w.add_manager().await;
+    let mut admin = w.session(&w.admin).await;
+    admin.client.user_agent = Some("meshctrl/1.1".into());
     let mut alice = w.session(&w.alice).await;
+    let mut bob = w.session(&w.bob).await;
+    let mut manager = w.session(&manager_user).await;
+
+    // Alice creates a group once the administrator lifts NO_NEW_GROUPS.
+    assert_eq!(
+        one(
+            &mut admin,
+            json!({ "action": "edituser", "userid": "alice", "siteadmin": 0 })
+        )
+        .await,
+        ok("edituser")
+    );
     let created = one(
         &mut alice,
         json!({ "action": "createmesh", "meshname": "Home" }),
     )
     .await;
     let home = created["meshid"].as_str().unwrap().to_string();
+    // Kiosk: alice may run commands there, and sees there only the events she caused or
+    // no user caused (LIMIT_EVENTS); bob sees all of them.
+    let created = one(
+        &mut admin,
+        json!({ "action": "createmesh", "meshname": "Kiosk" }),
+    )
+    .await;
+    let kiosk_id = created["meshid"].as_str().unwrap().to_string();
+    for (user, rights) in [
+        (
+            "alice",
+            MeshRights::LIMIT_EVENTS | MeshRights::REMOTE_COMMAND,
+        ),
+        ("bob", 0),
+    ] {
+        let reply = one(
+            &mut admin,
+            json!({ "action": "addmeshuser", "meshid": kiosk_id, "userid": user, "meshadmin": rights }),
+        )
+        .await;
+        assert_eq!(reply["success"], 1, "{reply}");
+    }
+    let kiosk = w.domain().group_by_id(&kiosk_id).await.unwrap().unwrap();
+    let kiosk_pc = register_device(w.domain(), &kiosk, "kiosk-pc").await;
+    assert_eq!(
+        one(
+            &mut admin,
+            json!({ "action": "editmesh", "meshid": kiosk_id, "desc": "lobby" })
+        )
+        .await,
+        ok("editmesh")
+    );
+    // Alice runs a command on a device of each group.
+    let _office_agent = w.connect(&w.office_pc);
+    let _kiosk_agent = w.connect(&kiosk_pc);
+    assert_eq!(
+        one(
+            &mut alice,
+            json!({
+                "action": "runcommands",
+                "nodeids": [w.office_pc.id, kiosk_pc.id],
+                "cmds": "uptime",
+            })
+        )
+        .await,
+        json!({ "action": "runcommands", "result": "OK" })
+    );
+    // Agents connecting and leaving, as the agent endpoint announces them.
+    let online = LiveState {
+        conn: 1,
+        pwr: 1,
+        connected_ms: CONNECTED_MS,
+    };
+    w.domain().announce_connection(&w.office_pc, online).await;
+    w.domain()
+        .announce_connection(&w.lab_pc, LiveState::default())
+        .await;
+    // A failed sign-in, from elsewhere: for user managers.
+    let stranger = Client {
+        ip: "192.0.2.7".parse().unwrap(),
+        user_agent: Some("curl/8.0".into()),
+    };
+    let wrong = Credentials {
+        user: Some("alice".into()),
+        pass: Some("wrong-password".into()),
+        ..Default::default()
+    };
+    assert!(w.state.auth.authenticate(&wrong, &stranger).await.is_err());
+
     let published = w.published();
     let persisted = newest_first(&published);
-    assert!(persisted.len() >= 10, "{persisted:?}");
+    assert!(persisted.len() >= 20, "{persisted:?}");
+    let stored_one = |action: &str, msg: &str| -> Value {
+        let found: Vec<&Arc<Event>> = published
+            .iter()
+            .filter(|e| e.persist && e.action == action && e.msg == msg)
+            .collect();
+        assert_eq!(found.len(), 1, "{action} {msg}: {found:?}");
+        found[0].to_json()
+    };
 
-    let mut admin = w.session(&w.admin).await;
+    // Full administrators: everything.
     assert_eq!(
         one(&mut admin, json!({ "action": "events", "responseid": "e" })).await,
         json!({ "action": "events", "responseid": "e", "events": persisted })
@@ -1347,52 +2035,345 @@ async fn events_lists_what_the_caller_may_see() {
         json!({ "action": "events", "events": persisted[..2] })
     );
 
-    // Alice: events she caused and events of her groups.
-    let mine: Vec<Arc<Event>> = published
-        .iter()
-        .filter(|e| {
-            e.user_id.as_deref() == Some("user//alice")
-                || e.group_id.as_deref() == Some(w.office.id.as_str())
-                || e.group_id.as_deref() == Some(home.as_str())
+    // What the bodies carry: where the user was and with which client (when known), and
+    // `outcome` on failures only.
+    let failed_sign_in = stored_one(
+        "login",
+        "Failed sign-in as alice: invalid user name or password",
+    );
+    assert_eq!(
+        failed_sign_in,
+        json!({
+            "etype": "user",
+            "action": "login",
+            "msg": "Failed sign-in as alice: invalid user name or password",
+            "time": failed_sign_in["time"],
+            "method": "password",
+            "remoteaddr": "192.0.2.7",
+            "useragent": "curl/8.0",
+            "outcome": "failure",
         })
+    );
+    let with_outcome: Vec<&Value> = persisted
+        .iter()
+        .filter(|e| e.get("outcome").is_some())
+        .collect();
+    assert_eq!(with_outcome, [&failed_sign_in]);
+    let changed = stored_one("meshchange", "Device group Kiosk changed");
+    assert_eq!(
+        (
+            &changed["userid"],
+            &changed["remoteaddr"],
+            &changed["useragent"]
+        ),
+        (
+            &json!("user//admin"),
+            &json!("127.0.0.1"),
+            &json!("meshctrl/1.1")
+        ),
+        "{changed}"
+    );
+    let home_created = stored_one("createmesh", "Device group Home created");
+    assert_eq!(home_created["remoteaddr"], "127.0.0.1", "{home_created}");
+    assert!(home_created.get("useragent").is_none(), "{home_created}");
+
+    // Everyone else: by the rules of [`listable`], which the live filter
+    // (`Actor::may_see`) applies to the same events.
+    for (session, manages_users) in [(&mut alice, false), (&mut bob, false), (&mut manager, true)] {
+        let me = session.actor.user.id.clone();
+        let actor = w.domain().actor(&me).await.unwrap().unwrap();
+        let expected: Vec<Arc<Event>> = published
+            .iter()
+            .filter(|e| listable(e, &me, manages_users, &actor.memberships))
+            .cloned()
+            .collect();
+        assert_eq!(
+            one(session, json!({ "action": "events" })).await,
+            json!({ "action": "events", "events": newest_first(&expected) }),
+            "{me}"
+        );
+        for e in published.iter().filter(|e| e.persist) {
+            assert_eq!(
+                actor.may_see(e),
+                listable(e, &me, manages_users, &actor.memberships),
+                "{me} live and stored disagree on {}",
+                e.to_json()
+            );
+        }
+    }
+    // The rules at work.
+    let alice_sees = one(&mut alice, json!({ "action": "events" })).await;
+    let seen = messages(&alice_sees);
+    for msg in [
+        // Her own account (a target), though no user caused it.
+        "Account alice created",
+        // About her account, caused by the administrator.
+        "Account alice changed",
+        // Of her groups.
+        "Device group Home created",
+        "Added device office-pc",
+        "Agent connected from 10.0.0.5:40000",
+        // In Kiosk (LIMIT_EVENTS): what is for her, what she caused, what no user caused.
+        "Added user alice to device group Kiosk",
+        "Added device kiosk-pc",
+        "Running commands",
+    ] {
+        assert!(seen.contains(&msg), "alice misses {msg:?}: {seen:?}");
+    }
+    for msg in [
+        // In Kiosk, caused by the administrator, not for her.
+        "Device group Kiosk created",
+        "Added user bob to device group Kiosk",
+        "Device group Kiosk changed",
+        // Lab is not hers.
+        "Device group Lab created",
+        "Added device lab-pc",
+        "Agent disconnected",
+        // Other accounts, and sign-ins (for user managers).
+        "Account bob created",
+        "Failed sign-in as alice: invalid user name or password",
+    ] {
+        assert!(!seen.contains(&msg), "alice sees {msg:?}");
+    }
+    assert_eq!(seen.iter().filter(|m| **m == "Running commands").count(), 2);
+    let bob_sees = one(&mut bob, json!({ "action": "events" })).await;
+    let seen = messages(&bob_sees);
+    for msg in [
+        "Device group Kiosk created",
+        "Added user alice to device group Kiosk",
+        "Device group Kiosk changed",
+        "Running commands",
+    ] {
+        assert!(seen.contains(&msg), "bob misses {msg:?}: {seen:?}");
+    }
+    for msg in [
+        "Account alice created",
+        "Device group Home created",
+        "Failed sign-in as alice: invalid user name or password",
+    ] {
+        assert!(!seen.contains(&msg), "bob sees {msg:?}");
+    }
+    let manager_sees = one(&mut manager, json!({ "action": "events" })).await;
+    let mut seen = messages(&manager_sees);
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            "Account admin created",
+            "Account alice changed",
+            "Account alice created",
+            "Account bob created",
+            "Account manager created",
+            "Failed sign-in as alice: invalid user name or password",
+        ]
+    );
+
+    // Of one device: seen through its group (alice has no LIMIT_EVENTS in Office).
+    let office_pc = &w.office_pc;
+    let of_pc: Vec<Arc<Event>> = published
+        .iter()
+        .filter(|e| e.node_id.as_deref() == Some(office_pc.id.as_str()))
+        .cloned()
+        .collect();
+    let listed = one(
+        &mut alice,
+        json!({ "action": "events", "nodeid": office_pc.id }),
+    )
+    .await;
+    assert_eq!(
+        listed,
+        json!({ "action": "events", "nodeid": office_pc.id, "events": newest_first(&of_pc) })
+    );
+    let body = |action: &str| -> Value {
+        listed["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["action"] == action)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {action} in {listed}"))
+    };
+    let added = body("addnode");
+    assert_eq!(
+        added,
+        json!({
+            "etype": "node",
+            "action": "addnode",
+            "msg": "Added device office-pc",
+            "time": added["time"],
+            "meshid": w.office.id,
+            "nodeid": office_pc.id,
+            "node": node_view(office_pc),
+        })
+    );
+    let ran = body("runcommands");
+    assert_eq!(
+        ran,
+        json!({
+            "etype": "node",
+            "action": "runcommands",
+            "msg": "Running commands",
+            "time": ran["time"],
+            "userid": "user//alice",
+            "username": "alice",
+            "meshid": w.office.id,
+            "nodeid": office_pc.id,
+            "remoteaddr": "127.0.0.1",
+            "cmds": "uptime",
+            "cmdType": 3,
+            "runAsUser": 0,
+            "domain": "",
+        })
+    );
+    let connected = body("nodeconnect");
+    assert_eq!(
+        connected,
+        json!({
+            "etype": "node",
+            "action": "nodeconnect",
+            "msg": "Agent connected from 10.0.0.5:40000",
+            "time": connected["time"],
+            "meshid": w.office.id,
+            "nodeid": office_pc.id,
+            "conn": 1,
+            "pwr": 1,
+            "ct": CONNECTED_MS,
+        })
+    );
+    assert_eq!(listed["events"].as_array().unwrap().len(), 3, "{listed}");
+    let disconnected = stored_one("nodeconnect", "Agent disconnected");
+    assert_eq!(
+        (
+            &disconnected["nodeid"],
+            &disconnected["conn"],
+            &disconnected["ct"]
+        ),
+        (&json!(w.lab_pc.id), &json!(0), &json!(0)),
+        "{disconnected}"
+    );
+
+    // Of one group (`meshid`): still only what the caller may see.
+    let of_kiosk: Vec<Arc<Event>> = published
+        .iter()
+        .filter(|e| e.group_id.as_deref() == Some(kiosk_id.as_str()))
         .cloned()
         .collect();
     assert_eq!(
-        one(&mut alice, json!({ "action": "events" })).await,
-        json!({ "action": "events", "events": newest_first(&mine) })
+        one(
+            &mut admin,
+            json!({ "action": "events", "meshid": kiosk_id })
+        )
+        .await,
+        json!({ "action": "events", "events": newest_first(&of_kiosk) })
     );
-    // Of one device.
-    let added = published
-        .iter()
-        .find(|e| e.action == "addnode" && e.node_id.as_deref() == Some(w.office_pc.id.as_str()))
-        .unwrap();
+    let alice_kiosk = one(
+        &mut alice,
+        json!({ "action": "events", "meshid": id_key(&kiosk_id) }),
+    )
+    .await;
+    let mut seen = messages(&alice_kiosk);
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            "Added device kiosk-pc",
+            "Added user alice to device group Kiosk",
+            "Running commands",
+        ]
+    );
+    // A group she cannot see lists as one that does not exist: empty.
+    let unknown_mesh = format!("mesh//{}", b64_at_dollar(&[7u8; 48]));
+    for group in [&w.lab.id, &unknown_mesh] {
+        assert_eq!(
+            one(&mut alice, json!({ "action": "events", "meshid": group })).await,
+            json!({ "action": "events", "events": [] })
+        );
+    }
     assert_eq!(
         one(
             &mut alice,
-            json!({ "action": "events", "nodeid": w.office_pc.id })
+            json!({ "action": "events", "meshid": "node//x" })
         )
         .await,
-        json!({
-            "action": "events",
-            "nodeid": w.office_pc.id,
-            "events": [{
-                "etype": "node",
-                "action": "addnode",
-                "msg": "Added device office-pc",
-                "time": iso_time(added.time_ms),
-                "meshid": w.office.id,
-                "nodeid": w.office_pc.id,
-                "node": node_view(&w.office_pc),
-            }],
-        })
+        refused("events", "Invalid group id")
     );
-    // Of one user (`user` is what meshctrl sends).
-    let by_alice: Vec<Arc<Event>> = published
+
+    // Of one action (`filter`).
+    let runs: Vec<Arc<Event>> = published
         .iter()
-        .filter(|e| e.user_id.as_deref() == Some("user//alice"))
+        .filter(|e| e.action == "runcommands")
         .cloned()
         .collect();
-    assert_eq!(by_alice.len(), 1);
+    assert_eq!(runs.len(), 2);
+    for session in [&mut admin, &mut bob] {
+        assert_eq!(
+            one(
+                session,
+                json!({ "action": "events", "filter": "runcommands" })
+            )
+            .await,
+            json!({ "action": "events", "events": newest_first(&runs) })
+        );
+    }
+    assert_eq!(
+        one(
+            &mut manager,
+            json!({ "action": "events", "filter": "runcommands" })
+        )
+        .await,
+        json!({ "action": "events", "events": [] })
+    );
+
+    // Of a time span: `since` inclusive, `until` exclusive (Unix ms).
+    let home_event = published
+        .iter()
+        .find(|e| e.action == "createmesh" && e.group_id.as_deref() == Some(home.as_str()))
+        .unwrap();
+    let t = home_event.time_ms;
+    let last = published.iter().map(|e| e.time_ms).max().unwrap();
+    let within = |from: Option<i64>, to: Option<i64>| -> Vec<Value> {
+        let chosen: Vec<Arc<Event>> = published
+            .iter()
+            .filter(|e| from.is_none_or(|f| e.time_ms >= f) && to.is_none_or(|u| e.time_ms < u))
+            .cloned()
+            .collect();
+        newest_first(&chosen)
+    };
+    for (since, until) in [
+        (Some(t), None),
+        (None, Some(t)),
+        (Some(t), Some(last)),
+        (Some(last + 1), None),
+    ] {
+        let mut request = json!({ "action": "events" });
+        if let Some(since) = since {
+            request["since"] = since.into();
+        }
+        if let Some(until) = until {
+            request["until"] = until.into();
+        }
+        let events = within(since, until);
+        assert_eq!(
+            one(&mut admin, request.clone()).await,
+            json!({ "action": "events", "events": events }),
+            "{request}"
+        );
+        if since == Some(t) && until.is_none() {
+            assert!(!events.is_empty() && events.len() < persisted.len());
+        }
+    }
+
+    // Of one user (`user` is what meshctrl sends): the events they caused, and those about
+    // them (their account, their memberships).
+    let by_alice: Vec<Arc<Event>> = published
+        .iter()
+        .filter(|e| {
+            e.user_id.as_deref() == Some("user//alice")
+                || e.targets.iter().any(|t| t == "user//alice")
+        })
+        .cloned()
+        .collect();
+    assert_eq!(by_alice.len(), 7, "{by_alice:?}");
     for request in [
         json!({ "action": "events", "userid": "alice" }),
         json!({ "action": "events", "user": "user//alice" }),
@@ -1402,6 +2383,46 @@ async fn events_lists_what_the_caller_may_see() {
             json!({ "action": "events", "events": newest_first(&by_alice) })
         );
     }
+
+    // The log keeps who each event is for: user ids and `*users` (the group is its own
+    // column), and its hash chain holds.
+    let stored = w
+        .domain()
+        .stored_events(&EventFilter {
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let targets_of = |action: &str, msg: &str| -> Vec<&str> {
+        stored
+            .iter()
+            .filter(|r| r.action == action && r.msg == msg)
+            .map(|r| r.targets.as_str())
+            .collect()
+    };
+    assert_eq!(
+        targets_of("runcommands", "Running commands"),
+        [",user//alice,", ",user//alice,"]
+    );
+    assert_eq!(
+        targets_of(
+            "login",
+            "Failed sign-in as alice: invalid user name or password"
+        ),
+        [",*users,"]
+    );
+    assert_eq!(
+        targets_of("accountcreate", "Account bob created"),
+        [",*users,user//bob,"]
+    );
+    assert_eq!(
+        targets_of("addmeshuser", "Added user bob to device group Kiosk"),
+        [",user//bob,"]
+    );
+    let chain = w.domain().verify_audit_chain().await.unwrap();
+    assert_eq!(chain.broken, None, "{chain}");
+    assert_eq!(chain.checked, stored.len() as u64);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1412,11 +2433,13 @@ async fn events_lists_what_the_caller_may_see() {
 async fn authcookie_seals_both_relay_tokens() {
     let w = World::new().await;
     let mut alice = w.session(&w.alice).await;
+    let before = now_ms();
     let reply = one(
         &mut alice,
         json!({ "action": "authcookie", "responseid": "c" }),
     )
     .await;
+    let after = now_ms();
     let mut fields: Vec<&str> = reply
         .as_object()
         .unwrap()
@@ -1443,9 +2466,30 @@ async fn authcookie_seals_both_relay_tokens() {
         assert!((now - 5..=now).contains(&time));
         Value::Object(payload)
     };
+    // `auth=` carries when it was issued (Unix ms): a later password change voids it.
+    let mut cookie = open("cookie");
+    let ms = cookie["ms"].as_i64().unwrap();
+    assert!((before..=after).contains(&ms), "{cookie}");
+    cookie["ms"] = 0.into();
     assert_eq!(
-        open("cookie"),
-        json!({ "userid": "user//alice", "domainid": "", "ip": "127.0.0.1" })
+        cookie,
+        json!({ "userid": "user//alice", "domainid": "", "ip": "127.0.0.1", "ms": 0 })
+    );
+    let signed_in = w
+        .state
+        .auth
+        .authenticate(
+            &Credentials {
+                auth_token: Some(reply["cookie"].as_str().unwrap().into()),
+                ..Default::default()
+            },
+            &alice.client,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (signed_in.user.id.as_str(), signed_in.method),
+        ("user//alice", Method::AuthToken)
     );
     let rcookie = open("rcookie");
     let x = rcookie["x"].as_str().unwrap();
@@ -1723,9 +2767,10 @@ async fn msg_reaches_a_connected_agent_only() {
 
 #[tokio::test]
 async fn runcommands_runs_on_connected_devices_the_caller_may_command() {
-    let w = World::new().await;
-    let pc = &w.office_pc;
+    let mut w = World::new().await;
+    let pc = &w.office_pc.clone();
     let mut alice = w.session(&w.alice).await;
+    w.published();
     let uptime =
         json!({ "action": "runcommands", "nodeids": [pc.id], "cmds": "uptime", "responseid": "r" });
     assert_eq!(
@@ -1737,12 +2782,36 @@ async fn runcommands_runs_on_connected_devices_the_caller_may_command() {
             "failed": true,
         })
     );
+    assert!(w.published().is_empty());
 
     let mut agent = w.connect(pc);
     assert_eq!(
         one(&mut alice, uptime).await,
         json!({ "action": "runcommands", "responseid": "r", "result": "OK" })
     );
+    // Recorded in the audit trail, for her and the device's group.
+    let ran = w.published();
+    assert_eq!(ran.len(), 1, "{ran:?}");
+    assert_eq!(
+        ran[0].to_json(),
+        json!({
+            "etype": "node",
+            "action": "runcommands",
+            "msg": "Running commands",
+            "time": iso_time(ran[0].time_ms),
+            "userid": "user//alice",
+            "username": "alice",
+            "meshid": w.office.id,
+            "nodeid": pc.id,
+            "remoteaddr": "127.0.0.1",
+            "cmds": "uptime",
+            "cmdType": 3,
+            "runAsUser": 0,
+            "domain": "",
+        })
+    );
+    assert!(ran[0].persist);
+    assert_eq!(ran[0].targets, [w.office.id.as_str(), "user//alice"]);
     // Type 0 (the device's shell) is sh on a Linux agent (id 6).
     assert_eq!(
         sent(&mut agent),
@@ -1781,6 +2850,14 @@ async fn runcommands_runs_on_connected_devices_the_caller_may_command() {
             "sessionid": alice.session_id,
         })
     );
+    let ran = w.published();
+    assert_eq!(ran.len(), 1, "{ran:?}");
+    let event = ran[0].to_json();
+    assert_eq!(
+        (&event["cmds"], &event["cmdType"], &event["runAsUser"]),
+        (&json!("ls"), &json!(4), &json!(2)),
+        "{event}"
+    );
     let mut bob = w.session(&w.bob).await;
     assert_eq!(
         one(
@@ -1791,13 +2868,14 @@ async fn runcommands_runs_on_connected_devices_the_caller_may_command() {
         refused("runcommands", "Access denied")
     );
     assert!(agent.try_recv().is_err());
+    assert!(w.published().is_empty(), "a refusal was recorded as run");
 }
 
 /// Every device is checked before the command runs on any: one forbidden device refuses
 /// the whole request, whatever its place in the list.
 #[tokio::test]
 async fn runcommands_with_a_forbidden_device_runs_nowhere() {
-    let w = World::new().await;
+    let mut w = World::new().await;
     let admin_actor = actor(w.domain(), &w.admin).await;
     // Kiosk: alice sees it (and its device) but may not run commands there.
     let kiosk = create_group(w.domain(), &admin_actor, "Kiosk").await;
@@ -1845,6 +2923,39 @@ async fn runcommands_with_a_forbidden_device_runs_nowhere() {
     for agent in [&mut office_agent, &mut kiosk_agent, &mut lab_agent] {
         assert!(agent.try_recv().is_err(), "a command was sent");
     }
+    // Nothing ran, so nothing is in the audit trail as run.
+    let published = w.published();
+    assert!(
+        !published.iter().any(|e| e.action == "runcommands"),
+        "{published:?}"
+    );
+    // The devices she may command, alone: the command runs and is recorded once per device.
+    let mut office_laptop_agent = w.connect(&offline);
+    assert_eq!(
+        one(
+            &mut alice,
+            json!({
+                "action": "runcommands",
+                "nodeids": [w.office_pc.id, offline.id],
+                "cmds": "reboot",
+            })
+        )
+        .await,
+        json!({ "action": "runcommands", "result": "OK" })
+    );
+    for agent in [&mut office_agent, &mut office_laptop_agent] {
+        assert_eq!(sent(agent)["cmds"], "reboot");
+    }
+    let ran: Vec<Option<String>> = w
+        .published()
+        .iter()
+        .filter(|e| e.action == "runcommands")
+        .map(|e| e.node_id.clone())
+        .collect();
+    assert_eq!(
+        ran,
+        [Some(w.office_pc.id.clone()), Some(offline.id.clone())]
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1869,7 +2980,10 @@ async fn gateways() {
         .await
         .unwrap()
         .is_none());
-    assert!(w.state.gateways.note_pending("gw-1", report, 1_700_000_000_000));
+    assert!(w
+        .state
+        .gateways
+        .note_pending("gw-1", report, 1_700_000_000_000));
     let recorded = w.state.gateways.pending().remove(0).1;
     let view = |group: Value, wanted: Value| {
         json!({
@@ -2077,6 +3191,14 @@ async fn typed_field_errors() {
             "Missing field: pass".into(),
         ),
         (
+            json!({ "action": "changepassword", "newpass": "long-enough" }),
+            "Missing field: oldpass".into(),
+        ),
+        (
+            json!({ "action": "changepassword", "oldpass": "long-enough", "newpass": "" }),
+            "Missing field: newpass".into(),
+        ),
+        (
             json!({ "action": "createmesh" }),
             "Missing field: meshname".into(),
         ),
@@ -2211,6 +3333,18 @@ async fn typed_field_errors() {
             "Field user must be a string".into(),
         ),
         (
+            json!({ "action": "events", "meshid": 1 }),
+            "Field meshid must be a string".into(),
+        ),
+        (
+            json!({ "action": "events", "filter": ["login"] }),
+            "Field filter must be a string".into(),
+        ),
+        (
+            json!({ "action": "changepassword", "oldpass": "x", "newpass": 12345678 }),
+            "Field newpass must be a string".into(),
+        ),
+        (
             json!({ "action": "createLoginToken", "name": 1 }),
             "Field name must be a string".into(),
         ),
@@ -2259,6 +3393,18 @@ async fn typed_field_errors() {
             range("meshadmin"),
         ),
         (json!({ "action": "events", "limit": -1 }), range("limit")),
+        (
+            json!({ "action": "events", "since": -1 }),
+            "Field since must be a time in Unix milliseconds".into(),
+        ),
+        (
+            json!({ "action": "events", "until": "2026-01-01" }),
+            "Field until must be a time in Unix milliseconds".into(),
+        ),
+        (
+            json!({ "action": "events", "since": 1.5 }),
+            "Field since must be a time in Unix milliseconds".into(),
+        ),
         (json!({ "action": "events", "limit": "10" }), range("limit")),
         (
             json!({ "action": "createLoginToken", "name": "x", "expire": -5 }),
@@ -2430,6 +3576,11 @@ async fn missing_rights_are_denied() {
         json!({ "action": "msg", "type": "ps", "nodeid": pc }),
         json!({ "action": "runcommands", "nodeid": pc, "cmds": "ls" }),
         json!({ "action": "wifidogapprove", "meshid": office, "deviceid": "gw" }),
+        // Device details need DEVICE_DETAILS.
+        json!({ "action": "getsysinfo", "nodeid": pc }),
+        json!({ "action": "getnetworkinfo", "nodeid": pc }),
+        // New accounts may not create groups (the default policy).
+        json!({ "action": "createmesh", "meshname": "Mine" }),
     ];
     for request in requests {
         let action = request["action"].as_str().unwrap().to_string();
@@ -2439,21 +3590,26 @@ async fn missing_rights_are_denied() {
             "{request}"
         );
     }
-    // A site right the caller lacks also blocks creating groups.
+    // NO_NEW_GROUPS is what blocks creating groups: lifted, bob creates one; set again,
+    // he cannot.
     let mut admin = w.session(&w.admin).await;
-    one(
-        &mut admin,
-        json!({ "action": "edituser", "userid": "bob", "siteadmin": SiteRights::NO_NEW_GROUPS }),
-    )
-    .await;
-    assert_eq!(
-        one(
-            &mut bob,
-            json!({ "action": "createmesh", "meshname": "Mine" })
-        )
-        .await,
-        refused("createmesh", "Access denied")
-    );
+    let create = json!({ "action": "createmesh", "meshname": "Mine" });
+    for (site_rights, created) in [(0, true), (SiteRights::NO_NEW_GROUPS, false)] {
+        assert_eq!(
+            one(
+                &mut admin,
+                json!({ "action": "edituser", "userid": "bob", "siteadmin": site_rights })
+            )
+            .await,
+            ok("edituser")
+        );
+        let reply = one(&mut bob, create.clone()).await;
+        if created {
+            assert_eq!(reply["result"], "ok", "{reply}");
+        } else {
+            assert_eq!(reply, refused("createmesh", "Access denied"));
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -2489,6 +3645,176 @@ async fn every_name_is_routed() {
 
 /// Every action in the table is exercised by a request in this file, so a new action
 /// cannot go untested here. (The pattern is assembled, so this test does not count.)
+/// The current TOTP code of a base32 secret.
+fn totp_now(secret: &str) -> String {
+    let key = ironmesh_core::twofactor::base32_decode(secret).unwrap();
+    let step = ironmesh_core::model::now_ms() / 1000 / ironmesh_core::twofactor::STEP_SECS;
+    format!("{:06}", ironmesh_core::twofactor::totp_code(&key, step))
+}
+
+#[tokio::test]
+async fn second_factors_of_the_callers_account() {
+    let w = World::new().await;
+    let mut alice = w.session(&w.alice).await;
+    let status = |totp: bool, codes: usize| {
+        json!({ "action": "otp-status", "totp": totp, "passkeys": [], "recoverycodes": codes,
+                "passkeysavailable": true })
+    };
+    assert_eq!(
+        one(&mut alice, json!({ "action": "otp-status" })).await,
+        status(false, 0)
+    );
+    assert_eq!(
+        one(&mut alice, json!({ "action": "otpauth-getpasswords" })).await,
+        refused(
+            "otpauth-getpasswords",
+            "Recovery codes come with a second factor: add one first"
+        )
+    );
+    let offer = one(&mut alice, json!({ "action": "otpauth-request" })).await;
+    let secret = offer["secret"].as_str().unwrap().to_string();
+    assert_eq!(secret.len(), 32, "{offer}");
+    let url = offer["url"].as_str().unwrap();
+    assert!(
+        url.starts_with("otpauth://totp/ironmesh%3Aalice?secret=") && url.contains(&secret),
+        "{url}"
+    );
+    assert_eq!(
+        one(
+            &mut alice,
+            json!({ "action": "otpauth-setup", "secret": secret, "token": "000000x" })
+        )
+        .await,
+        refused(
+            "otpauth-setup",
+            "Wrong code: check the authenticator's clock and try the next code"
+        )
+    );
+    let setup = one(
+        &mut alice,
+        json!({ "action": "otpauth-setup", "secret": secret, "token": totp_now(&secret) }),
+    )
+    .await;
+    assert_eq!(setup["success"], true, "{setup}");
+    let codes: Vec<String> = setup["recoverycodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(codes.len(), 10);
+    assert_eq!(
+        one(&mut alice, json!({ "action": "otp-status" })).await,
+        status(true, 10)
+    );
+    // A password alone no longer signs in; a recovery code does, once.
+    let domain = w.domain();
+    assert!(matches!(
+        domain
+            .check_login("alice", "alice-password", None)
+            .await
+            .unwrap(),
+        Err(ironmesh_core::accounts::LoginFailure::SecondFactorRequired { .. })
+    ));
+    assert!(domain
+        .check_login("alice", "alice-password", Some(&codes[0]))
+        .await
+        .unwrap()
+        .is_ok());
+    assert!(matches!(
+        domain
+            .check_login("alice", "alice-password", Some(&codes[0]))
+            .await
+            .unwrap(),
+        Err(ironmesh_core::accounts::LoginFailure::SecondFactorWrong { .. })
+    ));
+    let fresh = one(&mut alice, json!({ "action": "otpauth-getpasswords" })).await;
+    assert_eq!(fresh["passwords"].as_array().unwrap().len(), 10);
+    // Passkeys: registration starts with options for the browser; the answer must be one.
+    let start = one(&mut alice, json!({ "action": "webauthn-startregister" })).await;
+    assert_eq!(
+        start["request"]["publicKey"]["rp"]["id"], "localhost",
+        "{start}"
+    );
+    assert_eq!(
+        one(
+            &mut alice,
+            json!({ "action": "webauthn-endregister", "name": "key" })
+        )
+        .await,
+        refused("webauthn-endregister", "Missing field: response")
+    );
+    assert_eq!(
+        one(
+            &mut alice,
+            json!({ "action": "otp-hkey-remove", "id": "not-a-key" })
+        )
+        .await,
+        refused("otp-hkey-remove", "Unknown passkey")
+    );
+    // Another user's factors: only user managers remove them.
+    let mut bob = w.session(&w.bob).await;
+    assert_eq!(
+        one(
+            &mut bob,
+            json!({ "action": "otpauth-clear", "userid": "alice" })
+        )
+        .await,
+        refused("otpauth-clear", "Access denied")
+    );
+    let mut admin = w.session(&w.admin).await;
+    assert_eq!(
+        one(
+            &mut admin,
+            json!({ "action": "otpauth-clear", "userid": "alice" })
+        )
+        .await,
+        ok("otpauth-clear")
+    );
+    assert_eq!(
+        one(&mut alice, json!({ "action": "otp-status" })).await,
+        status(false, 0)
+    );
+    assert!(domain
+        .check_login("alice", "alice-password", None)
+        .await
+        .unwrap()
+        .is_ok());
+}
+
+#[tokio::test]
+async fn recordings_are_listed_for_who_may_watch_them() {
+    let w = World::new().await;
+    let recording = ironmesh_core::model::RecordingRecord {
+        id: "00aa".into(),
+        node_id: Some(w.office_pc.id.clone()),
+        group_id: Some(w.office.id.clone()),
+        user_id: w.admin.id.clone(),
+        username: "admin".into(),
+        protocol: 1,
+        format: "asciicast-v2".into(),
+        file: "00aa.cast".into(),
+        size: 10,
+        started_ms: 1,
+        ended_ms: 2,
+        event_id: None,
+    };
+    w.domain().save_recording(&recording).await.unwrap();
+    let mut admin = w.session(&w.admin).await;
+    let list = one(&mut admin, json!({ "action": "recordings" })).await;
+    assert_eq!(
+        list["recordings"][0]["url"], "/recordings/00aa.cast",
+        "{list}"
+    );
+    assert_eq!(list["recordings"][0]["nodeid"], w.office_pc.id.as_str());
+    // A member of the group without the RECORDINGS site right sees none.
+    let mut alice = w.session(&w.alice).await;
+    assert_eq!(
+        one(&mut alice, json!({ "action": "recordings" })).await,
+        json!({ "action": "recordings", "recordings": [] })
+    );
+}
+
 #[test]
 fn every_action_is_tested_here() {
     let source = include_str!("tests.rs");
