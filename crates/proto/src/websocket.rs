@@ -278,13 +278,15 @@ pub fn compress(data: &[u8]) -> std::io::Result<Vec<u8>> {
 }
 
 /// Decompresses one message payload, refusing more than `max` bytes of output: a small
-/// compressed frame cannot inflate into unbounded memory.
+/// compressed frame cannot inflate into unbounded memory. The output buffer never holds
+/// more than `max + 1` bytes: filling that last byte is what shows a message too long.
 pub fn decompress(data: &[u8], max: usize) -> Result<Vec<u8>, ReadError> {
     let mut input = Vec::with_capacity(data.len() + TAIL.len());
     input.extend_from_slice(data);
     input.extend_from_slice(&TAIL);
     let mut d = Decompress::new(false);
-    let mut out = Vec::with_capacity((data.len() * 4 + 64).min(max + 1));
+    let room = max.saturating_add(1);
+    let mut out = Vec::with_capacity(data.len().saturating_mul(4).saturating_add(64).min(room));
     loop {
         let (in_before, out_before) = (d.total_in(), d.total_out());
         let status = d
@@ -305,13 +307,8 @@ pub fn decompress(data: &[u8], max: usize) -> Result<Vec<u8>, ReadError> {
             return Ok(out);
         }
         if out.len() == out.capacity() {
-            if out.len() >= max {
-                return Err(ReadError::TooBig {
-                    size: out.len() + 1,
-                    max,
-                });
-            }
-            out.reserve(out.capacity().min(max + 1 - out.len()).max(64));
+            // Full, perhaps with more to come: grow (doubling), up to one byte past `max`.
+            out.reserve_exact(out.capacity().max(64).min(room - out.len()));
         } else if d.total_in() == in_before && d.total_out() == out_before {
             return Err(ReadError::Protocol("invalid compressed data"));
         }
@@ -433,6 +430,33 @@ mod tests {
         assert!(bomb.len() < 8 * 1024);
         let e = decompress(&bomb, 4096).unwrap_err();
         assert!(e.to_string().contains("Message too long"), "{e}");
+    }
+
+    #[test]
+    fn messages_of_exactly_the_limit_inflate() {
+        // Found by the websocket_frames fuzz target: when the output buffer, grown by
+        // doubling, came to exactly the limit, a message of that size was refused as one
+        // byte too long.
+        let json = br#"{"action":"nodes","responseid":"n1","nodes":{}}"#;
+        for n in 0..=2048 {
+            let message: Vec<u8> = json.iter().copied().cycle().take(n).collect();
+            let compressed = compress(&message).unwrap();
+            assert_eq!(
+                decompress(&compressed, n).as_ref(),
+                Ok(&message),
+                "{n} bytes"
+            );
+            if n > 0 {
+                assert_eq!(
+                    decompress(&compressed, n - 1),
+                    Err(ReadError::TooBig {
+                        size: n,
+                        max: n - 1
+                    }),
+                    "{n} bytes"
+                );
+            }
+        }
     }
 
     #[test]
