@@ -245,13 +245,17 @@ pub fn data_frame(opcode: u8, data: &[u8]) -> Vec<u8> {
     encode_frame(opcode, false, data)
 }
 
-/// A server close frame: the code and reason, if any, cut to a control frame's 125 bytes.
+/// A server close frame: the code and reason, if any, the reason cut at a character
+/// boundary to fit a control frame's 125 bytes (it must stay UTF-8, RFC 6455 §5.5.1).
 pub fn close_frame(close: Option<(u16, &str)>) -> Vec<u8> {
     let mut payload = Vec::new();
     if let Some((code, reason)) = close {
+        let mut end = reason.len().min(MAX_CONTROL_PAYLOAD - 2);
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
         payload.extend_from_slice(&code.to_be_bytes());
-        payload.extend_from_slice(reason.as_bytes());
-        payload.truncate(MAX_CONTROL_PAYLOAD);
+        payload.extend_from_slice(&reason.as_bytes()[..end]);
     }
     encode_frame(OP_CLOSE, false, &payload)
 }
@@ -584,5 +588,12 @@ mod tests {
         let (frame, _) = parse_frame(&bytes, Sender::Server, 1000).unwrap().unwrap();
         assert_eq!(frame.payload.len(), MAX_CONTROL_PAYLOAD);
         assert_eq!(close_frame(None), [0x88, 0x00]);
+        // Found by the websocket_frames fuzz target: a long reason was cut at byte 125
+        // even inside a character, and the peer read the half character as U+FFFD.
+        let reason = "é".repeat(70);
+        let bytes = close_frame(Some((1000, &reason)));
+        let (frame, _) = parse_frame(&bytes, Sender::Server, 1000).unwrap().unwrap();
+        let sent = std::str::from_utf8(&frame.payload[2..]).expect("UTF-8 reason");
+        assert_eq!(sent, "é".repeat(61));
     }
 }
