@@ -3,6 +3,7 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use serde_json::Value;
 
@@ -12,8 +13,13 @@ use serde_json::Value;
 pub const MAX_ALLOCATION: usize = 64 << 20;
 
 /// The system allocator, aborting (a crash, to libFuzzer) on allocations over
-/// [`MAX_ALLOCATION`].
+/// [`MAX_ALLOCATION`], and counting the bytes Rust code holds, for [`peak_allocated`].
 pub struct BoundedAllocator;
+
+/// Bytes currently allocated through [`BoundedAllocator`], and the most since the last
+/// [`peak_allocated`] began.
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
 
 impl BoundedAllocator {
     fn check(size: usize) {
@@ -23,27 +29,62 @@ impl BoundedAllocator {
             std::process::abort();
         }
     }
+
+    fn grew(by: usize) {
+        let live = LIVE.fetch_add(by, Relaxed) + by;
+        PEAK.fetch_max(live, Relaxed);
+    }
+
+    fn shrank(by: usize) {
+        LIVE.fetch_sub(by, Relaxed);
+    }
 }
 
 unsafe impl GlobalAlloc for BoundedAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         Self::check(layout.size());
-        System.alloc(layout)
+        let p = System.alloc(layout);
+        if !p.is_null() {
+            Self::grew(layout.size());
+        }
+        p
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         Self::check(layout.size());
-        System.alloc_zeroed(layout)
+        let p = System.alloc_zeroed(layout);
+        if !p.is_null() {
+            Self::grew(layout.size());
+        }
+        p
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        Self::shrank(layout.size());
         System.dealloc(ptr, layout)
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         Self::check(new_size);
-        System.realloc(ptr, layout, new_size)
+        let p = System.realloc(ptr, layout, new_size);
+        if !p.is_null() {
+            // Counted as the new block alongside the old: a copying realloc holds both.
+            Self::grew(new_size);
+            Self::shrank(layout.size());
+        }
+        p
     }
+}
+
+/// Runs `f` and returns, with its result, the most bytes it held allocated at once beyond
+/// what was allocated when it started (Rust allocations only; the targets run on one
+/// thread).
+pub fn peak_allocated<T>(f: impl FnOnce() -> T) -> (T, usize) {
+    let before = LIVE.load(Relaxed);
+    PEAK.store(before, Relaxed);
+    let result = f();
+    let peak = PEAK.load(Relaxed);
+    (result, peak.saturating_sub(before))
 }
 
 #[global_allocator]

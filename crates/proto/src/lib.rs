@@ -11,4 +11,5 @@ pub mod meshauth;
 pub mod msh;
 pub mod relay;
 pub mod rights;
+pub mod websocket;
 pub mod wifidog;

@@ -1,9 +1,9 @@
-//! The compressed control channel browsers get (permessage-deflate, `web::deflate_ws`),
+//! The compressed control channel browsers get (permessage-deflate, `endpoint::deflate_ws`),
 //! spoken frame by frame: negotiation, compressed requests and replies, and that limits and
 //! close codes are the same as on the uncompressed channel. (The web console's browser test
 //! runs the whole console over it in Chromium.)
 
-use ironmesh_server::endpoint::deflate_ws::{compress, decompress};
+use ironmesh_proto::websocket::{compress, decompress};
 use ironmesh_testkit::server::{Db, TestServer};
 use ironmesh_testkit::ws::{b64, client_frame, tls_connect};
 use serde_json::Value;

@@ -8,7 +8,9 @@
 //! Both directions use no context takeover (each message is compressed on its own), so a
 //! session holds no compression window between messages. The socket is exposed as the same
 //! `Stream` + `Sink` of axum `Message`s as axum's own, so the control session does not know
-//! which one it has: a reader and a writer task own the connection's two halves.
+//! which one it has: a reader and a writer task own the connection's two halves. The frame
+//! format, message joining and the bounded inflate are `ironmesh_proto::websocket`; this
+//! module is the handshake headers and the I/O.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -16,8 +18,10 @@ use std::task::{Context, Poll};
 use axum::extract::ws::{CloseFrame, Message};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use base64::Engine;
-use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 use futures_util::{Sink, Stream};
+use ironmesh_proto::websocket::{
+    self, Frame, HeaderParse, ReadError, Reassembler, Sender, OP_BINARY, OP_PING, OP_PONG, OP_TEXT,
+};
 use sha1::{Digest, Sha1};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -25,10 +29,6 @@ use tokio_util::sync::PollSender;
 
 /// The GUID of RFC 6455 §1.3.
 const ACCEPT_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-/// The deflate tail RFC 7692 §7.2.1 strips from each compressed message.
-const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
-/// Messages shorter than this are sent uncompressed (not worth it).
-const COMPRESS_FROM: usize = 64;
 /// The response header value: no context takeover either way.
 pub const RESPONSE_EXTENSION: &str =
     "permessage-deflate; server_no_context_takeover; client_no_context_takeover";
@@ -91,160 +91,61 @@ pub fn handshake_headers(
     ])
 }
 
-/// Compresses one message payload: raw deflate ended by a sync flush, whose empty stored
-/// block's `00 00 ff ff` is removed (RFC 7692 §7.2.1).
-pub fn compress(data: &[u8]) -> std::io::Result<Vec<u8>> {
-    let mut c = Compress::new(Compression::fast(), false);
-    let mut out = Vec::with_capacity(data.len() / 2 + 64);
-    loop {
-        let consumed = c.total_in() as usize;
-        c.compress_vec(&data[consumed..], &mut out, FlushCompress::Sync)
-            .map_err(std::io::Error::other)?;
-        // Done once all input is in and the flush did not run out of room.
-        if c.total_in() as usize == data.len() && out.len() < out.capacity() {
-            break;
-        }
-        out.reserve(out.capacity().max(1024));
+/// An I/O error under the socket, worded as tungstenite words it.
+#[derive(Debug)]
+struct IoError(std::io::Error);
+
+impl std::fmt::Display for IoError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "IO error: {}", self.0)
     }
-    if out.ends_with(&TAIL) {
-        out.truncate(out.len() - TAIL.len());
-    }
-    Ok(out)
 }
 
-/// Decompresses one message payload, refusing more than `max` bytes of output: a small
-/// compressed frame cannot inflate into unbounded memory.
-pub fn decompress(data: &[u8], max: usize) -> Result<Vec<u8>, ReadError> {
-    let mut input = Vec::with_capacity(data.len() + TAIL.len());
-    input.extend_from_slice(data);
-    input.extend_from_slice(&TAIL);
-    let mut d = Decompress::new(false);
-    let mut out = Vec::with_capacity((data.len() * 4 + 64).min(max + 1));
-    loop {
-        let (in_before, out_before) = (d.total_in(), d.total_out());
-        let status = d
-            .decompress_vec(
-                &input[in_before as usize..],
-                &mut out,
-                FlushDecompress::Sync,
-            )
-            .map_err(|_| ReadError::Protocol("invalid compressed data"))?;
-        if out.len() > max {
-            return Err(ReadError::TooBig {
-                size: out.len(),
-                max,
-            });
-        }
-        let all_in = d.total_in() as usize == input.len();
-        if status == Status::StreamEnd || (all_in && out.len() < out.capacity()) {
-            return Ok(out);
-        }
-        if out.len() == out.capacity() {
-            if out.len() >= max {
-                return Err(ReadError::TooBig {
-                    size: out.len() + 1,
-                    max,
-                });
-            }
-            out.reserve(out.capacity().min(max + 1 - out.len()).max(64));
-        } else if d.total_in() == in_before && d.total_out() == out_before {
-            return Err(ReadError::Protocol("invalid compressed data"));
-        }
+impl std::error::Error for IoError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
     }
 }
 
 #[derive(Debug)]
-pub enum ReadError {
-    /// Over the size limit; `Display` matches tungstenite's wording, so the control session
-    /// closes with 1009 and both sizes as for any other socket.
-    TooBig {
-        size: usize,
-        max: usize,
-    },
-    Protocol(&'static str),
+enum ReadFailure {
+    Frame(ReadError),
     Io(std::io::Error),
 }
 
-impl std::fmt::Display for ReadError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ReadError::TooBig { size, max } => {
-                write!(f, "Space limit exceeded: Message too long: {size} > {max}")
+impl From<ReadError> for ReadFailure {
+    fn from(e: ReadError) -> Self {
+        ReadFailure::Frame(e)
+    }
+}
+
+/// Reads one client frame: the header as far as each check needs (`websocket::parse_header`
+/// refuses a bad header before more of it is waited for), then the payload, unmasked.
+async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, max: usize) -> Result<Frame, ReadFailure> {
+    let mut head = [0u8; websocket::MAX_HEADER];
+    let mut have = 0;
+    let (header, _) = loop {
+        match websocket::parse_header(&head[..have], Sender::Client, max)? {
+            HeaderParse::Complete { header, len } => break (header, len),
+            HeaderParse::NeedMore(n) => {
+                r.read_exact(&mut head[have..n])
+                    .await
+                    .map_err(ReadFailure::Io)?;
+                have = n;
             }
-            ReadError::Protocol(why) => write!(f, "WebSocket protocol error: {why}"),
-            ReadError::Io(e) => write!(f, "IO error: {e}"),
         }
-    }
-}
-
-impl std::error::Error for ReadError {}
-
-/// One frame header and payload as read (payload unmasked).
-struct Frame {
-    fin: bool,
-    rsv1: bool,
-    opcode: u8,
-    payload: Vec<u8>,
-}
-
-async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, max: usize) -> Result<Frame, ReadError> {
-    let mut head = [0u8; 2];
-    r.read_exact(&mut head).await.map_err(ReadError::Io)?;
-    let fin = head[0] & 0x80 != 0;
-    let rsv1 = head[0] & 0x40 != 0;
-    if head[0] & 0x30 != 0 {
-        return Err(ReadError::Protocol("reserved bits set"));
-    }
-    let opcode = head[0] & 0x0f;
-    if head[1] & 0x80 == 0 {
-        return Err(ReadError::Protocol("client frames must be masked"));
-    }
-    let len = match head[1] & 0x7f {
-        126 => r.read_u16().await.map_err(ReadError::Io)? as u64,
-        127 => r.read_u64().await.map_err(ReadError::Io)?,
-        n => n as u64,
     };
-    if opcode >= 8 && (len > 125 || !fin) {
-        return Err(ReadError::Protocol("bad control frame"));
-    }
-    if len > max as u64 {
-        return Err(ReadError::TooBig {
-            size: len as usize,
-            max,
-        });
-    }
-    let mut mask = [0u8; 4];
-    r.read_exact(&mut mask).await.map_err(ReadError::Io)?;
-    let mut payload = vec![0u8; len as usize];
-    r.read_exact(&mut payload).await.map_err(ReadError::Io)?;
-    for (i, b) in payload.iter_mut().enumerate() {
-        *b ^= mask[i % 4];
+    let mut payload = vec![0u8; header.payload_len];
+    r.read_exact(&mut payload).await.map_err(ReadFailure::Io)?;
+    if let Some(mask) = header.mask {
+        websocket::apply_mask(&mut payload, mask);
     }
     Ok(Frame {
-        fin,
-        rsv1,
-        opcode,
+        fin: header.fin,
+        rsv1: header.rsv1,
+        opcode: header.opcode,
         payload,
     })
-}
-
-/// Encodes one unmasked server frame.
-pub fn encode_frame(opcode: u8, rsv1: bool, payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(payload.len() + 10);
-    out.push(0x80 | if rsv1 { 0x40 } else { 0 } | opcode);
-    match payload.len() {
-        n if n < 126 => out.push(n as u8),
-        n if n <= u16::MAX as usize => {
-            out.push(126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            out.push(127);
-            out.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    out.extend_from_slice(payload);
-    out
 }
 
 /// The socket handed to the control session: messages in, messages out.
@@ -264,90 +165,39 @@ impl DeflateSocket {
         let (out_tx, mut out_rx) = mpsc::channel::<Message>(64);
         let pong_tx = out_tx.clone();
         tokio::spawn(async move {
-            let mut message: Vec<u8> = Vec::new();
-            let mut message_kind: Option<(u8, bool)> = None;
+            let mut messages = Reassembler::new(max_message);
             loop {
-                let frame = match read_frame(&mut reader, max_message).await {
-                    Ok(f) => f,
-                    Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
-                    Err(e) => {
-                        let _ = in_tx.send(Err(axum::Error::new(e))).await;
-                        break;
+                let message = match read_frame(&mut reader, max_message).await {
+                    Ok(frame) => messages.push(frame).map_err(axum::Error::new),
+                    Err(ReadFailure::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                        break
                     }
+                    Err(ReadFailure::Io(e)) => Err(axum::Error::new(IoError(e))),
+                    Err(ReadFailure::Frame(e)) => Err(axum::Error::new(e)),
                 };
-                match frame.opcode {
-                    0x9 => {
-                        let _ = pong_tx.send(Message::Pong(frame.payload.into())).await;
+                let message = match message {
+                    Ok(None) => continue,
+                    Ok(Some(websocket::Message::Ping(payload))) => {
+                        let _ = pong_tx.send(Message::Pong(payload.into())).await;
                         continue;
                     }
-                    0xA => {
-                        if in_tx
-                            .send(Ok(Message::Pong(frame.payload.into())))
-                            .await
-                            .is_err()
-                        {
-                            break;
-                        }
-                        continue;
-                    }
-                    0x8 => {
-                        let close = (frame.payload.len() >= 2).then(|| CloseFrame {
-                            code: u16::from_be_bytes([frame.payload[0], frame.payload[1]]),
-                            reason: String::from_utf8_lossy(&frame.payload[2..])
-                                .into_owned()
-                                .into(),
+                    Ok(Some(websocket::Message::Close(close))) => {
+                        let close = close.map(|(code, reason)| CloseFrame {
+                            code,
+                            reason: reason.into(),
                         });
                         let _ = in_tx.send(Ok(Message::Close(close))).await;
                         break;
                     }
-                    0x1 | 0x2 if message_kind.is_none() => {
-                        message_kind = Some((frame.opcode, frame.rsv1));
-                    }
-                    0x0 if message_kind.is_some() && !frame.rsv1 => {}
-                    _ => {
-                        let e = ReadError::Protocol("unexpected frame");
-                        let _ = in_tx.send(Err(axum::Error::new(e))).await;
+                    Ok(Some(websocket::Message::Pong(payload))) => Message::Pong(payload.into()),
+                    Ok(Some(websocket::Message::Text(text))) => Message::Text(text.into()),
+                    Ok(Some(websocket::Message::Binary(data))) => Message::Binary(data.into()),
+                    Err(e) => {
+                        let _ = in_tx.send(Err(e)).await;
                         break;
                     }
-                }
-                if message.len() + frame.payload.len() > max_message {
-                    let e = ReadError::TooBig {
-                        size: message.len() + frame.payload.len(),
-                        max: max_message,
-                    };
-                    let _ = in_tx.send(Err(axum::Error::new(e))).await;
-                    break;
-                }
-                message.extend_from_slice(&frame.payload);
-                if !frame.fin {
-                    continue;
-                }
-                let (opcode, compressed) = message_kind.take().unwrap_or((0x1, false));
-                let data = std::mem::take(&mut message);
-                let data = if compressed {
-                    match decompress(&data, max_message) {
-                        Ok(d) => d,
-                        Err(e) => {
-                            let _ = in_tx.send(Err(axum::Error::new(e))).await;
-                            break;
-                        }
-                    }
-                } else {
-                    data
                 };
-                let msg = if opcode == 0x1 {
-                    match String::from_utf8(data) {
-                        Ok(text) => Message::Text(text.into()),
-                        Err(_) => {
-                            let e = ReadError::Protocol("text message is not UTF-8");
-                            let _ = in_tx.send(Err(axum::Error::new(e))).await;
-                            break;
-                        }
-                    }
-                } else {
-                    Message::Binary(data.into())
-                };
-                if in_tx.send(Ok(msg)).await.is_err() {
+                if in_tx.send(Ok(message)).await.is_err() {
                     break;
                 }
             }
@@ -355,18 +205,15 @@ impl DeflateSocket {
         tokio::spawn(async move {
             while let Some(msg) = out_rx.recv().await {
                 let (bytes, closing) = match msg {
-                    Message::Text(t) => (data_frame(0x1, t.as_str().as_bytes()), false),
-                    Message::Binary(b) => (data_frame(0x2, &b), false),
-                    Message::Ping(p) => (encode_frame(0x9, false, &p), false),
-                    Message::Pong(p) => (encode_frame(0xA, false, &p), false),
+                    Message::Text(t) => {
+                        (websocket::data_frame(OP_TEXT, t.as_str().as_bytes()), false)
+                    }
+                    Message::Binary(b) => (websocket::data_frame(OP_BINARY, &b), false),
+                    Message::Ping(p) => (websocket::encode_frame(OP_PING, false, &p), false),
+                    Message::Pong(p) => (websocket::encode_frame(OP_PONG, false, &p), false),
                     Message::Close(frame) => {
-                        let mut payload = Vec::new();
-                        if let Some(f) = frame {
-                            payload.extend_from_slice(&f.code.to_be_bytes());
-                            payload.extend_from_slice(f.reason.as_str().as_bytes());
-                            payload.truncate(125);
-                        }
-                        (encode_frame(0x8, false, &payload), true)
+                        let close = frame.as_ref().map(|f| (f.code, f.reason.as_str()));
+                        (websocket::close_frame(close), true)
                     }
                 };
                 if writer.write_all(&bytes).await.is_err() || writer.flush().await.is_err() {
@@ -383,16 +230,6 @@ impl DeflateSocket {
             outgoing: PollSender::new(out_tx),
         }
     }
-}
-
-/// A data frame, compressed when that is worth it.
-fn data_frame(opcode: u8, data: &[u8]) -> Vec<u8> {
-    if data.len() >= COMPRESS_FROM {
-        if let Ok(small) = compress(data) {
-            return encode_frame(opcode, true, &small);
-        }
-    }
-    encode_frame(opcode, false, data)
 }
 
 impl Stream for DeflateSocket {
@@ -429,30 +266,6 @@ mod tests {
             accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="),
             "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
         );
-    }
-
-    #[test]
-    fn rfc_7692_example_inflates_and_our_output_round_trips() {
-        // RFC 7692 §7.2.3.1: "Hello" compressed.
-        let hello = [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
-        assert_eq!(decompress(&hello, 100).unwrap(), b"Hello");
-        let text = r#"{"action":"event","event":{"action":"nodeconnect","conn":1}}"#.repeat(20);
-        let small = compress(text.as_bytes()).unwrap();
-        assert!(
-            small.len() < text.len() / 4,
-            "{} of {}",
-            small.len(),
-            text.len()
-        );
-        assert_eq!(decompress(&small, 1 << 20).unwrap(), text.as_bytes());
-    }
-
-    #[test]
-    fn inflating_past_the_limit_is_refused() {
-        let bomb = compress(&vec![b'a'; 1 << 20]).unwrap();
-        assert!(bomb.len() < 8 * 1024);
-        let e = decompress(&bomb, 4096).unwrap_err();
-        assert!(e.to_string().contains("Message too long"), "{e}");
     }
 
     #[test]

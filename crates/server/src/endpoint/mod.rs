@@ -6,6 +6,7 @@
 pub mod deflate_ws;
 
 use axum::http::{header, HeaderMap};
+use ironmesh_proto::websocket;
 
 use crate::config::Config;
 
@@ -58,7 +59,7 @@ pub fn close_reason(reason: &str) -> String {
 /// The close reason for a WebSocket read error that is an over-size message, naming both
 /// sizes ("Frame size of 2097152 exceeds maximum of 1048576"); `None` for other errors.
 /// Recognised by type: tungstenite's capacity error (axum's socket) or
-/// [`deflate_ws::ReadError::TooBig`] (the compressing socket).
+/// [`websocket::ReadError::TooBig`] (the compressing socket's codec).
 pub fn too_big_reason(error: &axum::Error) -> Option<String> {
     let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
     while let Some(e) = source {
@@ -68,8 +69,8 @@ pub fn too_big_reason(error: &axum::Error) -> Option<String> {
         {
             return Some(too_big_text(*size, *max_size));
         }
-        if let Some(deflate_ws::ReadError::TooBig { size, max }) =
-            e.downcast_ref::<deflate_ws::ReadError>()
+        if let Some(websocket::ReadError::TooBig { size, max }) =
+            e.downcast_ref::<websocket::ReadError>()
         {
             return Some(too_big_text(*size, *max));
         }
@@ -117,7 +118,7 @@ mod tests {
             too_big_reason(&axum::Error::new(tungstenite_error)).as_deref(),
             Some("Frame size of 2097152 exceeds maximum of 1048576")
         );
-        let deflate_error = deflate_ws::ReadError::TooBig { size: 10, max: 5 };
+        let deflate_error = websocket::ReadError::TooBig { size: 10, max: 5 };
         assert_eq!(
             too_big_reason(&axum::Error::new(deflate_error)).as_deref(),
             Some("Frame size of 10 exceeds maximum of 5")
