@@ -20,7 +20,7 @@ const port = Number(process.argv[2]);
 const redirectUri = process.argv[3];
 const issuer = `http://127.0.0.1:${port}`;
 
-const mode = { codeTtl: 60, resign: false };
+const mode = { codeTtl: 60, resign: false, holdCodes: false };
 const forgerKey = generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey;
 
 const provider = new Provider(issuer, {
@@ -67,10 +67,14 @@ provider.use(async (ctx, next) => {
   if (ctx.path === "/__test/mode" && ctx.method === "POST") {
     if (ctx.query.codeTtl) mode.codeTtl = Number(ctx.query.codeTtl);
     if (ctx.query.resign) mode.resign = ctx.query.resign === "1";
+    if (ctx.query.holdCodes) mode.holdCodes = ctx.query.holdCodes === "1";
     ctx.body = mode;
     return;
   }
   await next();
+  if (mode.holdCodes && String(ctx.response.get("location")).includes("code=")) {
+    await new Promise((r) => setTimeout(r, 2500));
+  }
   if (mode.resign && ctx.path === "/token" && ctx.body && ctx.body.id_token) {
     const header = decodeProtectedHeader(ctx.body.id_token);
     const claims = decodeJwt(ctx.body.id_token);

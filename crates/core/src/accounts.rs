@@ -188,8 +188,9 @@ impl Domain {
         }
         check_password_policy(&new.password)?;
         if let Some(actor) = actor {
-            let mine = actor.site();
-            if !mine.is_full() && (new.site_rights & !mine.0) != 0 {
+            // Restrictions (locked, no new groups, …) may be handed out by any user
+            // manager; rights only by who holds them.
+            if !SiteRights(new.site_rights).covered_by(actor.site()) {
                 return Err(DomainError::Denied);
             }
         }
@@ -353,8 +354,7 @@ impl Domain {
                         "You cannot change your own site rights".into(),
                     ));
                 }
-                let mine = actor.site();
-                if !mine.is_full() && (rights & !mine.0) != 0 {
+                if !SiteRights(rights).covered_by(actor.site()) {
                     return Err(DomainError::Denied);
                 }
             }

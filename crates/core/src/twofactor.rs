@@ -267,13 +267,14 @@ impl Domain {
     }
 
     /// Stores a verified passkey (`credential` is the server's serialized form of it).
+    /// With the account's first factor come its recovery codes, returned (shown once).
     pub async fn add_passkey(
         &self,
         actor: &Actor,
         id: &str,
         name: &str,
         credential: &str,
-    ) -> DomainResult<()> {
+    ) -> DomainResult<Option<Vec<String>>> {
         let name = crate::devices::clip(name.trim(), 64);
         let name = if name.is_empty() { "Passkey" } else { name };
         self.store
@@ -286,15 +287,17 @@ impl Domain {
                 last_used_ms: 0,
             })
             .await?;
-        if self.store.recovery_code_count(&actor.user.id).await? == 0 {
-            self.new_recovery_codes(&actor.user.id).await?;
-        }
+        let codes = if self.store.recovery_code_count(&actor.user.id).await? == 0 {
+            Some(self.new_recovery_codes(&actor.user.id).await?)
+        } else {
+            None
+        };
         let event = Event::new("user", "2fa", format!("Passkey {name} added"))
             .by_actor(actor)
             .target(&actor.user.id)
             .target(crate::access::TARGET_USER_MANAGERS);
         self.publish(event).await;
-        Ok(())
+        Ok(codes)
     }
 
     /// After a passkey signed in: its updated credential (signature counter).

@@ -101,6 +101,21 @@ impl SiteRights {
     pub const NO_NEW_DEVICES: u32 = 4096;
     /// Full site administrator.
     pub const FULL: u32 = u32::MAX;
+    /// The bits that take something away rather than grant it.
+    pub const RESTRICTIONS: u32 =
+        Self::LOCKED | Self::NO_NEW_GROUPS | Self::NO_MESH_CMD | Self::NO_NEW_DEVICES;
+
+    /// Whether these rights grant nothing that `other` does not (restrictions aside;
+    /// full rights are covered only by full rights).
+    pub fn covered_by(self, other: SiteRights) -> bool {
+        if other.is_full() {
+            return true;
+        }
+        if self.is_full() {
+            return false;
+        }
+        (self.0 & !Self::RESTRICTIONS) & !other.0 == 0
+    }
 }
 
 /// The checks both kinds of rights share: all ones means "full administrator", who holds

@@ -74,7 +74,10 @@ async fn single_sign_on_in_chromium() {
             // WebAuthn and cookies need a host name; the certificate includes localhost.
             .env("IRONMESH_URL", format!("https://localhost:{}", server.port))
             .env("OIDC_ISSUER", &issuer)
-            .env("SCREENSHOT_DIR", workspace_root().join("target/console-screenshots"))
+            .env(
+                "SCREENSHOT_DIR",
+                workspace_root().join("target/console-screenshots"),
+            )
             .env("CHROMIUM", &chromium)
             .kill_on_drop(true)
             .output(),
@@ -122,7 +125,14 @@ async fn single_sign_on_in_chromium() {
         .collect();
     assert_eq!(successes, 2, "{events}");
     assert_eq!(failures.len(), 3, "{failures:?}");
-    for needle in ["state does not match", "invalid_grant", "signature does not verify"] {
-        assert!(failures.iter().any(|f| f.contains(needle)), "{needle}: {failures:?}");
+    for needle in [
+        "state does not match",
+        "invalid_grant",
+        "signature does not verify",
+    ] {
+        assert!(
+            failures.iter().any(|f| f.contains(needle)),
+            "{needle}: {failures:?}"
+        );
     }
 }

@@ -160,6 +160,28 @@ impl Method {
     }
 }
 
+/// A sign-in attempt, for the audit trail.
+enum SignIn<'a> {
+    Succeeded(&'a User),
+    Failed {
+        /// The name given.
+        attempted: &'a str,
+        /// The account it concerns, when the password was right (a wrong code).
+        account: Option<&'a str>,
+        why: &'a str,
+    },
+}
+
+impl<'a> SignIn<'a> {
+    fn failed(attempted: &'a str, account: Option<&'a str>, why: &'a str) -> SignIn<'a> {
+        SignIn::Failed {
+            attempted,
+            account,
+            why,
+        }
+    }
+}
+
 /// An authenticated caller.
 #[derive(Debug, Clone)]
 pub struct Authenticated {
@@ -277,14 +299,9 @@ impl Authenticator {
             Verdict::After(delay) => tokio::time::sleep(delay).await,
             Verdict::Refuse(wait) => {
                 tracing::warn!(ip = %client.ip, username = ?username, "login refused: too many failures from this address");
-                self.audit_sign_in(
-                    None,
-                    username,
-                    method,
-                    client,
-                    Some("too many failed attempts from this address"),
-                )
-                .await;
+                let why = "too many failed attempts from this address";
+                self.audit_sign_in(SignIn::failed(username, None, why), method, client)
+                    .await;
                 return Err(AuthFailure::noauth(
                     "locked",
                     format!(
@@ -309,7 +326,7 @@ impl Authenticator {
         match result {
             Ok(user) => {
                 self.limiter.record_success(client.ip, username);
-                self.audit_sign_in(Some(&user), username, method, client, None)
+                self.audit_sign_in(SignIn::Succeeded(&user), method, client)
                     .await;
                 Ok(Authenticated { user, method })
             }
@@ -331,8 +348,12 @@ impl Authenticator {
                     }
                     LoginFailure::SecondFactorRequired { .. } => unreachable!("handled above"),
                 };
-                self.audit_sign_in(None, username, method, client, Some(reason))
-                    .await;
+                self.audit_sign_in(
+                    SignIn::failed(username, user_id.as_deref(), reason),
+                    method,
+                    client,
+                )
+                .await;
                 Err(AuthFailure {
                     second_factor_for: user_id,
                     ..AuthFailure::noauth(msg, reason)
@@ -341,35 +362,38 @@ impl Authenticator {
         }
     }
 
-    /// A sign-in for the audit trail: `user` when it succeeded, otherwise the name tried
-    /// and why it failed.
-    async fn audit_sign_in(
-        &self,
-        user: Option<&User>,
-        attempted: &str,
-        method: Method,
-        client: &Client,
-        failure: Option<&str>,
-    ) {
-        let name = user.map(|u| u.name.as_str()).unwrap_or(attempted);
-        let mut event = match failure {
-            None => Event::new("user", "login", format!("Signed in ({})", method.name())),
-            Some(why) => Event::new(
-                "user",
-                "login",
-                format!(
-                    "Failed sign-in as {}: {why}",
-                    ironmesh_core::devices::clip(attempted, 64)
-                ),
-            )
-            .failed(),
+    /// A sign-in for the audit trail: who, how, from where, and the outcome. A failed
+    /// attempt on a known account is shown to that account too.
+    async fn audit_sign_in(&self, outcome: SignIn<'_>, method: Method, client: &Client) {
+        let event = match outcome {
+            SignIn::Succeeded(user) => {
+                Event::new("user", "login", format!("Signed in ({})", method.name()))
+                    .by(&user.id, &user.name)
+                    .target(&user.id)
+            }
+            SignIn::Failed {
+                attempted,
+                account,
+                why,
+            } => {
+                let event = Event::new(
+                    "user",
+                    "login",
+                    format!(
+                        "Failed sign-in as {}: {why}",
+                        ironmesh_core::devices::clip(attempted, 64)
+                    ),
+                )
+                .failed();
+                match account {
+                    Some(id) => event.target(id).with("account", id.to_string()),
+                    None => event,
+                }
+            }
         }
         .from(client.origin())
         .with("method", method.name())
         .target(TARGET_USER_MANAGERS);
-        if let Some(u) = user {
-            event = event.by(&u.id, name).target(&u.id);
-        }
         self.domain.publish(event).await;
     }
 
@@ -431,7 +455,7 @@ impl Authenticator {
         match self.domain.second_factor(user, Some(code)).await {
             Ok(Ok(user)) => {
                 self.limiter.record_success(client.ip, &name);
-                self.audit_sign_in(Some(&user), &name, Method::SecondFactor, client, None)
+                self.audit_sign_in(SignIn::Succeeded(&user), Method::SecondFactor, client)
                     .await;
                 Ok(Authenticated {
                     user,
@@ -441,11 +465,9 @@ impl Authenticator {
             Ok(Err(_)) => {
                 self.limiter.record_failure(client.ip, &name);
                 self.audit_sign_in(
-                    None,
-                    &name,
+                    SignIn::failed(&name, Some(&user_id), "wrong second-factor code"),
                     Method::SecondFactor,
                     client,
-                    Some("wrong second-factor code"),
                 )
                 .await;
                 Err(AuthFailure {
@@ -464,16 +486,25 @@ impl Authenticator {
     /// Records a sign-in completed elsewhere (a passkey, single sign-on).
     pub async fn signed_in(&self, user: &User, method: Method, client: &Client) {
         self.limiter.record_success(client.ip, &user.name);
-        self.audit_sign_in(Some(user), &user.name, method, client, None)
+        self.audit_sign_in(SignIn::Succeeded(user), method, client)
             .await;
     }
 
-    /// Records a refused sign-in of another kind (a passkey, single sign-on).
-    pub async fn refused(&self, attempted: &str, method: Method, client: &Client, why: &str) {
+    /// Records a refused sign-in of another kind (a passkey, single sign-on); `account`
+    /// when the account is known.
+    pub async fn refused(
+        &self,
+        attempted: &str,
+        account: Option<&User>,
+        method: Method,
+        client: &Client,
+        why: &str,
+    ) {
         if !attempted.is_empty() {
             self.limiter.record_failure(client.ip, attempted);
         }
-        self.audit_sign_in(None, attempted, method, client, Some(why))
+        let account = account.map(|u| u.id.as_str());
+        self.audit_sign_in(SignIn::failed(attempted, account, why), method, client)
             .await;
     }
 

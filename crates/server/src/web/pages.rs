@@ -313,7 +313,13 @@ pub async fn login_passkey(
         Ok(_) | Err(_) => {
             state
                 .auth
-                .refused(&user.name, Method::Passkey, &client, "passkey not accepted")
+                .refused(
+                    &user.name,
+                    Some(&user),
+                    Method::Passkey,
+                    &client,
+                    "passkey not accepted",
+                )
                 .await;
             refuse(StatusCode::UNAUTHORIZED, "the passkey was not accepted")
         }

@@ -83,7 +83,7 @@ pub async fn callback(
         );
         state
             .auth
-            .refused("", Method::SingleSignOn, &client, &why)
+            .refused("", None, Method::SingleSignOn, &client, &why)
             .await;
         return failure(StatusCode::UNAUTHORIZED, &why);
     }
@@ -105,7 +105,7 @@ pub async fn callback(
         Err(e) => {
             state
                 .auth
-                .refused("", Method::SingleSignOn, &client, &e.to_string())
+                .refused("", None, Method::SingleSignOn, &client, &e.to_string())
                 .await;
             return failure(StatusCode::UNAUTHORIZED, &e.to_string());
         }
@@ -158,6 +158,7 @@ pub async fn callback(
                 .auth
                 .refused(
                     &identity.username,
+                    None,
                     Method::SingleSignOn,
                     &client,
                     &e.to_string(),

@@ -240,11 +240,16 @@ impl Action for PasskeyFinish {
         let new = passkeys_of(s)?
             .finish_registration(&s.session_id, self.response)
             .map_err(|e| DomainError::Invalid(e.to_string()))?;
-        s.state
+        let codes = s
+            .state
             .domain
             .add_passkey(&s.actor, &new.id, &self.name, &new.credential)
             .await?;
-        Ok(vec![ok(req).with("id", new.id).into_value()])
+        let mut reply = ok(req).with("id", new.id);
+        if let Some(codes) = codes {
+            reply = reply.with("recoverycodes", codes);
+        }
+        Ok(vec![reply.into_value()])
     }
 }
 
