@@ -8,6 +8,7 @@ import { h, notice, replace } from "./dom";
 import { devicesView } from "./views/devices";
 import { deviceView } from "./views/device";
 import { usersView, groupsView } from "./views/admin";
+import { eventsView } from "./views/events";
 
 export type Cleanup = () => void;
 export type View = (app: App, main: HTMLElement, params: string[]) => Cleanup | void;
@@ -17,6 +18,7 @@ const routes: [RegExp, View][] = [
   [/^#\/device\/([^/]+)(?:\/([a-z]+))?$/, deviceView],
   [/^#\/admin\/users$/, usersView],
   [/^#\/admin\/groups$/, groupsView],
+  [/^#\/events(?:\?.*)?$/, eventsView],
 ];
 
 function frame(app: App): { main: HTMLElement; nav: HTMLElement } {
@@ -40,6 +42,7 @@ function frame(app: App): { main: HTMLElement; nav: HTMLElement } {
     const links: [string, string][] = [["#/devices", "Devices"]];
     if (app.canManageUsers()) links.push(["#/admin/users", "Users"]);
     links.push(["#/admin/groups", "Device groups"]);
+    links.push(["#/events", "Events"]);
     replace(
       nav,
       links.map(([href, label]) =>
