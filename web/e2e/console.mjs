@@ -43,6 +43,46 @@ async function run(name, fn) {
   console.log(`ok  ${scenario}: ${name} (${Date.now() - t0} ms)`);
 }
 
+/** Waits until `fn` returns a truthy value (polled), or fails naming `what`. */
+async function poll(fn, what, timeoutMs = 15000) {
+  const until = Date.now() + timeoutMs;
+  let last;
+  for (;;) {
+    last = await fn();
+    if (last) return last;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(last)})`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/** One control request on a fresh /control.ashx socket of the page's session: the server's
+ *  view of what the console did. */
+async function control(action, fields = {}) {
+  return page.evaluate(
+    ([action, fields]) =>
+      new Promise((resolve, reject) => {
+        const ws = new WebSocket(`wss://${location.host}/control.ashx`);
+        const timer = setTimeout(() => reject(new Error(`no reply to ${action}`)), 15000);
+        ws.onopen = () => ws.send(JSON.stringify({ ...fields, action, responseid: "e2e" }));
+        ws.onmessage = (ev) => {
+          const msg = JSON.parse(ev.data);
+          if (msg.responseid === "e2e") {
+            clearTimeout(timer);
+            ws.close();
+            resolve(msg);
+          }
+        };
+        ws.onerror = () => reject(new Error("control channel failed"));
+      }),
+    [action, fields],
+  );
+}
+
+async function siteRightsOf(name) {
+  const r = await control("users");
+  return (r.users ?? []).find((u) => u.name === name)?.siteadmin;
+}
+
 async function login() {
   await page.goto(`${BASE}/`);
   await page.waitForURL(/\/login$/);
@@ -188,6 +228,70 @@ async function main() {
     await shot("events");
   });
 
+  await run("events page: sign-ins and commands, the action filter, CSV and JSON Lines exports", async () => {
+    await page.click("nav.nav a:text('Events')");
+    await page.waitForSelector('#event-log tr[data-action="runcommands"]');
+    await page.waitForSelector('#event-log tr[data-action="login"]');
+    // The wrong password at the start is there too, as a failure.
+    await page.waitForSelector('#event-log tr.failure[data-action="login"]');
+    const cmdRow = await page.textContent('#event-log tr[data-action="runcommands"]');
+    check(cmdRow.includes("echo run-$((2+3))"), `the command shows in its event (got ${cmdRow})`);
+    const device = await page.textContent('#event-log tr[data-action="runcommands"] td:nth-child(6)');
+    check(device && !device.includes("node/"), `the device is named, not an id (got ${device})`);
+    await shot("events");
+    await page.selectOption("#ev-action", "runcommands");
+    await page.waitForFunction(() => {
+      const rows = [...document.querySelectorAll("#event-log tbody tr")];
+      return rows.length > 0 && rows.every((r) => r.dataset.action === "runcommands");
+    });
+    check(page.url().includes("action=runcommands"), `the filter is kept in the address (got ${page.url()})`);
+    await shot("events-filtered");
+    const [csv] = await Promise.all([page.waitForEvent("download"), page.click("#ev-export-csv")]);
+    check(/\.csv$/.test(csv.suggestedFilename()), `CSV file name (got ${csv.suggestedFilename()})`);
+    const csvText = readFileSync(await csv.path(), "utf8");
+    const lines = csvText.trimEnd().split("\n");
+    check(lines[0] === "time,action,outcome,user,address,device,group,message,client", `CSV header (got ${lines[0]})`);
+    check(lines.length >= 2 && lines.slice(1).every((l) => l.split(",")[1] === "runcommands"), `CSV rows of the filter (got ${csvText})`);
+    const [jsonl] = await Promise.all([page.waitForEvent("download"), page.click("#ev-export-jsonl")]);
+    const records = readFileSync(await jsonl.path(), "utf8").trimEnd().split("\n").map((l) => JSON.parse(l));
+    check(records.length === lines.length - 1 && records.every((e) => e.action === "runcommands" && e.cmds), "JSON Lines: the same events, whole");
+    await page.click("#ev-clear");
+    await page.waitForSelector('#event-log tr[data-action="login"]');
+  });
+
+  await run("session recording: record a group's terminal sessions, play one back", async () => {
+    await page.click("nav.nav a:text('Device groups')");
+    const box = 'section.group-card[data-group-name="Lab"] input.record-sessions';
+    await page.check(box);
+    await poll(async () => (await control("meshes")).meshes.find((m) => m.name === "Lab")?.flags & 4, "the group's record flag");
+    await page.click("nav.nav a:text('Devices')");
+    await page.click('section.group[data-group-name="Lab"] tr.device.online td.name a');
+    await page.click("#tab-terminal");
+    await page.waitForSelector("#terminal-status:text('Connected.')", { timeout: 30000 });
+    await page.click("#terminal");
+    await page.keyboard.type("echo rec-$((6*7))\n");
+    await page.waitForFunction(() => (document.querySelector(".xterm-rows")?.textContent ?? "").includes("rec-42"), null, { timeout: 20000 });
+    // Leaving the tab closes the session, which ends the recording.
+    await page.click("#tab-recordings");
+    await page.waitForSelector("#recordings tr[data-recording]", { timeout: 20000 });
+    await page.click("#recordings tr[data-recording] button:text('Play')");
+    await page.waitForSelector("#player-screen .xterm-rows");
+    await page.click("#player-speed-4");
+    await page.waitForFunction(() => (document.querySelector("#player-screen .xterm-rows")?.textContent ?? "").includes("rec-42"), null, { timeout: 30000 });
+    await shot("recording-player");
+    await page.click("#player-skip");
+    await page.waitForSelector("#player-status:text('End of the recording.')");
+    const href = await page.getAttribute("#player-download", "href");
+    const res = await page.request.get(`${BASE}${href}`);
+    const cast = await res.text();
+    check(res.ok() && (res.headers()["content-disposition"] ?? "").startsWith("attachment"), "the download link serves the recording as a file");
+    check(JSON.parse(cast.split("\n")[0]).version === 2 && cast.includes("rec-42"), "the download is the asciicast recording");
+    await page.click("dialog footer button:text('Close')");
+    // The session's event in the log carries the recording, with its own Play button.
+    await page.click("#tab-events");
+    await page.waitForSelector('#event-log tr[data-action="relaylog"] button[data-recording]');
+  });
+
   await run("admin: add a user", async () => {
     await page.click("nav.nav a:text('Users')");
     await page.click("#add-user");
@@ -216,6 +320,68 @@ async function main() {
     const rights = await page.textContent(`${card} tr[data-member="operator"] td.rights`);
     check(rights.includes("Remote control") && rights.includes("Run commands"), `member rights shown by name (got ${rights})`);
     await shot("groups");
+  });
+
+  await run("member rights: exactly the enforced rights, explained; other bits kept", async () => {
+    const card = 'section.group-card[data-group-name="Branch office"]';
+    await page.click(`${card} tr[data-member="operator"] button:text("Rights")`);
+    const bits = await page.$$eval("#rights-grid input[data-bit]", (els) => els.map((e) => Number(e.dataset.bit)));
+    const enforced = [1, 2, 4, 8, 16, 512, 1024, 8192, 65536, 131072, 1048576, 2097152];
+    check(JSON.stringify(bits) === JSON.stringify(enforced), `offered rights (got ${bits})`);
+    check((await page.$$("#rights-grid small")).length === 12, "each right is explained");
+    await shot("rights-dialog");
+    await page.click("dialog header button[aria-label='Close']");
+    // Bits the console does not offer (set by another tool) survive a save.
+    const meshid = (await control("meshes")).meshes.find((m) => m.name === "Branch office")._id;
+    const other = 32 | 64;
+    const r = await control("addmeshuser", { meshid, userid: "operator", meshadmin: 8 | 131072 | other });
+    check(!r.failed, `rights set directly (got ${JSON.stringify(r)})`);
+    await page.waitForFunction(() => (document.querySelector('section.group-card[data-group-name="Branch office"] tr[data-member="operator"] td.rights')?.textContent ?? "").includes("other bits"));
+    await page.click(`${card} tr[data-member="operator"] button:text("Rights")`);
+    await page.waitForSelector("#rights-other");
+    await page.check('#rights-grid input[data-bit="1048576"]');
+    await page.click("dialog footer button:text('Save rights')");
+    const rightsOf = async () => (await control("meshes")).meshes.find((m) => m.name === "Branch office").links["user//operator"]?.rights;
+    const saved = await poll(async () => ((await rightsOf()) & 1048576 ? await rightsOf() : 0), "the saved rights");
+    check(saved === (8 | 131072 | 1048576 | other), `other bits kept (got ${saved})`);
+  });
+
+  await run("site rights: partial rights, full administrator asks first and gives them back", async () => {
+    await page.click("nav.nav a:text('Users')");
+    const row = 'tr[data-user="operator"]';
+    await page.waitForSelector(row);
+    // New accounts may not create device groups unless allowed.
+    check(!(await page.isChecked(`${row} input[data-site-bit="64"]`)), "a new user may not create device groups");
+    check(((await siteRightsOf("operator")) & 64) === 64, "the server holds that as bit 64");
+    await page.check(`${row} input[data-site-bit="2"]`);
+    await poll(async () => (await siteRightsOf("operator")) === (2 | 64), "manage users saved");
+    // Full administrator: asks; cancelling changes nothing.
+    await page.click(`${row} input[data-right="full"]`);
+    await page.waitForSelector("#confirm-full-admin");
+    await shot("full-admin-confirm");
+    await page.click("#cancel-full-admin");
+    check(!(await page.isChecked(`${row} input[data-right="full"]`)), "cancelled: not full");
+    check((await siteRightsOf("operator")) === (2 | 64), "cancelled: nothing saved");
+    await page.click(`${row} input[data-right="full"]`);
+    await page.click("#confirm-full-admin");
+    await poll(async () => (await siteRightsOf("operator")) === 0xffffffff, "full administrator saved");
+    await page.waitForSelector(`${row} input[data-site-bit="2"]:disabled:checked`);
+    await shot("users-full-admin");
+    // Switching it off saves the partial rights again, not nothing.
+    await page.uncheck(`${row} input[data-right="full"]`);
+    await poll(async () => (await siteRightsOf("operator")) === (2 | 64), "partial rights restored");
+    await page.waitForSelector(`${row} input[data-site-bit="2"]:enabled:checked`);
+    check(!(await page.isChecked(`${row} input[data-site-bit="64"]`)), "still may not create device groups");
+    await shot("users-site-rights");
+    // A user manager removes another account's second factors (a lost phone).
+    await page.click(`${row} button[data-action="clear-factors"]`);
+    await page.click("#confirm-clear-factors");
+    await page.waitForSelector("#toast .notice.ok:has-text('Second factors of operator removed')");
+    // The user's events, from the users page.
+    await page.click(`${row} a:text('Events')`);
+    await page.waitForURL(/#\/events\?user=/);
+    check((await page.inputValue("#ev-user")) === "user//operator", "the events page is filtered by the user");
+    await page.waitForSelector("#event-log, #ev-empty");
   });
 
   await run("narrow (mobile) layout has no sideways scrolling", async () => {

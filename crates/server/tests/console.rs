@@ -84,6 +84,12 @@ async fn console_end_to_end_in_chromium() {
     for name in [
         "main-devices-live.png",
         "main-terminal.png",
+        "main-events.png",
+        "main-events-filtered.png",
+        "main-recording-player.png",
+        "main-rights-dialog.png",
+        "main-full-admin-confirm.png",
+        "main-users-site-rights.png",
         "main-narrow-devices.png",
     ] {
         assert!(screenshots().join(name).exists(), "{name} saved");
