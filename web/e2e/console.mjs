@@ -3,11 +3,12 @@
 // passes everything through the environment. Prints one line per step; exits non-zero on the
 // first failure, after saving a screenshot of the page as it was.
 //
-//   node web/e2e/console.mjs <scenario>      scenarios: main, hostile-device
+//   node web/e2e/console.mjs <scenario>      scenarios: main, hostile-device, totp, passkey
 
 import { chromium } from "playwright-core";
 import { spawn } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from "node:fs";
+import { createHmac } from "node:crypto";
 import { join } from "node:path";
 
 const env = (name) => {
@@ -81,6 +82,54 @@ async function control(action, fields = {}) {
 async function siteRightsOf(name) {
   const r = await control("users");
   return (r.users ?? []).find((u) => u.name === name)?.siteadmin;
+}
+
+/** RFC 4648 base32 (authenticator secrets). */
+function base32Decode(text) {
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  let bits = 0;
+  let value = 0;
+  const out = [];
+  for (const c of text.replace(/[\s=]/g, "").toUpperCase()) {
+    const v = alphabet.indexOf(c);
+    if (v < 0) throw new Error(`not base32: ${text}`);
+    value = (value << 5) | v;
+    bits += 5;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push((value >>> bits) & 0xff);
+    }
+  }
+  return Buffer.from(out);
+}
+
+/** The TOTP code of `secret` at 30-second step `step` (RFC 6238: HMAC-SHA1, 6 digits). */
+function totp(secret, step) {
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(step));
+  const mac = createHmac("sha1", base32Decode(secret)).update(counter).digest();
+  const off = mac[mac.length - 1] & 0x0f;
+  const bin = ((mac[off] & 0x7f) << 24) | (mac[off + 1] << 16) | (mac[off + 2] << 8) | mac[off + 3];
+  return String(bin % 1000000).padStart(6, "0");
+}
+
+const currentStep = () => Math.floor(Date.now() / 30000);
+
+/** Signs in with the password; returns when the console shows (or, with `secondStep`, when
+ *  the sign-in page asks for the second factor). */
+async function passwordStep(user, pass, secondStep = false) {
+  await page.goto(`${BASE}/`);
+  await page.waitForURL(/\/login$/);
+  await page.fill('input[name="username"]', user);
+  await page.fill('input[name="password"]', pass);
+  await page.click('button[type="submit"]');
+  if (secondStep) await page.waitForSelector('input[name="code"]');
+  else await page.waitForSelector(`#whoami:text-is('${user}')`);
+}
+
+async function signOut() {
+  await page.click("#sign-out");
+  await page.waitForURL(/\/login/);
 }
 
 async function login() {
@@ -407,6 +456,127 @@ async function main() {
   });
 }
 
+/** Second factor by authenticator app: enrol on the account page, then sign in with a code. */
+async function totpScenario() {
+  let secret;
+  await run("enrol an authenticator app on the account page", async () => {
+    await passwordStep(USER, PASS);
+    await page.click("#whoami");
+    await page.waitForSelector("#totp-state:has-text('Off')");
+    await page.click("#totp-add");
+    await page.waitForSelector("#totp-secret");
+    check(await page.$("#totp-form canvas.qr"), "a QR code is shown");
+    secret = (await page.textContent("#totp-secret")).trim();
+    check(/^[A-Z2-7]{32}$/.test(secret), `a base32 secret is shown (got ${secret})`);
+    await shot("enrol");
+    // A wrong code is refused in the dialog.
+    await page.fill("#totp-code", totp(secret, currentStep() + 10));
+    await page.click("#totp-confirm");
+    await page.waitForSelector("#totp-form .notice.error");
+    await page.fill("#totp-code", totp(secret, currentStep()));
+    await page.click("#totp-confirm");
+    await page.waitForSelector("#recovery-codes li");
+    const codes = await page.$$eval("#recovery-codes li", (els) => els.map((e) => e.textContent.trim()));
+    check(codes.length === 10 && codes.every((c) => /^[A-Z2-7]{5}-[A-Z2-7]{5}$/.test(c)), `ten recovery codes (got ${codes})`);
+    const [file] = await Promise.all([page.waitForEvent("download"), page.click("#recovery-download")]);
+    check(readFileSync(await file.path(), "utf8").trim().split("\n").length === 10, "the codes download as a file");
+    await shot("recovery-codes");
+    await page.click("#dialog-done");
+    await page.waitForSelector("#totp-state:has-text('On')");
+    await page.waitForSelector("#recovery-count:has-text('10 unused')");
+  });
+
+  await run("sign in again: the password, then a wrong code is refused, then the right code", async () => {
+    await signOut();
+    await passwordStep(USER, PASS, true);
+    await shot("second-step");
+    const step = currentStep();
+    const valid = new Set([step - 1, step, step + 1, step + 2].map((s) => totp(secret, s)));
+    let wrong = "000000";
+    while (valid.has(wrong)) wrong = String(Number(wrong) + 1).padStart(6, "0");
+    await page.fill('input[name="code"]', wrong);
+    await page.click('form[action="/login/code"] button[type="submit"]');
+    const msg = await page.textContent("#login-error");
+    check(msg && msg.includes("Wrong code"), `a wrong code is refused with a message (got ${msg})`);
+    await shot("wrong-code");
+    // The next step's code: the enrolment used this step's, and each step counts once.
+    await page.fill('input[name="code"]', totp(secret, currentStep() + 1));
+    await page.click('form[action="/login/code"] button[type="submit"]');
+    await page.waitForSelector(`#whoami:text-is('${USER}')`);
+    await shot("signed-in");
+  });
+
+  await run("the sign-ins are in the user's own event log", async () => {
+    await page.click("nav.nav a:text('Events')");
+    await page.waitForSelector('#event-log tr[data-action="2fa"]');
+    await page.waitForSelector('#event-log tr[data-action="login"]:has-text("password and code")');
+    await page.click("#whoami");
+    await page.click("#factors-clear");
+    await page.click("#confirm-factors-clear");
+    await page.waitForSelector("#totp-state:has-text('Off')");
+  });
+}
+
+/** Second factor by passkey, with Chromium's virtual authenticator (WebAuthn needs a host
+ *  name: this scenario runs at https://localhost). */
+async function passkeyScenario() {
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send("WebAuthn.enable");
+  const { authenticatorId } = await cdp.send("WebAuthn.addVirtualAuthenticator", {
+    options: { protocol: "ctap2", transport: "internal", hasResidentKey: true, hasUserVerification: true, isUserVerified: true },
+  });
+  await run("register a passkey on the account page", async () => {
+    await passwordStep(USER, PASS);
+    await page.click("#whoami");
+    await page.waitForSelector("#passkey-add:enabled");
+    await page.click("#passkey-add");
+    await page.fill("#passkey-name", "Test key");
+    await page.click("#passkey-create");
+    // The first factor comes with recovery codes, shown once.
+    await page.waitForSelector("#recovery-codes li", { timeout: 20000 });
+    await page.click("#dialog-done");
+    await page.waitForSelector('#passkeys tr[data-passkey="Test key"]');
+    const { credentials } = await cdp.send("WebAuthn.getCredentials", { authenticatorId });
+    check(credentials.length === 1, `the authenticator holds one credential (got ${credentials.length})`);
+    await shot("registered");
+  });
+
+  await run("sign in with the password, then the passkey", async () => {
+    await signOut();
+    await passwordStep(USER, PASS, true);
+    await page.waitForSelector("#use-passkey");
+    await shot("second-step");
+    await page.click("#use-passkey");
+    await page.waitForSelector(`#whoami:text-is('${USER}')`, { timeout: 20000 });
+    await page.click("#whoami");
+    await page.waitForFunction(() => !(document.querySelector('#passkeys tr[data-passkey="Test key"]')?.textContent ?? "never").includes("never"));
+    await shot("signed-in");
+  });
+
+  await run("remove the passkey", async () => {
+    await page.click('#passkeys tr[data-passkey="Test key"] button:text("Remove")');
+    await page.click("#confirm-passkey-remove");
+    await page.waitForSelector("#passkey-count:text('None')");
+  });
+
+  await run("change the password: the old one is checked, this session stays", async () => {
+    await page.fill("#old-password", "not-my-password");
+    await page.fill("#new-password", "N3w-passkey-pass!");
+    await page.fill("#new-password-again", "N3w-passkey-pass!");
+    await page.click("#change-password");
+    await page.waitForSelector("#password-status .notice.error");
+    await page.fill("#old-password", PASS);
+    await page.click("#change-password");
+    await page.waitForSelector("#password-status .notice.ok");
+    await shot("password-changed");
+    // Still signed in: the page's session goes on and a new control channel is accepted.
+    const me = await control("userinfo");
+    check(me.userinfo?.name === USER, `this session still works (got ${JSON.stringify(me)})`);
+    await signOut();
+    await passwordStep(USER, "N3w-passkey-pass!");
+  });
+}
+
 async function hostileDevice() {
   const payload = env("HOSTILE_NAME");
   await run("a device-reported name full of markup is shown as text", async () => {
@@ -443,6 +613,8 @@ try {
   });
   if (scenario === "main") await main();
   else if (scenario === "hostile-device") await hostileDevice();
+  else if (scenario === "totp") await totpScenario();
+  else if (scenario === "passkey") await passkeyScenario();
   else throw new Error(`unknown scenario ${scenario}`);
   if (problems.length) throw new Error(`the page reported problems:\n  ${problems.join("\n  ")}`);
 } catch (e) {
