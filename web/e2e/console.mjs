@@ -338,7 +338,10 @@ async function main() {
     await page.click("dialog footer button:text('Close')");
     // The session's event in the log carries the recording, with its own Play button.
     await page.click("#tab-events");
-    await page.waitForSelector('#event-log tr[data-action="relaylog"] button[data-recording]');
+    await page.click('#event-log tr[data-action="relaylog"] button[data-recording]');
+    await page.click("#player-skip");
+    await page.waitForFunction(() => (document.querySelector("#player-screen .xterm-rows")?.textContent ?? "").includes("rec-42"));
+    await page.click("dialog footer button:text('Close')");
   });
 
   await run("admin: add a user", async () => {
