@@ -447,6 +447,11 @@ async function main() {
     await page.click("#tab-files");
     await page.waitForSelector("#file-crumbs button");
     await shot("narrow-files");
+    await page.click("nav.nav a:text('Events')");
+    await page.waitForSelector("#event-log");
+    const eventsOverflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    check(eventsOverflow <= 1, `the events page is ${eventsOverflow}px wider than the window (its table scrolls by itself)`);
+    await shot("narrow-events");
     await page.setViewportSize({ width: 1280, height: 800 });
   });
 

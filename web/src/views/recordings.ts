@@ -177,13 +177,19 @@ class Player {
 
 /** Opens the player for a recording (`url` as the server lists it). */
 export function playRecording(rec: Json): void {
+  // Recordings are this server's own files; nothing else is fetched or linked.
+  const url = String(rec.url ?? "");
+  if (!/^\/recordings\/[0-9a-f]+\.cast$/.test(url)) {
+    toast("error", "This recording has no valid address.");
+    return;
+  }
   const status = h("p", { class: "muted", id: "player-status" }, "Loading the recording…");
   const host = h("div", { class: "player-screen", id: "player-screen" });
   const playBtn = h("button", { type: "button", class: "small", id: "player-play", disabled: true }, "Play");
   const speeds = [1, 2, 4].map((s) => h("button", { type: "button", class: "small ghost", "data-speed": s, id: `player-speed-${s}`, "aria-pressed": s === 1 ? "true" : "false" }, `${s}×`));
   const skip = h("button", { type: "button", class: "small ghost", id: "player-skip", disabled: true }, "Skip to end");
   const time = h("span", { class: "muted player-time", id: "player-time" }, "0:00");
-  const download = h("a", { href: rec.url, download: "", class: "button small-link", id: "player-download" }, "Download");
+  const download = h("a", { href: url, download: "", class: "button small-link", id: "player-download" }, "Download");
   const close = h("button", { type: "button" }, "Close");
   const who = [rec.username, formatTime(rec.started)].filter(Boolean).join(", ");
   const dlg = dialog(
@@ -203,7 +209,7 @@ export function playRecording(rec: Json): void {
     term?.dispose();
   });
 
-  fetch(rec.url, { credentials: "same-origin" })
+  fetch(url, { credentials: "same-origin" })
     .then(async (r) => {
       if (!r.ok) throw new Error(r.status === 404 ? "The recording is gone, or you may not watch it." : `The server answered ${r.status} ${await r.text()}`);
       return parseCast(await r.text());
