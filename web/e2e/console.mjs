@@ -3,11 +3,12 @@
 // passes everything through the environment. Prints one line per step; exits non-zero on the
 // first failure, after saving a screenshot of the page as it was.
 //
-//   node web/e2e/console.mjs <scenario>      scenarios: main, hostile-device
+//   node web/e2e/console.mjs <scenario>      scenarios: main, hostile-device, totp, passkey
 
 import { chromium } from "playwright-core";
 import { spawn } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from "node:fs";
+import { createHmac } from "node:crypto";
 import { join } from "node:path";
 
 const env = (name) => {
@@ -41,6 +42,94 @@ async function run(name, fn) {
   const t0 = Date.now();
   await fn();
   console.log(`ok  ${scenario}: ${name} (${Date.now() - t0} ms)`);
+}
+
+/** Waits until `fn` returns a truthy value (polled), or fails naming `what`. */
+async function poll(fn, what, timeoutMs = 15000) {
+  const until = Date.now() + timeoutMs;
+  let last;
+  for (;;) {
+    last = await fn();
+    if (last) return last;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(last)})`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/** One control request on a fresh /control.ashx socket of the page's session: the server's
+ *  view of what the console did. */
+async function control(action, fields = {}) {
+  return page.evaluate(
+    ([action, fields]) =>
+      new Promise((resolve, reject) => {
+        const ws = new WebSocket(`wss://${location.host}/control.ashx`);
+        const timer = setTimeout(() => reject(new Error(`no reply to ${action}`)), 15000);
+        ws.onopen = () => ws.send(JSON.stringify({ ...fields, action, responseid: "e2e" }));
+        ws.onmessage = (ev) => {
+          const msg = JSON.parse(ev.data);
+          if (msg.responseid === "e2e") {
+            clearTimeout(timer);
+            ws.close();
+            resolve(msg);
+          }
+        };
+        ws.onerror = () => reject(new Error("control channel failed"));
+      }),
+    [action, fields],
+  );
+}
+
+async function siteRightsOf(name) {
+  const r = await control("users");
+  return (r.users ?? []).find((u) => u.name === name)?.siteadmin;
+}
+
+/** RFC 4648 base32 (authenticator secrets). */
+function base32Decode(text) {
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  let bits = 0;
+  let value = 0;
+  const out = [];
+  for (const c of text.replace(/[\s=]/g, "").toUpperCase()) {
+    const v = alphabet.indexOf(c);
+    if (v < 0) throw new Error(`not base32: ${text}`);
+    value = (value << 5) | v;
+    bits += 5;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push((value >>> bits) & 0xff);
+    }
+  }
+  return Buffer.from(out);
+}
+
+/** The TOTP code of `secret` at 30-second step `step` (RFC 6238: HMAC-SHA1, 6 digits). */
+function totp(secret, step) {
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(step));
+  const mac = createHmac("sha1", base32Decode(secret)).update(counter).digest();
+  const off = mac[mac.length - 1] & 0x0f;
+  const bin = ((mac[off] & 0x7f) << 24) | (mac[off + 1] << 16) | (mac[off + 2] << 8) | mac[off + 3];
+  return String(bin % 1000000).padStart(6, "0");
+}
+
+const currentStep = () => Math.floor(Date.now() / 30000);
+
+/** Signs in with the password; returns when the console shows (or, with `secondStep`, when
+ *  the sign-in page asks for the second factor). */
+async function passwordStep(user, pass, secondStep = false) {
+  await page.goto(`${BASE}/`);
+  await page.waitForURL(/\/login$/);
+  await page.fill('input[name="username"]', user);
+  await page.fill('input[name="password"]', pass);
+  await page.click('button[type="submit"]');
+  if (secondStep) await page.waitForSelector('input[name="code"]');
+  else await page.waitForSelector(`#whoami:text-is('${user}')`);
+}
+
+async function signOut() {
+  await page.click("#sign-out");
+  await page.waitForURL(/\/login/);
 }
 
 async function login() {
@@ -188,6 +277,73 @@ async function main() {
     await shot("events");
   });
 
+  await run("events page: sign-ins and commands, the action filter, CSV and JSON Lines exports", async () => {
+    await page.click("nav.nav a:text('Events')");
+    await page.waitForSelector('#event-log tr[data-action="runcommands"]');
+    await page.waitForSelector('#event-log tr[data-action="login"]');
+    // The wrong password at the start is there too, as a failure.
+    await page.waitForSelector('#event-log tr.failure[data-action="login"]');
+    const cmdRow = await page.textContent('#event-log tr[data-action="runcommands"]');
+    check(cmdRow.includes("echo run-$((2+3))"), `the command shows in its event (got ${cmdRow})`);
+    const device = await page.textContent('#event-log tr[data-action="runcommands"] td:nth-child(6)');
+    check(device && !device.includes("node/"), `the device is named, not an id (got ${device})`);
+    await shot("events");
+    await page.selectOption("#ev-action", "runcommands");
+    await page.waitForFunction(() => {
+      const rows = [...document.querySelectorAll("#event-log tbody tr")];
+      return rows.length > 0 && rows.every((r) => r.dataset.action === "runcommands");
+    });
+    check(page.url().includes("action=runcommands"), `the filter is kept in the address (got ${page.url()})`);
+    await shot("events-filtered");
+    const [csv] = await Promise.all([page.waitForEvent("download"), page.click("#ev-export-csv")]);
+    check(/\.csv$/.test(csv.suggestedFilename()), `CSV file name (got ${csv.suggestedFilename()})`);
+    const csvText = readFileSync(await csv.path(), "utf8");
+    const lines = csvText.trimEnd().split("\n");
+    check(lines[0] === "time,action,outcome,user,address,device,group,message,client", `CSV header (got ${lines[0]})`);
+    check(lines.length >= 2 && lines.slice(1).every((l) => l.split(",")[1] === "runcommands"), `CSV rows of the filter (got ${csvText})`);
+    const [jsonl] = await Promise.all([page.waitForEvent("download"), page.click("#ev-export-jsonl")]);
+    const records = readFileSync(await jsonl.path(), "utf8").trimEnd().split("\n").map((l) => JSON.parse(l));
+    check(records.length === lines.length - 1 && records.every((e) => e.action === "runcommands" && e.cmds), "JSON Lines: the same events, whole");
+    await page.click("#ev-clear");
+    await page.waitForSelector('#event-log tr[data-action="login"]');
+  });
+
+  await run("session recording: record a group's terminal sessions, play one back", async () => {
+    await page.click("nav.nav a:text('Device groups')");
+    const box = 'section.group-card[data-group-name="Lab"] input.record-sessions';
+    await page.check(box);
+    await poll(async () => (await control("meshes")).meshes.find((m) => m.name === "Lab")?.flags & 4, "the group's record flag");
+    await page.click("nav.nav a:text('Devices')");
+    await page.click('section.group[data-group-name="Lab"] tr.device.online td.name a');
+    await page.click("#tab-terminal");
+    await page.waitForSelector("#terminal-status:text('Connected.')", { timeout: 30000 });
+    await page.click("#terminal");
+    await page.keyboard.type("echo rec-$((6*7))\n");
+    await page.waitForFunction(() => (document.querySelector(".xterm-rows")?.textContent ?? "").includes("rec-42"), null, { timeout: 20000 });
+    // Leaving the tab closes the session, which ends the recording.
+    await page.click("#tab-recordings");
+    await page.waitForSelector("#recordings tr[data-recording]", { timeout: 20000 });
+    await page.click("#recordings tr[data-recording] button:text('Play')");
+    await page.waitForSelector("#player-screen .xterm-rows");
+    await page.click("#player-speed-4");
+    await page.waitForFunction(() => (document.querySelector("#player-screen .xterm-rows")?.textContent ?? "").includes("rec-42"), null, { timeout: 30000 });
+    await shot("recording-player");
+    await page.click("#player-skip");
+    await page.waitForSelector("#player-status:text('End of the recording.')");
+    const href = await page.getAttribute("#player-download", "href");
+    const res = await page.request.get(`${BASE}${href}`);
+    const cast = await res.text();
+    check(res.ok() && (res.headers()["content-disposition"] ?? "").startsWith("attachment"), "the download link serves the recording as a file");
+    check(JSON.parse(cast.split("\n")[0]).version === 2 && cast.includes("rec-42"), "the download is the asciicast recording");
+    await page.click("dialog footer button:text('Close')");
+    // The session's event in the log carries the recording, with its own Play button.
+    await page.click("#tab-events");
+    await page.click('#event-log tr[data-action="relaylog"] button[data-recording]');
+    await page.click("#player-skip");
+    await page.waitForFunction(() => (document.querySelector("#player-screen .xterm-rows")?.textContent ?? "").includes("rec-42"));
+    await page.click("dialog footer button:text('Close')");
+  });
+
   await run("admin: add a user", async () => {
     await page.click("nav.nav a:text('Users')");
     await page.click("#add-user");
@@ -218,6 +374,68 @@ async function main() {
     await shot("groups");
   });
 
+  await run("member rights: exactly the enforced rights, explained; other bits kept", async () => {
+    const card = 'section.group-card[data-group-name="Branch office"]';
+    await page.click(`${card} tr[data-member="operator"] button:text("Rights")`);
+    const bits = await page.$$eval("#rights-grid input[data-bit]", (els) => els.map((e) => Number(e.dataset.bit)));
+    const enforced = [1, 2, 4, 8, 16, 512, 1024, 8192, 65536, 131072, 1048576, 2097152];
+    check(JSON.stringify(bits) === JSON.stringify(enforced), `offered rights (got ${bits})`);
+    check((await page.$$("#rights-grid small")).length === 12, "each right is explained");
+    await shot("rights-dialog");
+    await page.click("dialog header button[aria-label='Close']");
+    // Bits the console does not offer (set by another tool) survive a save.
+    const meshid = (await control("meshes")).meshes.find((m) => m.name === "Branch office")._id;
+    const other = 32 | 64;
+    const r = await control("addmeshuser", { meshid, userid: "operator", meshadmin: 8 | 131072 | other });
+    check(!r.failed, `rights set directly (got ${JSON.stringify(r)})`);
+    await page.waitForFunction(() => (document.querySelector('section.group-card[data-group-name="Branch office"] tr[data-member="operator"] td.rights')?.textContent ?? "").includes("other bits"));
+    await page.click(`${card} tr[data-member="operator"] button:text("Rights")`);
+    await page.waitForSelector("#rights-other");
+    await page.check('#rights-grid input[data-bit="1048576"]');
+    await page.click("dialog footer button:text('Save rights')");
+    const rightsOf = async () => (await control("meshes")).meshes.find((m) => m.name === "Branch office").links["user//operator"]?.rights;
+    const saved = await poll(async () => ((await rightsOf()) & 1048576 ? await rightsOf() : 0), "the saved rights");
+    check(saved === (8 | 131072 | 1048576 | other), `other bits kept (got ${saved})`);
+  });
+
+  await run("site rights: partial rights, full administrator asks first and gives them back", async () => {
+    await page.click("nav.nav a:text('Users')");
+    const row = 'tr[data-user="operator"]';
+    await page.waitForSelector(row);
+    // New accounts may not create device groups unless allowed.
+    check(!(await page.isChecked(`${row} input[data-site-bit="64"]`)), "a new user may not create device groups");
+    check(((await siteRightsOf("operator")) & 64) === 64, "the server holds that as bit 64");
+    await page.check(`${row} input[data-site-bit="2"]`);
+    await poll(async () => (await siteRightsOf("operator")) === (2 | 64), "manage users saved");
+    // Full administrator: asks; cancelling changes nothing.
+    await page.click(`${row} input[data-right="full"]`);
+    await page.waitForSelector("#confirm-full-admin");
+    await shot("full-admin-confirm");
+    await page.click("#cancel-full-admin");
+    check(!(await page.isChecked(`${row} input[data-right="full"]`)), "cancelled: not full");
+    check((await siteRightsOf("operator")) === (2 | 64), "cancelled: nothing saved");
+    await page.click(`${row} input[data-right="full"]`);
+    await page.click("#confirm-full-admin");
+    await poll(async () => (await siteRightsOf("operator")) === 0xffffffff, "full administrator saved");
+    await page.waitForSelector(`${row} input[data-site-bit="2"]:disabled:checked`);
+    await shot("users-full-admin");
+    // Switching it off saves the partial rights again, not nothing.
+    await page.uncheck(`${row} input[data-right="full"]`);
+    await poll(async () => (await siteRightsOf("operator")) === (2 | 64), "partial rights restored");
+    await page.waitForSelector(`${row} input[data-site-bit="2"]:enabled:checked`);
+    check(!(await page.isChecked(`${row} input[data-site-bit="64"]`)), "still may not create device groups");
+    await shot("users-site-rights");
+    // A user manager removes another account's second factors (a lost phone).
+    await page.click(`${row} button[data-action="clear-factors"]`);
+    await page.click("#confirm-clear-factors");
+    await page.waitForSelector("#toast .notice.ok:has-text('Second factors of operator removed')");
+    // The user's events, from the users page.
+    await page.click(`${row} a:text('Events')`);
+    await page.waitForURL(/#\/events\?user=/);
+    check((await page.inputValue("#ev-user")) === "user//operator", "the events page is filtered by the user");
+    await page.waitForSelector("#event-log, #ev-empty");
+  });
+
   await run("narrow (mobile) layout has no sideways scrolling", async () => {
     await page.setViewportSize({ width: 390, height: 844 });
     await page.click("nav.nav a:text('Devices')");
@@ -229,6 +447,11 @@ async function main() {
     await page.click("#tab-files");
     await page.waitForSelector("#file-crumbs button");
     await shot("narrow-files");
+    await page.click("nav.nav a:text('Events')");
+    await page.waitForSelector("#event-log");
+    const eventsOverflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    check(eventsOverflow <= 1, `the events page is ${eventsOverflow}px wider than the window (its table scrolls by itself)`);
+    await shot("narrow-events");
     await page.setViewportSize({ width: 1280, height: 800 });
   });
 
@@ -238,6 +461,127 @@ async function main() {
     await page.goto(`${BASE}/`);
     await page.waitForURL(/\/login$/);
     await shot("signed-out");
+  });
+}
+
+/** Second factor by authenticator app: enrol on the account page, then sign in with a code. */
+async function totpScenario() {
+  let secret;
+  await run("enrol an authenticator app on the account page", async () => {
+    await passwordStep(USER, PASS);
+    await page.click("#whoami");
+    await page.waitForSelector("#totp-state:has-text('Off')");
+    await page.click("#totp-add");
+    await page.waitForSelector("#totp-secret");
+    check(await page.$("#totp-form canvas.qr"), "a QR code is shown");
+    secret = (await page.textContent("#totp-secret")).trim();
+    check(/^[A-Z2-7]{32}$/.test(secret), `a base32 secret is shown (got ${secret})`);
+    await shot("enrol");
+    // A wrong code is refused in the dialog.
+    await page.fill("#totp-code", totp(secret, currentStep() + 10));
+    await page.click("#totp-confirm");
+    await page.waitForSelector("#totp-form .notice.error");
+    await page.fill("#totp-code", totp(secret, currentStep()));
+    await page.click("#totp-confirm");
+    await page.waitForSelector("#recovery-codes li");
+    const codes = await page.$$eval("#recovery-codes li", (els) => els.map((e) => e.textContent.trim()));
+    check(codes.length === 10 && codes.every((c) => /^[A-Z2-7]{5}-[A-Z2-7]{5}$/.test(c)), `ten recovery codes (got ${codes})`);
+    const [file] = await Promise.all([page.waitForEvent("download"), page.click("#recovery-download")]);
+    check(readFileSync(await file.path(), "utf8").trim().split("\n").length === 10, "the codes download as a file");
+    await shot("recovery-codes");
+    await page.click("#dialog-done");
+    await page.waitForSelector("#totp-state:has-text('On')");
+    await page.waitForSelector("#recovery-count:has-text('10 unused')");
+  });
+
+  await run("sign in again: the password, then a wrong code is refused, then the right code", async () => {
+    await signOut();
+    await passwordStep(USER, PASS, true);
+    await shot("second-step");
+    const step = currentStep();
+    const valid = new Set([step - 1, step, step + 1, step + 2].map((s) => totp(secret, s)));
+    let wrong = "000000";
+    while (valid.has(wrong)) wrong = String(Number(wrong) + 1).padStart(6, "0");
+    await page.fill('input[name="code"]', wrong);
+    await page.click('form[action="/login/code"] button[type="submit"]');
+    const msg = await page.textContent("#login-error");
+    check(msg && msg.includes("Wrong code"), `a wrong code is refused with a message (got ${msg})`);
+    await shot("wrong-code");
+    // The next step's code: the enrolment used this step's, and each step counts once.
+    await page.fill('input[name="code"]', totp(secret, currentStep() + 1));
+    await page.click('form[action="/login/code"] button[type="submit"]');
+    await page.waitForSelector(`#whoami:text-is('${USER}')`);
+    await shot("signed-in");
+  });
+
+  await run("the sign-ins are in the user's own event log", async () => {
+    await page.click("nav.nav a:text('Events')");
+    await page.waitForSelector('#event-log tr[data-action="2fa"]');
+    await page.waitForSelector('#event-log tr[data-action="login"]:has-text("password and code")');
+    await page.click("#whoami");
+    await page.click("#factors-clear");
+    await page.click("#confirm-factors-clear");
+    await page.waitForSelector("#totp-state:has-text('Off')");
+  });
+}
+
+/** Second factor by passkey, with Chromium's virtual authenticator (WebAuthn needs a host
+ *  name: this scenario runs at https://localhost). */
+async function passkeyScenario() {
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send("WebAuthn.enable");
+  const { authenticatorId } = await cdp.send("WebAuthn.addVirtualAuthenticator", {
+    options: { protocol: "ctap2", transport: "internal", hasResidentKey: true, hasUserVerification: true, isUserVerified: true },
+  });
+  await run("register a passkey on the account page", async () => {
+    await passwordStep(USER, PASS);
+    await page.click("#whoami");
+    await page.waitForSelector("#passkey-add:enabled");
+    await page.click("#passkey-add");
+    await page.fill("#passkey-name", "Test key");
+    await page.click("#passkey-create");
+    // The first factor comes with recovery codes, shown once.
+    await page.waitForSelector("#recovery-codes li", { timeout: 20000 });
+    await page.click("#dialog-done");
+    await page.waitForSelector('#passkeys tr[data-passkey="Test key"]');
+    const { credentials } = await cdp.send("WebAuthn.getCredentials", { authenticatorId });
+    check(credentials.length === 1, `the authenticator holds one credential (got ${credentials.length})`);
+    await shot("registered");
+  });
+
+  await run("sign in with the password, then the passkey", async () => {
+    await signOut();
+    await passwordStep(USER, PASS, true);
+    await page.waitForSelector("#use-passkey");
+    await shot("second-step");
+    await page.click("#use-passkey");
+    await page.waitForSelector(`#whoami:text-is('${USER}')`, { timeout: 20000 });
+    await page.click("#whoami");
+    await page.waitForFunction(() => !(document.querySelector('#passkeys tr[data-passkey="Test key"]')?.textContent ?? "never").includes("never"));
+    await shot("signed-in");
+  });
+
+  await run("remove the passkey", async () => {
+    await page.click('#passkeys tr[data-passkey="Test key"] button:text("Remove")');
+    await page.click("#confirm-passkey-remove");
+    await page.waitForSelector("#passkey-count:text('None')");
+  });
+
+  await run("change the password: the old one is checked, this session stays", async () => {
+    await page.fill("#old-password", "not-my-password");
+    await page.fill("#new-password", "N3w-passkey-pass!");
+    await page.fill("#new-password-again", "N3w-passkey-pass!");
+    await page.click("#change-password");
+    await page.waitForSelector("#password-status .notice.error");
+    await page.fill("#old-password", PASS);
+    await page.click("#change-password");
+    await page.waitForSelector("#password-status .notice.ok");
+    await shot("password-changed");
+    // Still signed in: the page's session goes on and a new control channel is accepted.
+    const me = await control("userinfo");
+    check(me.userinfo?.name === USER, `this session still works (got ${JSON.stringify(me)})`);
+    await signOut();
+    await passwordStep(USER, "N3w-passkey-pass!");
   });
 }
 
@@ -277,6 +621,8 @@ try {
   });
   if (scenario === "main") await main();
   else if (scenario === "hostile-device") await hostileDevice();
+  else if (scenario === "totp") await totpScenario();
+  else if (scenario === "passkey") await passkeyScenario();
   else throw new Error(`unknown scenario ${scenario}`);
   if (problems.length) throw new Error(`the page reported problems:\n  ${problems.join("\n  ")}`);
 } catch (e) {

@@ -86,3 +86,19 @@ export function dialog(title: string, body: Node[], actions: HTMLButtonElement[]
   dlg.showModal();
   return dlg;
 }
+
+/** Hands text to the browser as a file download (a Blob, nothing leaves the page). */
+export function saveFile(name: string, type: string, text: string): void {
+  const url = URL.createObjectURL(new Blob([text], { type }));
+  const a = h("a", { href: url, download: name, hidden: true });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  window.setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
+
+/** A local date and time for file names: 2024-05-01-1405. */
+export function fileStamp(d = new Date()): string {
+  const p = (n: number) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
+}

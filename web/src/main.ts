@@ -8,6 +8,8 @@ import { h, notice, replace } from "./dom";
 import { devicesView } from "./views/devices";
 import { deviceView } from "./views/device";
 import { usersView, groupsView } from "./views/admin";
+import { eventsView } from "./views/events";
+import { accountView } from "./views/account";
 
 export type Cleanup = () => void;
 export type View = (app: App, main: HTMLElement, params: string[]) => Cleanup | void;
@@ -17,6 +19,8 @@ const routes: [RegExp, View][] = [
   [/^#\/device\/([^/]+)(?:\/([a-z]+))?$/, deviceView],
   [/^#\/admin\/users$/, usersView],
   [/^#\/admin\/groups$/, groupsView],
+  [/^#\/events(?:\?.*)?$/, eventsView],
+  [/^#\/account$/, accountView],
 ];
 
 function frame(app: App): { main: HTMLElement; nav: HTMLElement } {
@@ -26,7 +30,7 @@ function frame(app: App): { main: HTMLElement; nav: HTMLElement } {
     status.textContent = up ? "connected" : "reconnecting…";
   });
   const nav = h("nav", { class: "nav", "aria-label": "Main" });
-  const who = h("span", { id: "whoami", class: "whoami" });
+  const who = h("a", { id: "whoami", class: "whoami", href: "#/account", title: "Your account: password and second factors" });
   const signOut = h(
     "form",
     { method: "post", action: "/logout", class: "signout" },
@@ -40,6 +44,7 @@ function frame(app: App): { main: HTMLElement; nav: HTMLElement } {
     const links: [string, string][] = [["#/devices", "Devices"]];
     if (app.canManageUsers()) links.push(["#/admin/users", "Users"]);
     links.push(["#/admin/groups", "Device groups"]);
+    links.push(["#/events", "Events"]);
     replace(
       nav,
       links.map(([href, label]) =>

@@ -84,7 +84,48 @@ async fn console_end_to_end_in_chromium() {
     for name in [
         "main-devices-live.png",
         "main-terminal.png",
+        "main-events.png",
+        "main-events-filtered.png",
+        "main-recording-player.png",
+        "main-rights-dialog.png",
+        "main-full-admin-confirm.png",
+        "main-users-site-rights.png",
         "main-narrow-devices.png",
+    ] {
+        assert!(screenshots().join(name).exists(), "{name} saved");
+    }
+}
+
+/// The account page's second factors, each with its own user: an authenticator app (codes
+/// computed by the script from the secret the page shows) and a passkey (Chromium's virtual
+/// authenticator). WebAuthn refuses IP-address origins, so the passkey scenario runs at
+/// `https://localhost` (the server's default name; its certificate names it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_factors_in_chromium() {
+    let server = TestServer::start(Db::Sqlite).await;
+    server.add_user("totp-user", PASS, false).await;
+    server.add_user("passkey-user", PASS, false).await;
+    browser(
+        &server,
+        "totp",
+        &[("IRONMESH_USER", "totp-user".to_string())],
+    )
+    .await;
+    browser(
+        &server,
+        "passkey",
+        &[
+            ("IRONMESH_USER", "passkey-user".to_string()),
+            ("IRONMESH_URL", format!("https://localhost:{}", server.port)),
+        ],
+    )
+    .await;
+    for name in [
+        "totp-enrol.png",
+        "totp-recovery-codes.png",
+        "totp-wrong-code.png",
+        "passkey-registered.png",
+        "passkey-signed-in.png",
     ] {
         assert!(screenshots().join(name).exists(), "{name} saved");
     }

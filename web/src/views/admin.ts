@@ -3,7 +3,8 @@
 import type { App } from "../app";
 import { errorText, Json } from "../control";
 import { dialog, formatTime, h, notice, replace, toast } from "../dom";
-import { FULL, GROUP_RIGHTS, rightsSummary } from "../rights";
+import { DEFAULT_MEMBER_RIGHTS, FULL, GROUP_OFFERED, GROUP_RIGHTS, mergeRights, rightsSummary, SITE_FROM_FULL, SITE_OFFERED, SITE_RIGHTS } from "../rights";
+import { eventsHref } from "./events";
 
 /** Runs a request from a dialog: closes it on success, shows the server's reason otherwise. */
 async function submit(dlg: HTMLDialogElement, errorBox: HTMLElement, work: () => Promise<unknown>, done: string): Promise<void> {
@@ -28,6 +29,9 @@ export function usersView(app: App, main: HTMLElement): () => void {
   const add = h("button", { type: "button", id: "add-user" }, "Add user");
   const list = h("div", { id: "user-list" }, h("p", { class: "muted" }, "Loading…"));
   main.append(h("div", { class: "toolbar" }, h("h1", {}, "Users"), add), list);
+  // Partial site rights of users made full administrators on this page: switching full
+  // administration off again restores them (the server keeps only "full").
+  const remembered = new Map<string, number>();
 
   const load = async () => {
     try {
@@ -36,31 +40,13 @@ export function usersView(app: App, main: HTMLElement): () => void {
       replace(
         list,
         h(
-          "table",
-          { class: "plain" },
-          h("thead", {}, h("tr", {}, ["Name", "Email", "Site administrator", "Created", ""].map((t) => h("th", {}, t)))),
+          "div",
+          { class: "scroll" },
           h(
-            "tbody",
-            {},
-            users.map((u) => {
-              const self = u._id === app.me._id;
-              const admin = h("input", { type: "checkbox", "aria-label": `Site administrator: ${u.name}`, disabled: self });
-              admin.checked = (Number(u.siteadmin ?? 0) >>> 0) === FULL;
-              admin.addEventListener("change", async () => {
-                try {
-                  await app.ctl.request("edituser", { userid: u._id, siteadmin: admin.checked ? FULL : 0 });
-                  toast("ok", `${u.name} is ${admin.checked ? "now" : "no longer"} a site administrator.`);
-                } catch (e) {
-                  admin.checked = !admin.checked;
-                  toast("error", errorText(e));
-                }
-              });
-              const reset = h("button", { type: "button", class: "small ghost" }, "Reset password");
-              reset.addEventListener("click", () => resetPasswordDialog(app, u));
-              const remove = h("button", { type: "button", class: "small danger", disabled: self }, "Remove");
-              remove.addEventListener("click", () => removeUserDialog(app, u, load));
-              return h("tr", { "data-user": u.name }, h("td", {}, u.name, self ? h("span", { class: "muted" }, " (you)") : null), h("td", {}, u.email ?? ""), h("td", {}, admin), h("td", {}, formatTime(u.creation ? u.creation * 1000 : undefined)), h("td", { class: "actions" }, reset, remove));
-            }),
+            "table",
+            { class: "plain users" },
+            h("thead", {}, h("tr", {}, ["Name", "Email", "Full administrator", "Site rights", "Created", ""].map((t) => h("th", {}, t)))),
+            h("tbody", {}, users.map((u) => userRow(app, u, remembered, load))),
           ),
         ),
       );
@@ -83,21 +69,156 @@ export function usersView(app: App, main: HTMLElement): () => void {
   };
 }
 
+/** The bits of SITE_RIGHTS that `boxes` (in SITE_RIGHTS order) set. */
+function siteBits(boxes: HTMLInputElement[]): number {
+  return SITE_RIGHTS.reduce((bits, [bit, , , inverted], i) => ((inverted ? !boxes[i].checked : boxes[i].checked) ? bits | bit : bits), 0);
+}
+
+/** Checkboxes for SITE_RIGHTS showing `bits`. */
+function siteBoxes(bits: number, label: (name: string) => string): { boxes: HTMLInputElement[]; labels: HTMLElement[] } {
+  const boxes = SITE_RIGHTS.map(([bit, name, , inverted]) => {
+    const box = h("input", { type: "checkbox", "data-site-bit": bit, "aria-label": label(name) });
+    box.checked = inverted ? (bits & bit) === 0 : (bits & bit) !== 0;
+    return box;
+  });
+  const labels = SITE_RIGHTS.map(([, name, what], i) => h("label", { class: "check", title: what }, boxes[i], ` ${name}`));
+  return { boxes, labels };
+}
+
+function userRow(app: App, u: Json, remembered: Map<string, number>, reload: () => void): HTMLElement {
+  const self = u._id === app.me._id;
+  const current = Number(u.siteadmin ?? 0) >>> 0;
+  const isFull = current === FULL;
+  const partial = isFull ? remembered.get(u._id) ?? SITE_FROM_FULL : current & SITE_OFFERED;
+  const full = h("input", { type: "checkbox", "aria-label": `Full administrator: ${u.name}`, "data-right": "full", disabled: self });
+  full.checked = isFull;
+  const { boxes, labels } = siteBoxes(partial, (name) => `${name}: ${u.name}`);
+  const setEnabled = () => boxes.forEach((b) => (b.disabled = self || full.checked));
+  setEnabled();
+  const save = async (value: number, done: string): Promise<boolean> => {
+    try {
+      await app.ctl.request("edituser", { userid: u._id, siteadmin: value >>> 0 });
+      toast("ok", done);
+      return true;
+    } catch (e) {
+      toast("error", errorText(e));
+      return false;
+    }
+  };
+  full.addEventListener("change", async () => {
+    if (full.checked) {
+      full.checked = false;
+      if (!(await confirmFullAdmin(u))) return;
+      full.checked = true;
+      setEnabled();
+      remembered.set(u._id, siteBits(boxes));
+      if (!(await save(FULL, `${u.name} is now a full administrator.`))) {
+        remembered.delete(u._id);
+        full.checked = false;
+        setEnabled();
+      }
+    } else {
+      // Back to the partial rights the checkboxes show (kept while full was on).
+      setEnabled();
+      if (await save(mergeRights(current, SITE_OFFERED, siteBits(boxes)), `${u.name} is no longer a full administrator.`)) {
+        remembered.delete(u._id);
+      } else {
+        full.checked = true;
+        setEnabled();
+      }
+    }
+  });
+  boxes.forEach((box) =>
+    box.addEventListener("change", async () => {
+      if (!(await save(mergeRights(current, SITE_OFFERED, siteBits(boxes)), `Site rights of ${u.name} saved.`))) box.checked = !box.checked;
+    }),
+  );
+  const events = h("a", { href: eventsHref({ user: u._id }), class: "small-link", title: `Events caused by ${u.name}` }, "Events");
+  const reset = h("button", { type: "button", class: "small ghost" }, "Reset password");
+  reset.addEventListener("click", () => resetPasswordDialog(app, u));
+  const factors = h("button", { type: "button", class: "small ghost", "data-action": "clear-factors" }, "Remove second factors");
+  factors.addEventListener("click", () => clearFactorsDialog(app, u));
+  const remove = h("button", { type: "button", class: "small danger", disabled: self }, "Remove");
+  remove.addEventListener("click", () => removeUserDialog(app, u, reload));
+  return h(
+    "tr",
+    { "data-user": u.name },
+    h("td", {}, u.name, self ? h("span", { class: "muted" }, " (you)") : null),
+    h("td", {}, u.email ?? ""),
+    h("td", {}, full),
+    h("td", { class: "site-rights" }, labels, isFull ? h("small", { class: "muted kept" }, "Kept for when full administration is switched off.") : null),
+    h("td", {}, formatTime(u.creation ? u.creation * 1000 : undefined)),
+    h("td", { class: "actions" }, events, reset, factors, remove),
+  );
+}
+
+/** Asks before making someone a full administrator; resolves true when confirmed. */
+function confirmFullAdmin(u: Json): Promise<boolean> {
+  return new Promise((resolve) => {
+    let yes = false;
+    const ok = h("button", { type: "button", class: "danger", id: "confirm-full-admin" }, "Make full administrator");
+    const cancel = h("button", { type: "button", class: "ghost", id: "cancel-full-admin" }, "Cancel");
+    const dlg = dialog(
+      `Make ${u.name} a full administrator?`,
+      [
+        h("p", {}, `${u.name} gets every right on this server: every device group and device, every account (including yours), and no restriction applies.`),
+        h("p", { class: "muted" }, "The partial site rights below are kept, and apply again if full administration is switched off."),
+      ],
+      [cancel, ok],
+    );
+    ok.addEventListener("click", () => {
+      yes = true;
+      dlg.close();
+    });
+    cancel.addEventListener("click", () => dlg.close());
+    dlg.addEventListener("close", () => resolve(yes));
+  });
+}
+
+function clearFactorsDialog(app: App, user: Json): void {
+  const errorBox = h("div");
+  const yes = h("button", { type: "button", class: "danger", id: "confirm-clear-factors" }, "Remove second factors");
+  const dlg = dialog(`Remove the second factors of ${user.name}?`, [errorBox, h("p", {}, `The authenticator app, passkeys and recovery codes of ${user.name} are removed (a lost phone or key): signing in then needs only the password.`)], [yes]);
+  yes.addEventListener("click", () => submit(dlg, errorBox, () => app.ctl.request("otpauth-clear", { userid: user._id }), `Second factors of ${user.name} removed.`));
+}
+
 function addUserDialog(app: App, reload: () => void): void {
   const name = h("input", { type: "text", id: "new-user-name", required: true, autocomplete: "off" });
   const email = h("input", { type: "email", id: "new-user-email", autocomplete: "off" });
   const pass = h("input", { type: "password", id: "new-user-password", required: true, autocomplete: "new-password" });
   const admin = h("input", { type: "checkbox", id: "new-user-admin" });
+  // New accounts may not create device groups unless allowed here (the server's default).
+  const { boxes, labels } = siteBoxes(64, (n) => n);
+  boxes.forEach((b) => (b.id = `new-user-right-${b.dataset.siteBit}`));
+  const partial = h("fieldset", { class: "rights-grid plain-fieldset" }, h("legend", {}, "Site rights"), labels.filter((_, i) => SITE_RIGHTS[i][0] !== 32));
+  admin.addEventListener("change", () => boxes.forEach((b) => (b.disabled = admin.checked)));
   const errorBox = h("div");
   const ok = h("button", { type: "submit", form: "add-user-form", id: "add-user-submit" }, "Add user");
-  const form = h("form", { id: "add-user-form" }, errorBox, field("User name", name), field("Email (optional)", email), field("Password", pass), h("label", { class: "check" }, admin, " Site administrator (all rights on the server)"));
+  const form = h(
+    "form",
+    { id: "add-user-form" },
+    errorBox,
+    field("User name", name),
+    field("Email (optional)", email),
+    field("Password", pass),
+    h("label", { class: "check" }, admin, " Full administrator (every right on the server)"),
+    partial,
+    h("p", { class: "muted" }, "New accounts may not create device groups unless “May create device groups” is ticked."),
+  );
   const dlg = dialog("Add user", [form], [ok]);
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
-    const fields: Json = { username: name.value.trim(), pass: pass.value, siteadmin: admin.checked ? FULL : 0 };
+    const rights = admin.checked ? FULL : siteBits(boxes);
+    const fields: Json = { username: name.value.trim(), pass: pass.value, siteadmin: rights };
     if (email.value.trim()) fields.email = email.value.trim();
     submit(dlg, errorBox, async () => {
-      await app.ctl.request("adduser", fields);
+      const r = await app.ctl.request("adduser", fields);
+      if (rights !== FULL && (rights & 64) === 0 && r.userid) {
+        // The server adds "no new device groups" to new accounts by default: lift it.
+        const list = await app.ctl.request("users");
+        const made = (list.users ?? []).find((u: Json) => u._id === r.userid);
+        if (made && (Number(made.siteadmin) & 64) !== 0) await app.ctl.request("edituser", { userid: r.userid, siteadmin: rights });
+      }
       reload();
     }, `User ${fields.username} added.`);
   });
@@ -152,11 +273,26 @@ export function groupsView(app: App, main: HTMLElement): () => void {
         const addMember = h("button", { type: "button", class: "small", disabled: !canManage }, "Add member");
         addMember.addEventListener("click", () => memberDialog(app, g, null));
         const members = Object.entries<Json>(g.links ?? {}).sort(([, a], [, b]) => String(a.name).localeCompare(String(b.name)));
+        const flags = Number(g.flags ?? 0);
+        const record = h("input", { type: "checkbox", class: "record-sessions", disabled: !canEdit });
+        record.checked = (flags & 4) !== 0;
+        record.addEventListener("change", async () => {
+          try {
+            await app.ctl.request("editmesh", { meshid: g._id, flags: record.checked ? flags | 4 : flags & ~4 });
+            toast("ok", `Terminal sessions in ${g.name} are ${record.checked ? "now" : "no longer"} recorded.`);
+            await app.refresh();
+          } catch (e) {
+            record.checked = !record.checked;
+            toast("error", errorText(e));
+          }
+        });
         return h(
           "section",
           { class: "card group-card", "data-group-name": g.name },
           h("div", { class: "group-head" }, h("h2", {}, g.name), h("div", { class: "actions" }, rename, remove)),
           g.desc ? h("p", { class: "muted" }, g.desc) : null,
+          h("h3", {}, "Settings"),
+          h("label", { class: "check", title: "Recordings are listed on each device's Recordings tab and in the event log." }, record, " Record terminal sessions (watched by full administrators and users with the site right “Recordings”)"),
           h("h3", {}, "Members"),
           h(
             "table",
@@ -229,30 +365,40 @@ function removeGroupDialog(app: App, g: Json): void {
   );
 }
 
-/** Adds a member (member null) or edits one member's rights, as named checkboxes. */
+/** Adds a member (member null) or edits one member's rights: the rights the server enforces,
+ *  as explained checkboxes. Bits a member holds beyond these are kept. */
 function memberDialog(app: App, g: Json, member: [string, Json] | null): void {
   const errorBox = h("div");
   const user = h("input", { type: "text", id: "member-name", required: true, autocomplete: "off", value: member ? member[1].name ?? member[0] : "" });
   if (member) user.disabled = true;
-  const current = member ? Number(member[1].rights ?? 0) >>> 0 : 8 | 131072;
+  const current = member ? Number(member[1].rights ?? 0) >>> 0 : DEFAULT_MEMBER_RIGHTS;
   const full = h("input", { type: "checkbox", id: "right-full" });
   full.checked = current === FULL;
   const boxes = GROUP_RIGHTS.map(([bit, label]) => {
-    const box = h("input", { type: "checkbox", "data-bit": bit });
+    const box = h("input", { type: "checkbox", "data-bit": bit, "aria-label": label });
     box.checked = current === FULL || (current & bit) !== 0;
-    return h("label", { class: "check" }, box, ` ${label}`);
+    return box;
   });
-  const inputs = () => boxes.map((l) => l.querySelector("input")!);
-  full.addEventListener("change", () => inputs().forEach((b) => ((b.checked = full.checked), (b.disabled = full.checked))));
-  inputs().forEach((b) => (b.disabled = full.checked));
+  const labels = GROUP_RIGHTS.map(([, label, what], i) => h("label", { class: "check right" }, boxes[i], h("span", {}, h("strong", {}, label), h("small", { class: "muted" }, what))));
+  full.addEventListener("change", () => boxes.forEach((b) => ((b.checked = full.checked || b.checked), (b.disabled = full.checked))));
+  boxes.forEach((b) => (b.disabled = full.checked));
+  const other = current !== FULL ? (current & ~GROUP_OFFERED) >>> 0 : 0;
   const ok = h("button", { type: "submit", form: "member-form" }, member ? "Save rights" : "Add member");
-  const form = h("form", { id: "member-form" }, errorBox, field("User name", user), h("label", { class: "check" }, full, " Full rights (all below, and any added later)"), h("div", { class: "rights-grid" }, boxes));
+  const form = h(
+    "form",
+    { id: "member-form" },
+    errorBox,
+    field("User name", user),
+    h("label", { class: "check right" }, full, h("span", {}, h("strong", {}, "Full rights"), h("small", { class: "muted" }, "Everything below and more (removing the group, rights added later); no restriction applies."))),
+    h("div", { class: "rights-grid", id: "rights-grid" }, labels),
+    other ? h("p", { class: "muted", id: "rights-other" }, `This member also holds rights this console does not offer (bits 0x${other.toString(16)}); they are kept.`) : null,
+  );
   const dlg = dialog(member ? `Rights of ${member[1].name ?? member[0]} in ${g.name}` : `Add a member to ${g.name}`, [form], [ok]);
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
-    let rights = 0;
-    if (full.checked) rights = FULL;
-    else inputs().forEach((b) => b.checked && (rights |= Number(b.dataset.bit)));
+    let checked = 0;
+    boxes.forEach((b) => b.checked && (checked |= Number(b.dataset.bit)));
+    const rights = full.checked ? FULL : mergeRights(current, GROUP_OFFERED, checked);
     const who = member ? member[0] : user.value.trim();
     submit(dlg, errorBox, async () => {
       await app.ctl.request("addmeshuser", { meshid: g._id, userid: who, meshadmin: rights >>> 0 });

@@ -6,6 +6,8 @@ import { formatTime, h, notice, replace } from "../dom";
 import { deviceHref, online } from "./devices";
 import { terminalTab } from "./terminal";
 import { filesTab } from "./files";
+import { eventLog, eventsHref } from "./events";
+import { recordingsTab } from "./recordings";
 
 type Tab = (app: App, node: Json, body: HTMLElement) => (() => void) | void;
 
@@ -15,6 +17,7 @@ const TABS: [string, string, Tab][] = [
   ["files", "Files", filesTab],
   ["run", "Run command", runTab],
   ["events", "Events", eventsTab],
+  ["recordings", "Recordings", recordingsTab],
 ];
 
 export function deviceView(app: App, main: HTMLElement, [id, tabName]: string[]): () => void {
@@ -157,36 +160,6 @@ function runTab(app: App, node: Json, body: HTMLElement): void {
 }
 
 function eventsTab(app: App, node: Json, body: HTMLElement): () => void {
-  const list = h("div", {}, h("p", { class: "muted" }, "Loading events…"));
-  body.append(list);
-  const load = () =>
-    app.ctl
-      .request("events", { nodeid: node._id, limit: 200 })
-      .then((r) => {
-        const events: Json[] = r.events ?? [];
-        replace(
-          list,
-          events.length === 0
-            ? h("p", { class: "muted" }, "No events for this device yet.")
-            : h(
-                "table",
-                { class: "plain", id: "event-log" },
-                h("thead", {}, h("tr", {}, ["Time", "Event", "By", "Details"].map((t) => h("th", {}, t)))),
-                h("tbody", {}, events.map((e) => h("tr", {}, h("td", {}, formatTime(e.time)), h("td", {}, e.action ?? ""), h("td", {}, e.username ?? ""), h("td", {}, e.msg ?? "")))),
-              ),
-        );
-      })
-      .catch((e) => replace(list, notice("error", `Could not load events: ${errorText(e)}`)));
-  load();
-  // Reload when something happens to this device (debounced), not on every change elsewhere.
-  let timer: number | undefined;
-  const stop = app.onServerEvent((ev) => {
-    if (ev.nodeid !== node._id) return;
-    window.clearTimeout(timer);
-    timer = window.setTimeout(load, 500);
-  });
-  return () => {
-    window.clearTimeout(timer);
-    stop();
-  };
+  body.append(h("p", { class: "muted" }, h("a", { href: eventsHref({ node: node._id }) }, "Open in the event log"), " (all devices, more filters)."));
+  return eventLog(app, body, {}, { fixed: { node: node._id } });
 }
