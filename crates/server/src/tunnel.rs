@@ -3,6 +3,7 @@
 use ironmesh_proto::ids::hex_upper;
 use serde_json::{json, Map, Value};
 
+use crate::endpoint::escape_query;
 use crate::live::agents::ToAgent;
 use crate::live::relays::{Party, Side};
 use crate::state::{AppState, SharedState};
@@ -58,11 +59,6 @@ pub fn agent_token(
     )
 }
 
-/// Escapes a value for a relay URL query (b64@$ ids hold `@`, `$`, `=`).
-pub fn query_escape(text: &str) -> String {
-    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
-}
-
 /// For a user who addressed a device directly: mint a token and ask the agent.
 pub fn ask_agent(state: &SharedState, party: &Party) -> Result<(), String> {
     let (Side::User { user, rights }, Some(node_id)) = (&party.side, &party.node_id) else {
@@ -75,9 +71,9 @@ pub fn ask_agent(state: &SharedState, party: &Party) -> Result<(), String> {
     let token = agent_token(state, &user.id, &party.relay_id, node_id, protocol);
     let value = format!(
         "*/meshrelay.ashx?p={protocol}&nodeid={}&id={}&rauth={}",
-        query_escape(node_id),
-        query_escape(&party.relay_id),
-        query_escape(&token)
+        escape_query(node_id),
+        escape_query(&party.relay_id),
+        escape_query(&token)
     );
     let msg = tunnel_message(
         state,

@@ -167,6 +167,12 @@ async fn every_action_checks_rights() {
             None,
         ),
         ("events", json!({"action":"events","nodeid":node}), Some(0)),
+        // Another account's second factors: user managers only.
+        (
+            "otpauth-clear",
+            json!({"action":"otpauth-clear","userid":"user//admin"}),
+            None,
+        ),
         (
             "msg",
             json!({"action":"msg","nodeid":node,"type":"tunnel","value":tunnel}),
@@ -206,6 +212,17 @@ async fn every_action_checks_rights() {
         json!({"action":"loginTokens"}),
         json!({"action":"wifidogs"}),
         json!({"action":"changepassword","oldpass":"not-the-password","newpass":"Another-pass-1"}),
+        // Second factors: each acts on the caller's own account.
+        json!({"action":"otpauth-request"}),
+        json!({"action":"otpauth-setup","secret":"JBSWY3DPEHPK3PXP","token":"000000"}),
+        json!({"action":"otpauth-getpasswords"}),
+        json!({"action":"otpauth-clear"}),
+        json!({"action":"otp-status"}),
+        json!({"action":"webauthn-startregister"}),
+        json!({"action":"webauthn-endregister","response":{}}),
+        json!({"action":"otp-hkey-remove","id":"no-such-key"}),
+        // Lists only the recordings the caller may watch.
+        json!({"action":"recordings"}),
     ];
     let covered: HashSet<String> = matrix
         .iter()
@@ -265,4 +282,220 @@ async fn every_action_checks_rights() {
     assert_eq!(g["name"], "secured");
     assert!(g["links"].get("user//nobody").is_none());
     assert_eq!(g["links"]["user//operator"]["rights"], 8);
+}
+
+/// One case per group right the console offers: the request a member may make only with
+/// the bit (a granting right), or only without it (a restriction, `restricts`), on top of
+/// `base`.
+struct BitCase {
+    bit: u32,
+    base: u32,
+    restricts: bool,
+    request: Value,
+}
+
+/// The group rights the console's rights dialog offers, read from its source
+/// (web/src/rights.ts, `GROUP_RIGHTS`), so a bit offered there cannot miss its case here.
+fn offered_group_bits() -> Vec<u32> {
+    let source = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web/src/rights.ts"),
+    )
+    .unwrap();
+    let table = source
+        .split("export const GROUP_RIGHTS")
+        .nth(1)
+        .and_then(|rest| rest.split("\n];").next())
+        .expect("GROUP_RIGHTS table in web/src/rights.ts");
+    let bits: Vec<u32> = table
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix('['))
+        .filter_map(|entry| entry.split(',').next()?.trim().parse().ok())
+        .collect();
+    assert!(bits.len() >= 10, "GROUP_RIGHTS was not read: {bits:?}");
+    bits
+}
+
+/// Sets the member's rights on the group (as the administrator).
+async fn set_member_rights(admin: &mut Ws, group: &str, rights: u32) {
+    let r = ask(
+        admin,
+        json!({"action":"addmeshuser","meshid":group,"usernames":["member"],"meshadmin":rights}),
+    )
+    .await;
+    assert!(r["result"].as_str().unwrap().starts_with("Added"), "{r}");
+}
+
+#[tokio::test]
+async fn every_offered_group_right_is_enforced() {
+    let plain = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let s = TestServer::start_with_config(
+        Db::Sqlite,
+        &format!("[wifidog]\nplain_port = {plain}\nheartbeat_secs = 1\n"),
+    )
+    .await;
+    s.add_user("admin", PASS, true).await;
+    s.add_user("member", USER_PASS, false).await;
+    s.add_user("carol", USER_PASS, false).await;
+    let group = create_group(&s, "admin", PASS, "bits").await;
+    let mut admin = ws::control(s.port, "admin", PASS).await.unwrap();
+    let (identity, _) = AgentIdentity::generate(2048).unwrap();
+    let sim = SimAgent::new(Arc::new(identity), &fetch_msh(&s, &group).await, s.port);
+    let node = sim.identity.node_id.clone();
+    let (_agent, _) = sim.connect(None).await.unwrap();
+    // An unknown gateway waits for approval (approving it needs "manage devices").
+    let _gw = SimGateway::start(GatewayOptions::new(Firmware::V9, "GW-B", plain));
+    let mut waited = 0;
+    loop {
+        let list = ask(&mut admin, json!({"action":"wifidogs"})).await;
+        if list.to_string().contains("GW-B") {
+            break;
+        }
+        waited += 1;
+        assert!(waited < 100, "the gateway never showed up: {list}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    set_member_rights(&mut admin, &group, 0).await;
+    let mut member = ws::control(s.port, "member", USER_PASS).await.unwrap();
+
+    let rc = 8; // remote control
+    let tunnel = |p: u32| {
+        json!({"action":"msg","nodeid":node,"type":"tunnel",
+               "value":format!("*/meshrelay.ashx?p={p}&nodeid={node}&id=bit{p}&rauth=x")})
+    };
+    let cases = vec![
+        BitCase {
+            bit: 1,
+            base: 0,
+            restricts: false,
+            request: json!({"action":"editmesh","meshid":group,"meshname":"renamed"}),
+        },
+        BitCase {
+            bit: 2,
+            base: 0,
+            restricts: false,
+            request: json!({"action":"addmeshuser","meshid":group,"usernames":["carol"],"meshadmin":0}),
+        },
+        BitCase {
+            bit: 4,
+            base: 0,
+            restricts: false,
+            request: json!({"action":"wifidogapprove","deviceid":"GW-B","meshid":group}),
+        },
+        BitCase {
+            bit: 8,
+            base: 0,
+            restricts: false,
+            request: tunnel(1),
+        },
+        BitCase {
+            bit: 16,
+            base: rc,
+            restricts: false,
+            request: json!({"action":"msg","nodeid":node,"type":"console","value":"help"}),
+        },
+        BitCase {
+            bit: 512,
+            base: rc,
+            restricts: true,
+            request: tunnel(1),
+        },
+        BitCase {
+            bit: 1024,
+            base: rc,
+            restricts: true,
+            request: tunnel(5),
+        },
+        BitCase {
+            bit: 65536,
+            base: rc,
+            restricts: true,
+            request: tunnel(2),
+        },
+        BitCase {
+            bit: 131072,
+            base: 0,
+            restricts: false,
+            request: json!({"action":"runcommands","nodeids":[node],"cmds":"id","type":0}),
+        },
+        BitCase {
+            bit: 1048576,
+            base: 0,
+            restricts: false,
+            request: json!({"action":"getnetworkinfo","nodeid":node}),
+        },
+        BitCase {
+            bit: 2097152,
+            base: 0,
+            restricts: false,
+            request: tunnel(4),
+        },
+    ];
+    // "Only own events" (8192) changes what is listed, not whether: checked below.
+    let mut covered: HashSet<u32> = cases.iter().map(|c| c.bit).collect();
+    covered.insert(8192);
+    for bit in offered_group_bits() {
+        assert!(covered.contains(&bit), "offered right {bit} has no case");
+    }
+
+    for case in &cases {
+        let (refused_with, allowed_with) = if case.restricts {
+            (case.base | case.bit, case.base)
+        } else {
+            (case.base, case.base | case.bit)
+        };
+        set_member_rights(&mut admin, &group, refused_with).await;
+        let r = ask(&mut member, case.request.clone()).await;
+        assert_eq!(
+            r["result"], "Access denied",
+            "bit {} (rights {refused_with}): {r}",
+            case.bit
+        );
+        set_member_rights(&mut admin, &group, allowed_with).await;
+        let r = ask(&mut member, case.request.clone()).await;
+        let result = r["result"].as_str().unwrap_or("");
+        assert!(
+            !refused(result) && r.get("error").is_none(),
+            "bit {} (rights {allowed_with}) was refused: {r}",
+            case.bit
+        );
+    }
+    // The allowed cases did what they asked.
+    let meshes = ask(&mut admin, json!({"action":"meshes"})).await;
+    let g = meshes["meshes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["_id"] == group.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(g["name"], "renamed");
+    assert!(g["links"].get("user//carol").is_some(), "{g}");
+
+    // Only own events: with the bit, what the administrator did in the group is hidden
+    // (what was done to the member, such as setting their rights, stays visible).
+    let edited = ask(
+        &mut admin,
+        json!({"action":"editmesh","meshid":group,"desc":"edited by the administrator"}),
+    )
+    .await;
+    assert_eq!(edited["result"], "ok", "{edited}");
+    let admins_events = |list: &Value| {
+        list["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["userid"] == "user//admin" && e["targetuserid"] != "user//member")
+            .count()
+    };
+    set_member_rights(&mut admin, &group, 0).await;
+    let all = ask(&mut member, json!({"action":"events","meshid":group})).await;
+    assert!(admins_events(&all) > 0, "{all}");
+    set_member_rights(&mut admin, &group, 8192).await;
+    let own = ask(&mut member, json!({"action":"events","meshid":group})).await;
+    assert_eq!(admins_events(&own), 0, "{own}");
+    assert!(own["events"].as_array().unwrap().len() < all["events"].as_array().unwrap().len());
 }

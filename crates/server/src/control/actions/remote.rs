@@ -100,6 +100,9 @@ impl Action for Msg {
     async fn need(&self, _: &ControlSession) -> DomainResult<DeviceNeed> {
         let rights = match self.kind.as_str() {
             "console" => MeshRights::REMOTE_CONTROL | MeshRights::AGENT_CONSOLE,
+            // A tunnel's rights depend on its kind (the relay right is enough for port
+            // forwarding): `run` checks them with `check_session_rights`.
+            _ if self.tunnel.is_some() => 0,
             _ => MeshRights::REMOTE_CONTROL,
         };
         Ok(DeviceNeed {
