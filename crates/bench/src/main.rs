@@ -99,6 +99,7 @@ impl ServerArgs {
         let creds = ironmesh_client::control::Credentials {
             user: self.user.clone(),
             password: self.pass.clone(),
+            code: None,
         };
         Ok((server, creds))
     }

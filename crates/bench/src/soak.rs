@@ -136,6 +136,7 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
     let creds = Credentials {
         user: args.user.clone(),
         password: args.pass.clone(),
+        code: None,
     };
     for r in 0..args.relays {
         let (tally, server, creds) = (tally.clone(), server.clone(), creds.clone());

@@ -53,6 +53,11 @@ enum Command {
         /// Private key (PEM) of --client-cert.
         #[arg(long, requires = "client_cert")]
         client_key: Option<std::path::PathBuf>,
+        /// Second-factor code (authenticator app or recovery code) for an account that has
+        /// one; asked for when needed and missing at a terminal. The stored login token
+        /// needs none afterwards.
+        #[arg(long)]
+        code: Option<String>,
     },
     /// Remove the stored login (and revoke its token on the server).
     Logout,
@@ -205,6 +210,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             expire_days,
             client_cert,
             client_key,
+            code,
         } => {
             let cert = client_cert.zip(client_key).map(|(c, k)| {
                 (
@@ -212,7 +218,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     std::path::absolute(&k).unwrap_or(k),
                 )
             });
-            session::login(&store, &url, &user, password_stdin, expire_days, cert).await?
+            session::login(&store, &url, &user, password_stdin, expire_days, cert, code).await?
         }
         Command::Logout => session::logout(&store).await?,
         Command::Devices { group } => devices::list_devices(&store, group.as_deref(), json).await?,

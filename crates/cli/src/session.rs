@@ -2,7 +2,7 @@
 
 use std::io::{BufRead, IsTerminal};
 
-use ironmesh_client::control::{ControlClient, Credentials, ServerAddress};
+use ironmesh_client::control::{ConnectError, ControlClient, Credentials, ServerAddress};
 use serde_json::{json, Value};
 
 use crate::config::{Login, Store};
@@ -14,17 +14,25 @@ pub async fn login(
     password_stdin: bool,
     expire_days: u64,
     client_cert: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    code: Option<String>,
 ) -> anyhow::Result<()> {
     let server = ServerAddress::parse(url)?;
     if let Some((cert, key)) = &client_cert {
         ironmesh_client::connect::use_client_certificate(cert, key)?;
     }
     let password = read_password(password_stdin)?;
-    let creds = Credentials {
+    let mut creds = Credentials {
         user: user.to_string(),
         password,
+        code,
     };
-    let mut client = ControlClient::connect(&server, &creds, None).await?;
+    let mut client = match ControlClient::connect(&server, &creds, None).await {
+        Err(e) if asks_for_code(&e) && !password_stdin && std::io::stdin().is_terminal() => {
+            creds.code = Some(rpassword::prompt_password("Second-factor code: ")?);
+            ControlClient::connect(&server, &creds, None).await?
+        }
+        other => other?,
+    };
     let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
     let name = format!("ironmesh CLI {}", host.trim()).trim().to_string();
     let reply = client
@@ -69,6 +77,14 @@ pub async fn logout(store: &Store) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whether a refused connection only lacked a second-factor code.
+fn asks_for_code(error: &anyhow::Error) -> bool {
+    matches!(
+        error.downcast_ref::<ConnectError>(),
+        Some(ConnectError::SecondFactorRequired)
+    )
+}
+
 fn read_password(from_stdin: bool) -> anyhow::Result<String> {
     let stdin = std::io::stdin();
     if from_stdin || !stdin.is_terminal() {
@@ -88,6 +104,7 @@ pub fn target(login: &Login) -> anyhow::Result<(ServerAddress, Credentials)> {
         Credentials {
             user: login.token_user.clone(),
             password: login.token_pass.clone(),
+            code: None,
         },
     ))
 }

@@ -60,27 +60,40 @@ impl ServerAddress {
     }
 }
 
-/// User name and password (or a login token's generated pair).
+/// User name and password (or a login token's generated pair), and the second-factor
+/// code for an account that has one (login tokens need none).
 #[derive(Debug, Clone)]
 pub struct Credentials {
     pub user: String,
     pub password: String,
+    pub code: Option<String>,
 }
 
 impl Credentials {
+    /// The `x-meshauth` header: `base64(user),base64(password)[,base64(code)]`.
     pub fn header(&self) -> String {
-        format!(
+        let mut header = format!(
             "{},{}",
             STANDARD.encode(self.user.as_bytes()),
             STANDARD.encode(self.password.as_bytes())
-        )
+        );
+        if let Some(code) = &self.code {
+            header.push(',');
+            header.push_str(&STANDARD.encode(code.as_bytes()));
+        }
+        header
     }
 }
 
 /// Why a connection was refused, in words for the person at the keyboard.
 #[derive(Debug)]
 pub enum ConnectError {
-    CertificateChanged { expected: String, found: String },
+    CertificateChanged {
+        expected: String,
+        found: String,
+    },
+    /// The password was right; the account has a second factor and no code was given.
+    SecondFactorRequired,
     Refused(String),
 }
 
@@ -91,6 +104,11 @@ impl std::fmt::Display for ConnectError {
                 f,
                 "the server's certificate changed (expected SHA-384 {expected}, got {found}); if \
                  that is expected, log in again"
+            ),
+            ConnectError::SecondFactorRequired => write!(
+                f,
+                "this account has a second factor: give a code from its authenticator app or \
+                 a recovery code (--code)"
             ),
             ConnectError::Refused(why) => write!(f, "{why}"),
         }
@@ -165,7 +183,11 @@ impl ControlClient {
         let first = client.recv().await?;
         if first["action"] == "close" {
             let msg = first["msg"].as_str().unwrap_or("");
+            if msg == "tokenrequired" && creds.code.is_none() {
+                return Err(ConnectError::SecondFactorRequired.into());
+            }
             return Err(ConnectError::Refused(match msg {
+                "tokenrequired" => "login failed: wrong second-factor code".into(),
                 "locked" => {
                     "login refused: too many failed attempts or account locked; wait and retry"
                         .into()
@@ -260,10 +282,20 @@ mod tests {
         assert_eq!(
             Credentials {
                 user: "a".into(),
-                password: "b".into()
+                password: "b".into(),
+                code: None,
             }
             .header(),
             "YQ==,Yg=="
+        );
+        assert_eq!(
+            Credentials {
+                user: "a".into(),
+                password: "b".into(),
+                code: Some("123456".into()),
+            }
+            .header(),
+            "YQ==,Yg==,MTIzNDU2"
         );
     }
 }

@@ -1,0 +1,133 @@
+//! Signing in to an account that has a second factor, with the `ironmesh` CLI and with
+//! MeshCentral's `meshctrl.js`, against the real server.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use ironmesh_core::twofactor::{base32_decode, totp_code, STEP_SECS};
+use ironmesh_testkit::server::{Db, TestServer};
+use ironmesh_testkit::ws;
+use serde_json::{json, Value};
+
+const PASS: &str = "Adm1n-pass!";
+
+/// The TOTP code of a base32 secret `steps_ahead` steps from now.
+fn totp(secret: &str, steps_ahead: i64) -> String {
+    let key = base32_decode(secret).unwrap();
+    let now = ironmesh_core::model::now_ms() / 1000 / STEP_SECS;
+    format!("{:06}", totp_code(&key, now + steps_ahead))
+}
+
+fn login(s: &TestServer, config: &std::path::Path, extra: &[&str]) -> Output {
+    let url = s.wss_url();
+    let mut args = vec![
+        "login",
+        "--url",
+        &url,
+        "--user",
+        "admin",
+        "--password-stdin",
+    ];
+    args.extend_from_slice(extra);
+    let mut child = Command::new(ironmesh_testkit::binary("ironmesh"))
+        .args(&args)
+        .env("IRONMESH_CONFIG_DIR", config)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{PASS}\n").as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[tokio::test]
+async fn the_cli_and_meshctrl_sign_in_with_a_second_factor() {
+    let s = TestServer::start(Db::Sqlite).await;
+    s.add_user("admin", PASS, true).await;
+    // The administrator adds an authenticator app (TOTP); confirming it gives recovery
+    // codes.
+    let mut c = ws::control(s.port, "admin", PASS).await.unwrap();
+    let offer = ws::request(&mut c, &json!({"action":"otpauth-request"}))
+        .await
+        .unwrap();
+    let secret = offer["secret"].as_str().unwrap().to_string();
+    let setup = ws::request(
+        &mut c,
+        &json!({"action":"otpauth-setup","secret":secret,"token":totp(&secret, 0)}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(setup["success"], true, "{setup}");
+    let recovery: Vec<String> = setup["recoverycodes"]
+        .as_array()
+        .expect("recovery codes")
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    assert!(recovery.len() >= 4, "{setup}");
+
+    let config = tempfile::tempdir().unwrap();
+    // No code: refused, saying what is missing; nothing stored.
+    let out = login(&s, config.path(), &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("second factor") && err.contains("--code"),
+        "{err}"
+    );
+    assert!(!config.path().join("credentials.json").exists());
+    // A wrong code: refused as wrong.
+    let wrong = if totp(&secret, 1) == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    let out = login(&s, config.path(), &["--code", wrong]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("wrong second-factor code"), "{err}");
+    // The next step's code (the one used to confirm cannot be used again).
+    let out = login(&s, config.path(), &["--code", &totp(&secret, 1)]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Later commands use the stored login token, which needs no code.
+    let users = Command::new(ironmesh_testkit::binary("ironmesh"))
+        .args(["users", "--json"])
+        .env("IRONMESH_CONFIG_DIR", config.path())
+        .output()
+        .unwrap();
+    assert!(users.status.success(), "{users:?}");
+    let list: Value = serde_json::from_slice(&users.stdout).unwrap();
+    assert!(list.to_string().contains("admin"), "{list}");
+
+    // meshctrl.js: told to use --token without one; a recovery code works once.
+    let url = s.wss_url();
+    let out = ironmesh_testkit::meshctrl::run(&url, "admin", PASS, &["serverinfo"]).await;
+    assert!(
+        out.stdout.contains("Authentication token required"),
+        "{out:?}"
+    );
+    let with_code = |code: String| {
+        let url = url.clone();
+        async move {
+            ironmesh_testkit::meshctrl::run(&url, "admin", PASS, &["--token", &code, "serverinfo"])
+                .await
+        }
+    };
+    let out = with_code(recovery[0].clone()).await;
+    assert!(out.stdout.contains("agentCertHash"), "{out:?}");
+    let out = with_code(recovery[0].clone()).await;
+    assert!(
+        !out.stdout.contains("agentCertHash") && out.stdout.contains("token required"),
+        "a recovery code was accepted twice: {out:?}"
+    );
+}
