@@ -83,22 +83,29 @@ async fn the_cli_and_meshctrl_sign_in_with_a_second_factor() {
     );
     assert!(!config.path().join("credentials.json").exists());
     // A wrong code: refused as wrong.
-    let wrong = if totp(&secret, 1) == "000000" {
-        "111111"
-    } else {
-        "000000"
-    };
+    let near: Vec<String> = (-1..=2).map(|k| totp(&secret, k)).collect();
+    let wrong = ["000000", "111111", "222222", "333333", "444444"]
+        .into_iter()
+        .find(|c| !near.iter().any(|n| n == c))
+        .unwrap();
     let out = login(&s, config.path(), &["--code", wrong]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(err.contains("wrong second-factor code"), "{err}");
     // The next step's code (the one used to confirm cannot be used again).
-    let out = login(&s, config.path(), &["--code", &totp(&secret, 1)]);
+    let code = totp(&secret, 1);
+    let out = login(&s, config.path(), &["--code", &code]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // The same code again (as someone who saw it would): refused.
+    let replay = tempfile::tempdir().unwrap();
+    let out = login(&s, replay.path(), &["--code", &code]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a code was accepted twice");
+    assert!(err.contains("wrong second-factor code"), "{err}");
     // Later commands use the stored login token, which needs no code.
     let users = Command::new(ironmesh_testkit::binary("ironmesh"))
         .args(["users", "--json"])
