@@ -3,7 +3,7 @@
 // passes everything through the environment. Prints one line per step; exits non-zero on the
 // first failure, after saving a screenshot of the page as it was.
 //
-//   node web/e2e/console.mjs <scenario>      scenarios: main, hostile-device, totp, passkey
+//   node web/e2e/console.mjs <scenario>      scenarios: main, hostile-device, totp, passkey, required
 
 import { chromium } from "playwright-core";
 import { spawn } from "node:child_process";
@@ -283,6 +283,11 @@ async function main() {
     await page.waitForSelector('#event-log tr[data-action="login"]');
     // The wrong password at the start is there too, as a failure.
     await page.waitForSelector('#event-log tr.failure[data-action="login"]');
+    // The terminal session and the upload of the scenarios above are there as well.
+    await page.waitForSelector('#event-log tr[data-action="relaylog"]:has-text("terminal")');
+    await page.waitForSelector('#event-log tr[data-action="fileop"]:has-text("Upload: ")');
+    const upload = await page.textContent('#event-log tr[data-action="fileop"]:has-text("Upload: ")');
+    check(upload.includes("payload.bin") && upload.includes("300000 bytes"), `the upload names the file and its size (got ${upload})`);
     const cmdRow = await page.textContent('#event-log tr[data-action="runcommands"]');
     check(cmdRow.includes("echo run-$((2+3))"), `the command shows in its event (got ${cmdRow})`);
     const device = await page.textContent('#event-log tr[data-action="runcommands"] td:nth-child(6)');
@@ -525,6 +530,32 @@ async function totpScenario() {
   });
 }
 
+/** A server that requires a second factor: an account without one sees only its account
+ *  page until it adds one, then the console. */
+async function requiredScenario() {
+  await run("signed in without a second factor: only the account page, with the reason", async () => {
+    await passwordStep(USER, PASS);
+    await page.waitForSelector("#enrolment:has-text('requires a second factor')");
+    check(await page.isHidden("nav.nav"), "the navigation is hidden");
+    check(!(await page.$("section.group")), "no device list is shown");
+    await shot("enrolment");
+  });
+
+  await run("adding an authenticator app opens the console", async () => {
+    await page.click("#totp-add");
+    await page.waitForSelector("#totp-secret");
+    const secret = (await page.textContent("#totp-secret")).trim();
+    await page.fill("#totp-code", totp(secret, currentStep()));
+    await page.click("#totp-confirm");
+    await page.waitForSelector("#recovery-codes li");
+    await page.click("#dialog-done");
+    await page.click("#enrolment-continue");
+    await page.waitForSelector("nav.nav a:text('Devices')");
+    check(!(await page.$("#enrolment")), "the banner is gone");
+    await shot("after-enrolment");
+  });
+}
+
 /** Second factor by passkey, with Chromium's virtual authenticator (WebAuthn needs a host
  *  name: this scenario runs at https://localhost). */
 async function passkeyScenario() {
@@ -623,6 +654,7 @@ try {
   else if (scenario === "hostile-device") await hostileDevice();
   else if (scenario === "totp") await totpScenario();
   else if (scenario === "passkey") await passkeyScenario();
+  else if (scenario === "required") await requiredScenario();
   else throw new Error(`unknown scenario ${scenario}`);
   if (problems.length) throw new Error(`the page reported problems:\n  ${problems.join("\n  ")}`);
 } catch (e) {

@@ -43,6 +43,17 @@ export class App {
     await this.refresh();
   }
 
+  /** Waits for the server's greeting (who is signed in). */
+  async greeted(): Promise<void> {
+    await this.ready;
+  }
+
+  /** The site requires a second factor and this account has none yet: until one is added,
+   *  only the account page works. */
+  get enrolling(): boolean {
+    return this.me.secondfactorpending === true;
+  }
+
   /** Site rights of the signed-in user (0xFFFFFFFF: full administrator). */
   get siteRights(): number {
     return Number(this.me.siteadmin ?? 0) >>> 0;
@@ -94,6 +105,7 @@ export class App {
   }
 
   async refresh(): Promise<void> {
+    if (this.enrolling) return;
     const [meshes, nodes] = await Promise.all([this.ctl.request("meshes"), this.ctl.request("nodes")]);
     this.meshes = new Map((meshes.meshes ?? []).map((m: Json) => [m._id, m]));
     this.nodes = new Map();

@@ -9,7 +9,7 @@ import { devicesView } from "./views/devices";
 import { deviceView } from "./views/device";
 import { usersView, groupsView } from "./views/admin";
 import { eventsView } from "./views/events";
-import { accountView } from "./views/account";
+import { accountView, enrolmentView } from "./views/account";
 
 export type Cleanup = () => void;
 export type View = (app: App, main: HTMLElement, params: string[]) => Cleanup | void;
@@ -40,6 +40,7 @@ function frame(app: App): { main: HTMLElement; nav: HTMLElement } {
   const main = h("main", { id: "view" });
   replace(document.getElementById("app")!, header, h("div", { id: "toast" }), main);
   const renderNav = () => {
+    nav.hidden = app.enrolling;
     const here = location.hash || "#/devices";
     const links: [string, string][] = [["#/devices", "Devices"]];
     if (app.canManageUsers()) links.push(["#/admin/users", "Users"]);
@@ -81,6 +82,17 @@ async function boot(): Promise<void> {
     }
     replace(main, h("h1", {}, "Not found"), h("p", {}, "There is no page here. ", h("a", { href: "#/devices" }, "Back to the devices.")));
   };
+  try {
+    await app.greeted();
+  } catch (e) {
+    replace(main, notice("error", `Could not reach the server: ${errorText(e)}. Reload the page to try again.`));
+    return;
+  }
+  if (app.enrolling) {
+    // The site requires a second factor: the account page alone, until one is added.
+    enrolmentView(app, main);
+    return;
+  }
   window.addEventListener("hashchange", route);
   try {
     await app.start();

@@ -48,6 +48,9 @@ pub struct Actor {
     pub memberships: HashMap<String, u32>,
     /// Where their requests come from (empty for the server's own command line).
     pub origin: Origin,
+    /// The site requires a second factor and this account has none yet: it may only add
+    /// one (requirements that allow it: [`Requirement::BEFORE_SECOND_FACTOR`]).
+    pub second_factor_pending: bool,
 }
 
 impl Actor {
@@ -69,8 +72,12 @@ impl Actor {
 
     /// Whether `event` may be shown to this actor: it targets them, a group they belong to,
     /// or (for user managers) `*users`. In a group where their rights limit them to their
-    /// own events (LIMIT_EVENTS), only events they caused or no user caused.
+    /// own events (LIMIT_EVENTS), only events they caused or no user caused. An account
+    /// that must still add a second factor sees only events about itself.
     pub fn may_see(&self, event: &Event) -> bool {
+        if self.second_factor_pending {
+            return event.targets.iter().any(|t| t == &self.user.id);
+        }
         if self.is_full_admin() {
             return true;
         }
@@ -99,11 +106,20 @@ pub trait Requirement: Send + Sync {
         domain: &Domain,
         actor: &Actor,
     ) -> impl std::future::Future<Output = DomainResult<Self::Grant>> + Send;
+
+    /// Whether an account that must still add a second factor (the site requires one) may
+    /// act with this requirement. Only [`Enrolling`] may.
+    const BEFORE_SECOND_FACTOR: bool = false;
 }
 
 /// Any authenticated user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SignedIn;
+
+/// Any authenticated user, even one whose account must still add the second factor the
+/// site requires: for adding it, and for the greeting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Enrolling;
 
 /// These site-rights bits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,6 +171,15 @@ pub struct GatewayGrant {
 
 impl Requirement for SignedIn {
     type Grant = ();
+
+    async fn check(&self, _: &Domain, _: &Actor) -> DomainResult<()> {
+        Ok(())
+    }
+}
+
+impl Requirement for Enrolling {
+    type Grant = ();
+    const BEFORE_SECOND_FACTOR: bool = true;
 
     async fn check(&self, _: &Domain, _: &Actor) -> DomainResult<()> {
         Ok(())
@@ -304,10 +329,12 @@ impl Domain {
             return Ok(None);
         };
         let memberships = self.store.memberships(user_id).await?.into_iter().collect();
+        let second_factor_pending = self.second_factor_pending(&user).await?;
         Ok(Some(Actor {
             user,
             memberships,
             origin: Origin::default(),
+            second_factor_pending,
         }))
     }
 
@@ -317,6 +344,9 @@ impl Domain {
         actor: &Actor,
         need: &R,
     ) -> DomainResult<R::Grant> {
+        if actor.second_factor_pending && !R::BEFORE_SECOND_FACTOR {
+            return Err(DomainError::SecondFactorRequired);
+        }
         need.check(self, actor).await
     }
 

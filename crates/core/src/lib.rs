@@ -43,6 +43,9 @@ pub enum DomainError {
     Invalid(String),
     #[error("{0}")]
     Conflict(&'static str),
+    /// The site requires a second factor and the caller's account has none yet.
+    #[error("This server requires a second factor: add an authenticator app or a passkey to your account first")]
+    SecondFactorRequired,
     /// The database cannot take the request now (unreachable, or its storage full); the
     /// store has logged it. Nothing was changed, and retrying later works.
     #[error("{0}")]
@@ -81,6 +84,9 @@ pub struct Policy {
     /// New accounts may create device groups; otherwise they get the NO_NEW_GROUPS site
     /// right (an administrator can lift it per account).
     pub new_users_create_groups: bool,
+    /// Every account signing in with a password must have a second factor: one without
+    /// may only add one (accounts of single sign-on are exempt: their provider decides).
+    pub second_factor_required: bool,
 }
 
 /// The domain services: the store plus the event bus every change is announced on.

@@ -52,6 +52,9 @@ impl Domain {
     }
 
     fn may_watch(actor: &Actor, recording: &RecordingRecord) -> bool {
+        if actor.second_factor_pending {
+            return false;
+        }
         actor.is_full_admin()
             || (actor.site().has(SiteRights::RECORDINGS)
                 && recording

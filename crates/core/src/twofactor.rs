@@ -12,7 +12,7 @@ use ring::hmac;
 use crate::access::Actor;
 use crate::accounts::sha256_hex;
 use crate::events::Event;
-use crate::store::{now_ms, Passkey};
+use crate::store::{now_ms, Passkey, User};
 use crate::{random_bytes, Domain, DomainError, DomainResult};
 
 /// Seconds per TOTP step.
@@ -137,6 +137,15 @@ fn normalize_recovery(code: &str) -> String {
 }
 
 impl Domain {
+    /// Whether `user` must still add the second factor the site requires: the policy is on,
+    /// the account has none, and it is not an account of single sign-on.
+    pub async fn second_factor_pending(&self, user: &User) -> DomainResult<bool> {
+        if !self.policy.second_factor_required {
+            return Ok(false);
+        }
+        Ok(!self.factors(&user.id).await?.any() && !self.store.has_oidc_identity(&user.id).await?)
+    }
+
     pub async fn factors(&self, user_id: &str) -> DomainResult<Factors> {
         Ok(Factors {
             totp: self.store.totp(user_id).await?.is_some(),

@@ -216,6 +216,7 @@ async fn account(config: Config, cmd: AccountCommand) -> anyhow::Result<()> {
         .await?
         .with_policy(ironmesh_core::Policy {
             new_users_create_groups: config.new_users_create_groups,
+            second_factor_required: config.require_second_factor,
         });
     let result = match cmd {
         AccountCommand::Add {

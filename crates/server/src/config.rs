@@ -48,6 +48,9 @@ pub struct Config {
     /// New accounts may create device groups (otherwise an administrator allows it per
     /// account).
     pub new_users_create_groups: bool,
+    /// Accounts signing in with a password must have a second factor (TOTP or a passkey);
+    /// one without may only add one. Accounts of single sign-on are exempt.
+    pub require_second_factor: bool,
     /// The audit trail: how long events and session recordings are kept.
     pub audit: AuditConfig,
     /// OpenID Connect single sign-on, when configured.
@@ -184,6 +187,7 @@ pub struct FileConfig {
     pub limits: Option<MessageLimits>,
     pub client_certs: Option<ClientCertConfig>,
     pub new_users_create_groups: Option<bool>,
+    pub require_second_factor: Option<bool>,
     pub audit: Option<AuditConfig>,
     pub oidc: Option<OidcConfig>,
 }
@@ -286,6 +290,7 @@ impl Config {
             limits: file.limits.unwrap_or_default(),
             client_certs: file.client_certs.unwrap_or_default(),
             new_users_create_groups: file.new_users_create_groups.unwrap_or(false),
+            require_second_factor: file.require_second_factor.unwrap_or(false),
             audit: file.audit.unwrap_or_default(),
             oidc: file.oidc,
         })

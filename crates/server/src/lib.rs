@@ -2,15 +2,15 @@
 //! [`cli::run`].
 //!
 //! Layers, each using only those above it (checked by `tests::layers` below):
-//! 1. `config`, `locks`, `identity`, `tls`, `agent_cores`, `endpoint` (what every endpoint
-//!    shares): preparation and plumbing;
-//! 2. `live` (what is connected now) and `auth` (who is calling);
+//! 0. `config`, `locks`: settings and plumbing;
+//! 1. `identity`, `agent_cores`, `endpoint` (what every endpoint shares);
+//! 2. `tls`, `live` (what is connected now) and `auth` (who is calling);
 //! 3. `state` (one server's shared state);
 //! 4. `tunnel` (asking an agent to join a relay);
 //! 5. the endpoints, which never use each other: `agents` (`/agent.ashx`), `control`
 //!    (`/control.ashx`), `relay` (`/meshrelay.ashx`), `wifidog` (gateways) and `web`
 //!    (pages, console, downloads, the TLS listener);
-//! 6. `routes`, `server`, `cli`: wiring.
+//! 6.–8. `routes`, `server`, `cli`: wiring.
 //!
 //! The rules and the data are in the `ironmesh_core` crate, whose store the server cannot
 //! reach around its domain methods.

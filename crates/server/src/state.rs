@@ -83,6 +83,7 @@ impl AppState {
     ) -> anyhow::Result<AppState> {
         let domain = domain.with_policy(Policy {
             new_users_create_groups: config.new_users_create_groups,
+            second_factor_required: config.require_second_factor,
         });
         let sealing_key = domain
             .sealing_key(KEY_LEN)

@@ -131,6 +131,23 @@ async fn second_factors_in_chromium() {
     }
 }
 
+/// `require_second_factor = true`: an account without a second factor signs in to its
+/// account page alone, adds an authenticator app there, then reaches the console.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_required_second_factor_in_chromium() {
+    let server = TestServer::start_with_config(Db::Sqlite, "require_second_factor = true\n").await;
+    server.add_user("new-user", PASS, false).await;
+    browser(
+        &server,
+        "required",
+        &[("IRONMESH_USER", "new-user".to_string())],
+    )
+    .await;
+    for name in ["required-enrolment.png", "required-after-enrolment.png"] {
+        assert!(screenshots().join(name).exists(), "{name} saved");
+    }
+}
+
 /// A device whose host name is markup (as an attacker controlling a device would report):
 /// the console must show it as text and run nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,6 +12,27 @@ function field(label: string, input: HTMLElement): HTMLElement {
   return h("label", { class: "field" }, h("span", {}, label), input);
 }
 
+/** The account page for an account that must add the second factor the site requires
+ *  before anything else: once one is added (and its recovery codes are saved), "Continue"
+ *  opens the console. */
+export function enrolmentView(app: App, main: HTMLElement): void {
+  const banner = h(
+    "div",
+    { id: "enrolment" },
+    notice("info", "This server requires a second factor. Add an authenticator app or a passkey below to continue."),
+  );
+  main.append(banner);
+  accountView(app, main);
+  app.onServerEvent(async (ev) => {
+    if (ev.action !== "2fa") return;
+    const info = await app.ctl.request("userinfo").catch(() => null);
+    if (!info || info.userinfo?.secondfactorpending === true) return;
+    const go = h("button", { type: "button", id: "enrolment-continue" }, "Continue to the console");
+    go.addEventListener("click", () => location.reload());
+    replace(banner, notice("ok", "Second factor added. Save your recovery codes, then continue."), go);
+  });
+}
+
 export function accountView(app: App, main: HTMLElement): () => void {
   const factors = h("div", { id: "factors" }, h("p", { class: "muted" }, "Loading…"));
   main.append(

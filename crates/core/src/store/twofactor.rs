@@ -182,6 +182,16 @@ impl Store {
         Ok(row.map(|r| r.0))
     }
 
+    /// Whether the account signs in through single sign-on (has a linked identity).
+    pub async fn has_oidc_identity(&self, user_id: &str) -> StoreResult<bool> {
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT identity FROM oidc_identities WHERE user_id = $1 LIMIT 1")
+                .bind(user_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.is_some())
+    }
+
     pub async fn link_oidc_identity(&self, identity: &str, user_id: &str) -> StoreResult<()> {
         sqlx::query("INSERT INTO oidc_identities (identity, user_id) VALUES ($1, $2)")
             .bind(identity)

@@ -67,6 +67,12 @@ pub async fn admit(
         .ok()
         .flatten()
         .ok_or_else(|| Refusal::new(close::UNAUTHORIZED, "account no longer exists"))?;
+    if actor.second_factor_pending {
+        return Err(Refusal::new(
+            close::FORBIDDEN,
+            ironmesh_core::DomainError::SecondFactorRequired.to_string(),
+        ));
+    }
 
     // Which device: `nodeid`, or an `id` that names a device (docs/protocol/control.md §3.2) rather
     // than a pairing key.

@@ -1,7 +1,7 @@
 //! `/meshrelay.ashx`: pairs a user's socket with an agent's socket by relay id and pipes
-//! frames between them verbatim (docs/protocol/control.md §3; docs/protocol/control.md §3.2).
+//! frames between them verbatim (docs/protocol/control.md §3, §3.2).
 //!
-//! `query` parses the URL, `admission` decides who a socket is (user, or agent carrying a
+//! `ironmesh_proto::relay::RelayQuery` parses the URL, `admission` decides who a socket is (user, or agent carrying a
 //! relay token) and whether it may join, `pairing` takes it through the hub of waiting
 //! sockets (`crate::live::relays`), `pipe` forwards frames with backpressure until either
 //! side ends. `crate::tunnel` builds the request that asks an agent to connect.

@@ -4,7 +4,7 @@ use ironmesh_proto::control::{Reply, Request};
 use ironmesh_proto::ids::{b64_at_dollar, hex_upper};
 use serde_json::{json, Value};
 
-use ironmesh_core::access::SignedIn;
+use ironmesh_core::access::Enrolling;
 use ironmesh_core::accounts::user_json;
 use ironmesh_core::model::now_ms;
 use ironmesh_core::DomainResult;
@@ -42,9 +42,14 @@ pub async fn userinfo_push(session: &ControlSession) -> Value {
         .iter()
         .map(|(k, v)| (k.clone(), *v))
         .collect();
+    let mut userinfo = user_json(&session.actor.user, &memberships);
+    if session.actor.second_factor_pending {
+        // The console then shows only the account page, to add one.
+        userinfo["secondfactorpending"] = true.into();
+    }
     json!({
         "action": "userinfo",
-        "userinfo": user_json(&session.actor.user, &memberships),
+        "userinfo": userinfo,
     })
 }
 
@@ -62,14 +67,14 @@ fn correlate(req: &Request, mut answer: Value) -> Value {
 pub struct ServerInfo;
 
 impl Action for ServerInfo {
-    type Need = SignedIn;
+    type Need = Enrolling;
 
     fn parse(_: &Request) -> DomainResult<Self> {
         Ok(ServerInfo)
     }
 
-    async fn need(&self, _: &ControlSession) -> DomainResult<SignedIn> {
-        Ok(SignedIn)
+    async fn need(&self, _: &ControlSession) -> DomainResult<Enrolling> {
+        Ok(Enrolling)
     }
 
     async fn run(self, s: &mut ControlSession, req: &Request, _: ()) -> DomainResult<Replies> {
@@ -81,14 +86,14 @@ impl Action for ServerInfo {
 pub struct UserInfo;
 
 impl Action for UserInfo {
-    type Need = SignedIn;
+    type Need = Enrolling;
 
     fn parse(_: &Request) -> DomainResult<Self> {
         Ok(UserInfo)
     }
 
-    async fn need(&self, _: &ControlSession) -> DomainResult<SignedIn> {
-        Ok(SignedIn)
+    async fn need(&self, _: &ControlSession) -> DomainResult<Enrolling> {
+        Ok(Enrolling)
     }
 
     async fn run(self, s: &mut ControlSession, req: &Request, _: ()) -> DomainResult<Replies> {
@@ -100,14 +105,14 @@ impl Action for UserInfo {
 pub struct Ping;
 
 impl Action for Ping {
-    type Need = SignedIn;
+    type Need = Enrolling;
 
     fn parse(_: &Request) -> DomainResult<Self> {
         Ok(Ping)
     }
 
-    async fn need(&self, _: &ControlSession) -> DomainResult<SignedIn> {
-        Ok(SignedIn)
+    async fn need(&self, _: &ControlSession) -> DomainResult<Enrolling> {
+        Ok(Enrolling)
     }
 
     async fn run(self, _: &mut ControlSession, req: &Request, _: ()) -> DomainResult<Replies> {

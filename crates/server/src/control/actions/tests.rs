@@ -3825,3 +3825,42 @@ fn every_action_is_tested_here() {
         .collect();
     assert!(untested.is_empty(), "actions without a test: {untested:?}");
 }
+
+/// `require_second_factor = true`: a password account without a factor is pending (and
+/// only enrolment actions pass); an account of single sign-on is not (its provider decides);
+/// with the policy off nobody is.
+#[tokio::test]
+async fn a_required_second_factor_spares_single_sign_on_accounts() {
+    for required in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let state = test_state_with(dir.path(), |config| {
+            config.require_second_factor = required;
+        })
+        .await;
+        let local = add_user(&state.domain, "local", 0).await;
+        let sso = state
+            .domain
+            .sso_sign_in(ironmesh_core::sso::SsoAccount {
+                identity: "https://id.example|sub-1".into(),
+                username: "staff".into(),
+                email: None,
+                realname: None,
+                site_rights: None,
+                memberships: Vec::new(),
+                mapped_groups: Vec::new(),
+            })
+            .await
+            .unwrap();
+        let pending = |a: Actor| a.second_factor_pending;
+        assert_eq!(pending(actor(&state.domain, &local).await), required);
+        assert!(!pending(actor(&state.domain, &sso).await));
+        let mut s = session(&state, &local).await;
+        let meshes = one(&mut s, json!({ "action": "meshes" })).await;
+        assert_eq!(meshes.get("failed").is_some(), required, "{meshes}");
+        let status = one(&mut s, json!({ "action": "otp-status" })).await;
+        assert!(status.get("failed").is_none(), "{status}");
+        let mut s = session(&state, &sso).await;
+        let meshes = one(&mut s, json!({ "action": "meshes" })).await;
+        assert!(meshes.get("failed").is_none(), "{meshes}");
+    }
+}

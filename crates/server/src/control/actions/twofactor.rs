@@ -4,7 +4,7 @@
 //! `otpauth-getpasswords` (new recovery codes), `webauthn-startregister`/
 //! `webauthn-endregister` (add a passkey), `otp-hkey-remove` (remove one), and `otp-status`.
 
-use ironmesh_core::access::SignedIn;
+use ironmesh_core::access::{Enrolling, SignedIn};
 use ironmesh_core::{DomainError, DomainResult};
 use ironmesh_proto::control::Request;
 use ironmesh_proto::ids::{normalize_id, IdKind};
@@ -20,14 +20,14 @@ const ISSUER: &str = "ironmesh";
 pub struct TotpRequest;
 
 impl Action for TotpRequest {
-    type Need = SignedIn;
+    type Need = Enrolling;
 
     fn parse(_: &Request) -> DomainResult<Self> {
         Ok(TotpRequest)
     }
 
-    async fn need(&self, _: &ControlSession) -> DomainResult<SignedIn> {
-        Ok(SignedIn)
+    async fn need(&self, _: &ControlSession) -> DomainResult<Enrolling> {
+        Ok(Enrolling)
     }
 
     async fn run(self, s: &mut ControlSession, req: &Request, _: ()) -> DomainResult<Replies> {
@@ -47,7 +47,7 @@ pub struct TotpSetup {
 }
 
 impl Action for TotpSetup {
-    type Need = SignedIn;
+    type Need = Enrolling;
 
     fn parse(req: &Request) -> DomainResult<Self> {
         Ok(TotpSetup {
@@ -56,8 +56,8 @@ impl Action for TotpSetup {
         })
     }
 
-    async fn need(&self, _: &ControlSession) -> DomainResult<SignedIn> {
-        Ok(SignedIn)
+    async fn need(&self, _: &ControlSession) -> DomainResult<Enrolling> {
+        Ok(Enrolling)
     }
 
     async fn run(self, s: &mut ControlSession, req: &Request, _: ()) -> DomainResult<Replies> {
@@ -138,14 +138,14 @@ impl Action for RemoveFactors {
 pub struct FactorStatus;
 
 impl Action for FactorStatus {
-    type Need = SignedIn;
+    type Need = Enrolling;
 
     fn parse(_: &Request) -> DomainResult<Self> {
         Ok(FactorStatus)
     }
 
-    async fn need(&self, _: &ControlSession) -> DomainResult<SignedIn> {
-        Ok(SignedIn)
+    async fn need(&self, _: &ControlSession) -> DomainResult<Enrolling> {
+        Ok(Enrolling)
     }
 
     async fn run(self, s: &mut ControlSession, req: &Request, _: ()) -> DomainResult<Replies> {
@@ -179,14 +179,14 @@ fn passkeys_of(s: &ControlSession) -> DomainResult<&crate::auth::passkeys::Passk
 pub struct PasskeyStart;
 
 impl Action for PasskeyStart {
-    type Need = SignedIn;
+    type Need = Enrolling;
 
     fn parse(_: &Request) -> DomainResult<Self> {
         Ok(PasskeyStart)
     }
 
-    async fn need(&self, _: &ControlSession) -> DomainResult<SignedIn> {
-        Ok(SignedIn)
+    async fn need(&self, _: &ControlSession) -> DomainResult<Enrolling> {
+        Ok(Enrolling)
     }
 
     async fn run(self, s: &mut ControlSession, req: &Request, _: ()) -> DomainResult<Replies> {
@@ -217,7 +217,7 @@ pub struct PasskeyFinish {
 }
 
 impl Action for PasskeyFinish {
-    type Need = SignedIn;
+    type Need = Enrolling;
 
     fn parse(req: &Request) -> DomainResult<Self> {
         let response = req
@@ -232,8 +232,8 @@ impl Action for PasskeyFinish {
         })
     }
 
-    async fn need(&self, _: &ControlSession) -> DomainResult<SignedIn> {
-        Ok(SignedIn)
+    async fn need(&self, _: &ControlSession) -> DomainResult<Enrolling> {
+        Ok(Enrolling)
     }
 
     async fn run(self, s: &mut ControlSession, req: &Request, _: ()) -> DomainResult<Replies> {

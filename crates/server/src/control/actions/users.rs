@@ -1,6 +1,6 @@
 //! `users` (listusers), `adduser`, `deleteuser` (removeuser), `edituser`, `changeuserpass`.
 
-use ironmesh_core::access::{SignedIn, SiteNeed};
+use ironmesh_core::access::{Enrolling, SignedIn, SiteNeed};
 use ironmesh_core::accounts::{user_json, NewUser, UserEdit};
 use ironmesh_core::{DomainError, DomainResult};
 use ironmesh_proto::control::Request;
@@ -194,7 +194,7 @@ pub struct ChangeOwnPassword {
 }
 
 impl Action for ChangeOwnPassword {
-    type Need = SignedIn;
+    type Need = Enrolling;
 
     fn parse(req: &Request) -> DomainResult<Self> {
         Ok(ChangeOwnPassword {
@@ -203,8 +203,8 @@ impl Action for ChangeOwnPassword {
         })
     }
 
-    async fn need(&self, _: &ControlSession) -> DomainResult<SignedIn> {
-        Ok(SignedIn)
+    async fn need(&self, _: &ControlSession) -> DomainResult<Enrolling> {
+        Ok(Enrolling)
     }
 
     async fn run(self, s: &mut ControlSession, req: &Request, _: ()) -> DomainResult<Replies> {
