@@ -35,16 +35,27 @@ pub async fn sign_in_from(
     user: &str,
     pass: &str,
 ) -> anyhow::Result<Result<Ws, String>> {
+    sign_in_with_code_from(source, port, user, pass, None).await
+}
+
+/// [`sign_in_from`] with a second-factor code (x-meshauth's third field) when given.
+pub async fn sign_in_with_code_from(
+    source: IpAddr,
+    port: u16,
+    user: &str,
+    pass: &str,
+    code: Option<&str>,
+) -> anyhow::Result<Result<Ws, String>> {
     let tls = tls_connect_from(source, port).await?;
     let mut request = format!("wss://127.0.0.1:{port}/control.ashx").into_client_request()?;
-    request.headers_mut().insert(
-        "x-meshauth",
-        HeaderValue::from_str(&format!(
-            "{},{}",
-            b64(user.as_bytes()),
-            b64(pass.as_bytes())
-        ))?,
-    );
+    let mut header = format!("{},{}", b64(user.as_bytes()), b64(pass.as_bytes()));
+    if let Some(code) = code {
+        header.push(',');
+        header.push_str(&b64(code.as_bytes()));
+    }
+    request
+        .headers_mut()
+        .insert("x-meshauth", HeaderValue::from_str(&header)?);
     let (mut ws, _) = tokio_tungstenite::client_async(request, tls).await?;
     let first = recv_json(&mut ws).await?;
     if first["action"] == "close" {

@@ -1,6 +1,6 @@
 //! `users` (listusers), `adduser`, `deleteuser` (removeuser), `edituser`, `changeuserpass`.
 
-use ironmesh_core::access::{Enrolling, SignedIn, SiteNeed};
+use ironmesh_core::access::{Enrolling, SiteNeed};
 use ironmesh_core::accounts::{user_json, NewUser, UserEdit};
 use ironmesh_core::{DomainError, DomainResult};
 use ironmesh_proto::control::Request;

@@ -1,0 +1,86 @@
+//! A wrong second-factor code is a failed sign-in: it counts towards the limit of its
+//! (user, address) pair, like a wrong password, and locks only that pair.
+
+use std::net::IpAddr;
+
+use ironmesh_core::twofactor::{base32_decode, totp_code, STEP_SECS};
+use ironmesh_testkit::server::{Db, TestServer};
+use ironmesh_testkit::source::sign_in_with_code_from;
+use ironmesh_testkit::ws;
+use serde_json::json;
+
+const PASS: &str = "Adm1n-pass!";
+
+fn totp(secret: &str, steps_ahead: i64) -> String {
+    let key = base32_decode(secret).unwrap();
+    let now = ironmesh_core::model::now_ms() / 1000 / STEP_SECS;
+    format!("{:06}", totp_code(&key, now + steps_ahead))
+}
+
+#[tokio::test]
+async fn wrong_codes_count_towards_the_user_and_address_limit() {
+    let s = TestServer::start_with_config(Db::Sqlite, "login_max_failures = 3\n").await;
+    s.add_user("admin", PASS, true).await;
+    let mut c = ws::control(s.port, "admin", PASS).await.unwrap();
+    let offer = ws::request(&mut c, &json!({"action":"otpauth-request"}))
+        .await
+        .unwrap();
+    let secret = offer["secret"].as_str().unwrap().to_string();
+    let setup = ws::request(
+        &mut c,
+        &json!({"action":"otpauth-setup","secret":secret,"token":totp(&secret, 0)}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(setup["success"], true, "{setup}");
+    let recovery = setup["recoverycodes"][0].as_str().unwrap().to_string();
+
+    let near: Vec<String> = (-1..=2).map(|k| totp(&secret, k)).collect();
+    let wrong = ["000000", "111111", "222222", "333333", "444444"]
+        .into_iter()
+        .find(|c| !near.iter().any(|n| n == c))
+        .unwrap();
+    let guesser = IpAddr::from([127, 0, 0, 21]);
+    let owner = IpAddr::from([127, 0, 0, 22]);
+    let attempt = |from: IpAddr, code: Option<String>| {
+        let port = s.port;
+        async move {
+            sign_in_with_code_from(from, port, "admin", PASS, code.as_deref())
+                .await
+                .unwrap()
+                .err()
+        }
+    };
+    // The right password alone asks for a code, and is no failure.
+    for _ in 0..4 {
+        assert_eq!(
+            attempt(guesser, None).await,
+            Some("tokenrequired".to_string())
+        );
+    }
+    // Three wrong codes from one address ...
+    for _ in 0..3 {
+        assert_eq!(
+            attempt(guesser, Some(wrong.to_string())).await,
+            Some("tokenrequired".to_string())
+        );
+    }
+    // ... lock that address out of the account, even with a right code.
+    assert_eq!(
+        attempt(guesser, Some(recovery.clone())).await,
+        Some("locked".to_string())
+    );
+    // The owner, from another address, gets in (and the recovery code was not spent).
+    assert_eq!(attempt(owner, Some(recovery)).await, None);
+    // The failures are in the account's audit trail.
+    let events = ws::request(&mut c, &json!({"action":"events","userid":"user//admin"}))
+        .await
+        .unwrap();
+    let failed = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "login" && e["outcome"] == "failure")
+        .count();
+    assert!(failed >= 3, "{events:#}");
+}
