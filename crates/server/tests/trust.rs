@@ -783,3 +783,39 @@ async fn a_database_made_by_account_add_before_the_first_start_is_private() {
     let mode = std::fs::metadata(&db).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "ironmesh.db is {mode:o}");
 }
+
+// 1 (continued). Relay sessions under way end too.
+
+#[tokio::test]
+async fn a_password_reset_ends_the_users_relay_sessions() {
+    let s = server().await;
+    let auth = meshauth("bob", BOB_PASS);
+    let path = "/meshrelay.ashx?id=bob-session&p=5";
+    let mut a = ws::connect(s.port, path, &[("x-meshauth", &auth)])
+        .await
+        .unwrap();
+    let mut b = ws::connect(s.port, path, &[("x-meshauth", &auth)])
+        .await
+        .unwrap();
+    for side in [&mut a, &mut b] {
+        let paired = tokio::time::timeout(Duration::from_secs(10), side.next())
+            .await
+            .expect("paired in time");
+        assert!(
+            matches!(&paired, Some(Ok(Message::Text(t))) if t.as_str() == "c"),
+            "{paired:?}"
+        );
+    }
+    let mut admin = ws::control(s.port, "admin", PASS).await.unwrap();
+    let r = ask(
+        &mut admin,
+        json!({"action":"changeuserpass","userid":"bob","pass":"new-bob-pass-2"}),
+    )
+    .await;
+    assert_eq!(r["result"], "ok", "{r}");
+    for side in [&mut a, &mut b] {
+        let (_, code, reason) = ended_with(side).await;
+        assert_eq!(code, 4401, "{reason}");
+        assert!(reason.contains("password changed"), "{reason}");
+    }
+}
