@@ -39,6 +39,10 @@ pub struct Config {
     pub agent_binary: Option<PathBuf>,
     /// How long the first side of a relay session waits for the second.
     pub relay_peer_timeout: std::time::Duration,
+    /// How often open control and relay sessions look their account up again, to end
+    /// those whose password changed, or that were locked or removed, where no event
+    /// reaches this server (the server's command line, another server on the database).
+    pub account_recheck: std::time::Duration,
     /// WiFiDogX gateways: WebSocket path, optional plain-`ws` port, approval rules, portal.
     pub wifidog: WifidogConfig,
     /// Largest WebSocket message per endpoint; bigger ones close the socket with 1009.
@@ -183,6 +187,7 @@ pub struct FileConfig {
     pub meshcentral_dir: Option<PathBuf>,
     pub agent_binary: Option<PathBuf>,
     pub relay_peer_timeout_secs: Option<u64>,
+    pub account_recheck_secs: Option<u64>,
     pub wifidog: Option<WifidogConfig>,
     pub limits: Option<MessageLimits>,
     pub client_certs: Option<ClientCertConfig>,
@@ -274,6 +279,9 @@ impl Config {
             max_connections: file.max_connections.unwrap_or(200_000),
             meshcentral_dir: flags.meshcentral_dir.or(file.meshcentral_dir),
             agent_binary: flags.agent_binary.or(file.agent_binary),
+            account_recheck: std::time::Duration::from_secs(
+                file.account_recheck_secs.unwrap_or(60).max(1),
+            ),
             relay_peer_timeout: std::time::Duration::from_secs(
                 file.relay_peer_timeout_secs.unwrap_or(20).max(1),
             ),

@@ -7,6 +7,7 @@ use anyhow::Context;
 use std::time::Duration;
 
 use ironmesh_core::Domain;
+use ironmesh_proto::rights::SiteRights;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
@@ -104,10 +105,12 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     };
     let sweeper = tokio::spawn(sweep_sessions(state.clone()));
     let revoker = tokio::spawn(end_revoked_relays(state.clone()));
+    let rechecker = tokio::spawn(recheck_relay_accounts(state.clone()));
     shutdown_signal().await;
     shut_down(&state, server, plain).await;
     sweeper.abort();
     revoker.abort();
+    rechecker.abort();
     Ok(())
 }
 
@@ -215,6 +218,39 @@ async fn end_revoked_relays(state: Arc<AppState>) {
             }
             Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
             Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+/// Ends relay sessions whose account changed in ways no event announced here: a password
+/// set with `account passwd` or through another server, an account locked or removed
+/// there. Every `account_recheck_secs` (a minute), as for control sessions.
+async fn recheck_relay_accounts(state: Arc<AppState>) {
+    let mut tick = tokio::time::interval(state.config.account_recheck);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        for (user_id, oldest) in state.relays.users_piping() {
+            let user = match state.domain.actor(&user_id).await {
+                Ok(actor) => actor.map(|a| a.user),
+                Err(_) => continue, // the database is out: try again next time
+            };
+            let (before, reason) = match user {
+                None => (i64::MAX, "account removed"),
+                Some(u) if SiteRights(u.site_rights).restricted(SiteRights::LOCKED) => {
+                    (i64::MAX, "account locked")
+                }
+                Some(u) if u.password_changed_ms > oldest => {
+                    (u.password_changed_ms, "password changed: sign in again")
+                }
+                Some(_) => continue,
+            };
+            let ended = state
+                .relays
+                .end_user_sessions_started_before(&user_id, before, reason);
+            if ended > 0 {
+                tracing::info!(user = %user_id, sessions = ended, reason, "relay sessions ended");
+            }
         }
     }
 }

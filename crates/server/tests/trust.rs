@@ -819,3 +819,74 @@ async fn a_password_reset_ends_the_users_relay_sessions() {
         assert!(reason.contains("password changed"), "{reason}");
     }
 }
+
+/// A password set from the server's command line (another process: no event reaches the
+/// server) ends idle control sessions and relay sessions under way at the next account
+/// recheck (`account_recheck_secs`, here 1 s), without a request from them.
+#[tokio::test]
+async fn a_password_set_from_the_command_line_ends_idle_sessions_and_relays() {
+    let s = TestServer::start_with_config(Db::Sqlite, "account_recheck_secs = 1\n").await;
+    s.add_user("bob", BOB_PASS, false).await;
+    let auth = meshauth("bob", BOB_PASS);
+    let mut idle = open(&s, "", &[("x-meshauth", &auth)]).await.unwrap();
+    let path = "/meshrelay.ashx?id=bob-cli-session&p=5";
+    let mut a = ws::connect(s.port, path, &[("x-meshauth", &auth)])
+        .await
+        .unwrap();
+    let mut b = ws::connect(s.port, path, &[("x-meshauth", &auth)])
+        .await
+        .unwrap();
+    for side in [&mut a, &mut b] {
+        let paired = tokio::time::timeout(Duration::from_secs(10), side.next())
+            .await
+            .expect("paired in time");
+        assert!(
+            matches!(&paired, Some(Ok(Message::Text(t))) if t.as_str() == "c"),
+            "{paired:?}"
+        );
+    }
+    let out = s
+        .account(
+            &["passwd", "bob", "--password-stdin"],
+            Some("cli-bob-pass-4\n"),
+        )
+        .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        ended_with(&mut idle).await.0.as_deref(),
+        Some("sessionended")
+    );
+    for side in [&mut a, &mut b] {
+        let (_, code, reason) = ended_with(side).await;
+        assert_eq!(code, 4401, "{reason}");
+        assert!(reason.contains("password changed"), "{reason}");
+    }
+    // A relay opened with the new password is not touched by later rechecks.
+    let fresh = meshauth("bob", "cli-bob-pass-4");
+    let path = "/meshrelay.ashx?id=bob-fresh-session&p=5";
+    let mut c = ws::connect(s.port, path, &[("x-meshauth", &fresh)])
+        .await
+        .unwrap();
+    let mut d = ws::connect(s.port, path, &[("x-meshauth", &fresh)])
+        .await
+        .unwrap();
+    for side in [&mut c, &mut d] {
+        let paired = tokio::time::timeout(Duration::from_secs(10), side.next())
+            .await
+            .expect("paired in time");
+        assert!(matches!(&paired, Some(Ok(Message::Text(t))) if t.as_str() == "c"));
+    }
+    tokio::time::sleep(Duration::from_millis(2500)).await; // two rechecks
+    c.send(Message::Text("still here".into())).await.unwrap();
+    let echoed = tokio::time::timeout(Duration::from_secs(10), d.next())
+        .await
+        .expect("the fresh relay still pipes");
+    assert!(
+        matches!(&echoed, Some(Ok(Message::Text(t))) if t.as_str() == "still here"),
+        "{echoed:?}"
+    );
+}

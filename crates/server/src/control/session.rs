@@ -33,8 +33,6 @@ const CLOSE_TRY_AGAIN_LATER: u16 = 1013;
 /// Silence after which the server pings a console; twice that without any frame and the
 /// peer is taken for dead.
 const PING_AFTER: Duration = Duration::from_secs(30);
-/// How often an idle session rechecks its account (password changed, locked, removed).
-const RECHECK_ACCOUNT: Duration = Duration::from_secs(60);
 /// How long the writer may take to send the last frames once the session has ended.
 const FLUSH_LIMIT: Duration = Duration::from_secs(5);
 
@@ -189,7 +187,9 @@ pub async fn run<S>(
 
     let mut last_heard = tokio::time::Instant::now();
     let mut last_check = tokio::time::Instant::now();
-    let mut tick = tokio::time::interval(PING_AFTER / 2);
+    // How often an idle session rechecks its account (password changed, locked, removed).
+    let recheck = session.state.config.account_recheck;
+    let mut tick = tokio::time::interval((PING_AFTER / 2).min(recheck));
     while end.is_none() {
         end = tokio::select! {
             _ = session.state.shutdown.cancelled() => Some(End::new(CLOSE_GOING_AWAY, SHUTTING_DOWN)),
@@ -203,7 +203,7 @@ pub async fn run<S>(
                     Some(End::new(CLOSE_GOING_AWAY, "no answer to pings"))
                 } else if silent > PING_AFTER {
                     outbox.push(Message::Ping(Vec::new().into())).err().map(gone)
-                } else if last_check.elapsed() >= RECHECK_ACCOUNT {
+                } else if last_check.elapsed() >= recheck {
                     // Changes made where no event reaches this server (its command line,
                     // another server) end the session too.
                     last_check = tokio::time::Instant::now();

@@ -90,9 +90,9 @@ pub struct RelayHub {
     used_ids: Mutex<HashMap<String, Instant>>,
     /// Single-use agent tokens already presented (by relay id).
     used_tokens: Mutex<HashMap<String, Instant>>,
-    /// Sessions currently piping, by a number of their own: the user they act for, and
-    /// how to stop them.
-    active: Mutex<HashMap<u64, (String, Stop)>>,
+    /// Sessions currently piping, by a number of their own: the user they act for, when
+    /// they started (Unix ms), and how to stop them.
+    active: Mutex<HashMap<u64, (String, i64, Stop)>>,
     /// Relay ids a user asked a device to join (`msg` tunnel, rights checked there): which
     /// device, for whom, since when.
     expected: Mutex<HashMap<String, (String, String, Instant)>>,
@@ -166,7 +166,14 @@ impl RelayHub {
     pub fn session_started(&self, user_id: &str) -> ActiveSession<'_> {
         let number = self.next_session.fetch_add(1, Ordering::Relaxed) as u64;
         let stop = Stop::default();
-        lock(&self.active).insert(number, (user_id.to_string(), stop.clone()));
+        lock(&self.active).insert(
+            number,
+            (
+                user_id.to_string(),
+                ironmesh_core::model::now_ms(),
+                stop.clone(),
+            ),
+        );
         ActiveSession {
             hub: self,
             number,
@@ -177,12 +184,33 @@ impl RelayHub {
     /// Stops every piping session of a user (their credentials changed, or the account
     /// is gone); returns how many.
     pub fn end_user_sessions(&self, user_id: &str, reason: &'static str) -> usize {
+        self.end_user_sessions_started_before(user_id, i64::MAX, reason)
+    }
+
+    /// Stops the piping sessions of a user that started before `ms` (Unix ms); returns
+    /// how many.
+    pub fn end_user_sessions_started_before(
+        &self,
+        user_id: &str,
+        ms: i64,
+        reason: &'static str,
+    ) -> usize {
         let active = lock(&self.active);
         active
             .values()
-            .filter(|(user, _)| user == user_id)
-            .map(|(_, stop)| stop.stop(reason))
+            .filter(|(user, started, _)| user == user_id && *started < ms)
+            .map(|(_, _, stop)| stop.stop(reason))
             .count()
+    }
+
+    /// The users with sessions piping, each with when their oldest one started.
+    pub fn users_piping(&self) -> Vec<(String, i64)> {
+        let mut oldest: HashMap<String, i64> = HashMap::new();
+        for (user, started, _) in lock(&self.active).values() {
+            let at = oldest.entry(user.clone()).or_insert(*started);
+            *at = (*at).min(*started);
+        }
+        oldest.into_iter().collect()
     }
 
     fn id_used(&self, relay_id: &str) -> bool {
