@@ -10,7 +10,7 @@
 //! 5. the endpoints, which never use each other: `agents` (`/agent.ashx`), `control`
 //!    (`/control.ashx`), `relay` (`/meshrelay.ashx`), `wifidog` (gateways) and `web`
 //!    (pages, console, downloads, the TLS listener);
-//! 6.–8. `routes`, `server`, `cli`: wiring.
+//! 6. `routes`, then `server`, then `cli`: wiring.
 //!
 //! The rules and the data are in the `ironmesh_core` crate, whose store the server cannot
 //! reach around its domain methods.

@@ -340,7 +340,8 @@ async fn authentication_failures_close_with_a_reason() {
         .await
         .unwrap();
     assert_eq!(recv_any_json(&mut c).await.unwrap()["msg"], "noauth-2d");
-    // A 2FA token is refused rather than ignored.
+    // A code sent for an account without a second factor is not needed: the right
+    // password signs in (as with MeshCentral), a wrong one is still refused.
     let with_token = format!(
         "{},{},{}",
         b64(b"admin"),
@@ -350,6 +351,15 @@ async fn authentication_failures_close_with_a_reason() {
     let mut c = ws::connect(s.port, "/control.ashx", &[("x-meshauth", &with_token)])
         .await
         .unwrap();
+    assert_eq!(recv_any_json(&mut c).await.unwrap()["action"], "serverinfo");
+    let wrong_with_token = format!("{},{},{}", b64(b"admin"), b64(b"nope"), b64(b"123456"));
+    let mut c = ws::connect(
+        s.port,
+        "/control.ashx",
+        &[("x-meshauth", &wrong_with_token)],
+    )
+    .await
+    .unwrap();
     assert_eq!(recv_any_json(&mut c).await.unwrap()["msg"], "noauth-2d");
     // A forged auth= token falls through to "no credentials".
     let mut c = ws::connect(
