@@ -12,6 +12,7 @@ pub mod source;
 pub mod ws;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// The workspace root (two levels above this crate).
 pub fn workspace_root() -> PathBuf {
@@ -35,6 +36,86 @@ pub fn binary(name: &str) -> PathBuf {
         path.display()
     );
     path
+}
+
+/// What a [`wait_until`] condition reports on each check: a `bool` (holds or not), an
+/// `Option<T>` (`Some(value)` ends the wait with the value), or a `Result<T, E>` (`Ok(value)`
+/// ends it; `Err` describes what was seen instead, and the last one is shown on timeout).
+pub trait Condition {
+    type Value;
+    /// `Ok(value)` when the condition holds; otherwise what was seen, if anything.
+    fn check(self) -> Result<Self::Value, Option<String>>;
+}
+
+impl Condition for bool {
+    type Value = ();
+    fn check(self) -> Result<(), Option<String>> {
+        if self {
+            Ok(())
+        } else {
+            Err(None)
+        }
+    }
+}
+
+impl<T> Condition for Option<T> {
+    type Value = T;
+    fn check(self) -> Result<T, Option<String>> {
+        self.ok_or(None)
+    }
+}
+
+impl<T, E: std::fmt::Display> Condition for Result<T, E> {
+    type Value = T;
+    fn check(self) -> Result<T, Option<String>> {
+        self.map_err(|e| Some(e.to_string()))
+    }
+}
+
+/// Shortest pause between two checks of a [`wait_until`] condition.
+const POLL_INTERVAL: Duration = Duration::from_millis(20);
+/// Longest pause between two checks.
+const MAX_POLL_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Waits for `condition` instead of sleeping a fixed time: checks it, then again after a
+/// short pause, until it holds, and returns its value (see [`Condition`]); panics naming
+/// `what` (and the last thing seen, for a `Result`) once `timeout` has passed. Tests use it
+/// for every "wait until X happened" (a device online, a gateway listed, a log line), so
+/// they take as long as the machine needs and no longer.
+///
+/// The pause is 20 ms, or as long as the last check took when that was longer (up to
+/// 500 ms): a check that runs a process (meshctrl) does not keep a busy machine busier than
+/// the thing being waited for.
+///
+/// ```text
+/// wait_until(Duration::from_secs(10), "the gateway listed", async || {
+///     gateways(&mut c).await.iter().any(|g| g["deviceid"] == "G1")
+/// })
+/// .await;
+/// ```
+pub async fn wait_until<C: Condition>(
+    timeout: Duration,
+    what: &str,
+    mut condition: impl AsyncFnMut() -> C,
+) -> C::Value {
+    let started = tokio::time::Instant::now();
+    loop {
+        let checked = tokio::time::Instant::now();
+        let last = match condition().await.check() {
+            Ok(value) => return value,
+            Err(last) => last,
+        };
+        if started.elapsed() >= timeout {
+            match last {
+                Some(last) => {
+                    panic!("timed out after {timeout:?} waiting for {what}; last seen: {last}")
+                }
+                None => panic!("timed out after {timeout:?} waiting for {what}"),
+            }
+        }
+        let pause = checked.elapsed().clamp(POLL_INTERVAL, MAX_POLL_INTERVAL);
+        tokio::time::sleep(pause).await;
+    }
 }
 
 /// Random lower-case hex, for unique names.
