@@ -10,6 +10,7 @@ use ironmesh_agent::identity::AgentIdentity;
 use ironmesh_testkit::agent::{create_group, fetch_msh, SimAgent};
 use ironmesh_testkit::gateway::{Firmware, GatewayOptions, SimGateway};
 use ironmesh_testkit::server::{Db, TestServer};
+use ironmesh_testkit::wait_until;
 use ironmesh_testkit::ws::{self, Ws};
 use serde_json::{json, Value};
 
@@ -68,7 +69,17 @@ async fn every_action_checks_rights() {
     let node = sim.identity.node_id.clone();
     let (_agent, _) = sim.connect(None).await.unwrap();
     let _gw = SimGateway::start(GatewayOptions::new(Firmware::V9, "GW-M", plain));
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    wait_until(Duration::from_secs(15), "the device online", async || {
+        ws::node_conn(&mut admin, &node).await == Some(1)
+    })
+    .await;
+    wait_until(Duration::from_secs(15), "GW-M listed", async || {
+        let r = ask(&mut admin, json!({"action":"wifidogs"})).await;
+        r["gateways"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|g| g["deviceid"] == "GW-M"))
+    })
+    .await;
     assert_eq!(
         ask(
             &mut admin,
