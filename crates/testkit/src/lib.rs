@@ -118,6 +118,24 @@ pub async fn wait_until<C: Condition>(
     }
 }
 
+/// Reports the running test as skipped and why, for a test that then returns early (e.g. a
+/// PostgreSQL variant under `IRONMESH_SKIP_PG=1`): one line `SKIPPED: <test name>: <reason>`
+/// on the process's stderr, written directly so the test harness's capture (which hides the
+/// output of passing tests) does not swallow it. `scripts/test` counts these lines: the test
+/// is reported as skipped, not passed. The name is the test thread's (libtest names each
+/// test's thread after the test).
+pub fn skip(reason: &str) {
+    use std::io::Write;
+    let thread = std::thread::current();
+    let name = thread
+        .name()
+        .filter(|n| *n != "main")
+        .unwrap_or("<unnamed test>");
+    // One write, so the line is not interleaved with other output.
+    let line = format!("SKIPPED: {name}: {reason}\n");
+    let _ = std::io::stderr().write_all(line.as_bytes());
+}
+
 /// Random lower-case hex, for unique names.
 pub fn random_hex(bytes: usize) -> String {
     use rand::Rng;
