@@ -2,6 +2,7 @@
 //! talks to loopback only.
 
 pub mod agent;
+mod freshness;
 pub mod gateway;
 pub mod http;
 pub mod meshctrl;
@@ -25,6 +26,20 @@ pub fn workspace_root() -> PathBuf {
 
 /// A built binary of the workspace, e.g. `ironmesh-server`: next to the test executable's
 /// own target folder.
+///
+/// Refuses (panics) when the binary is missing or older than one of its sources: the tests
+/// would otherwise quietly test an old build. The sources are the ones cargo recorded for the
+/// binary in `<name>.d` beside it: every source file of its package and of the workspace
+/// crates it depends on (for `ironmesh-server`: crates/server, crates/core, crates/proto;
+/// including `build.rs` and what the build script watches, e.g. `web/`), exactly the files
+/// the binary was compiled from. `cargo test -p X` builds X's own binaries first; the others
+/// come from `cargo build --workspace --bins`, which `scripts/test` runs before the tests.
+/// (The test cannot build it: `cargo build` would wait for the lock the running `cargo test`
+/// holds.)
+///
+/// A package's `Cargo.toml` is not compared: cargo relinks a binary only when the manifest
+/// changes something the binary is built from, so after, say, a new dev-dependency the
+/// up-to-date binary stays older than its manifest and would be refused for good.
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     // target/<profile>/deps/<test> -> target/<profile>/<name>
@@ -32,11 +47,27 @@ pub fn binary(name: &str) -> PathBuf {
     let path = dir.join(name);
     assert!(
         path.exists(),
-        "{} not built; run the tests with `cargo test --workspace`",
+        "{} not built; run `{BUILD_BINARIES}` first (scripts/test does)",
         path.display()
     );
+    // Checked once per binary and test process (tests start the same binary many times).
+    static FRESH: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut fresh = FRESH.lock().unwrap_or_else(|p| p.into_inner());
+    if !fresh.iter().any(|n| n == name) {
+        if let Err(why) = freshness::check(&path) {
+            panic!(
+                "refusing to run a stale {}: {why}. Run `{BUILD_BINARIES}` (with the same \
+                 CARGO_TARGET_DIR) before the tests; scripts/test does",
+                path.display()
+            );
+        }
+        fresh.push(name.to_string());
+    }
     path
 }
+
+/// The command that builds every binary the tests run.
+const BUILD_BINARIES: &str = "cargo build --workspace --bins";
 
 /// What a [`wait_until`] condition reports on each check: a `bool` (holds or not), an
 /// `Option<T>` (`Some(value)` ends the wait with the value), or a `Result<T, E>` (`Ok(value)`
