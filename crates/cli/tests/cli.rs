@@ -170,7 +170,7 @@ async fn listing_and_running_commands() {
     );
 
     // Live events: the agent going offline shows up.
-    let mut events = tokio::process::Command::from(s.command(&["events", "--json"]))
+    let mut events = tokio::process::Command::from(s.command(&["events", "--follow", "--json"]))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
