@@ -12,6 +12,7 @@ use ironmesh_testkit::agent::{create_group, fetch_msh, SimAgent};
 use ironmesh_testkit::http;
 use ironmesh_testkit::server::{Db, TestServer};
 use ironmesh_testkit::source::sign_in_from;
+use ironmesh_testkit::wait_until;
 use ironmesh_testkit::ws::{self, b64, Ws};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
@@ -563,15 +564,16 @@ async fn unknown_gateways_wait_in_a_capped_list_outside_the_database() {
         held.push(gw);
     }
     let mut admin = ws::control(s.port, "admin", PASS).await.unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    let gateways = loop {
+    let gateways = wait_until(Duration::from_secs(20), "64 gateways listed", async || {
         let list = ask(&mut admin, json!({"action":"wifidogs"})).await;
         let gateways = list["gateways"].as_array().unwrap().clone();
-        if gateways.len() == 64 || tokio::time::Instant::now() > deadline {
-            break gateways;
+        if gateways.len() == 64 {
+            Ok(gateways)
+        } else {
+            Err(format!("{} listed", gateways.len()))
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    })
+    .await;
     assert_eq!(gateways.len(), 64);
     assert!(gateways
         .iter()
