@@ -359,16 +359,15 @@ async fn every_offered_group_right_is_enforced() {
     let (_agent, _) = sim.connect(None).await.unwrap();
     // An unknown gateway waits for approval (approving it needs "manage devices").
     let _gw = SimGateway::start(GatewayOptions::new(Firmware::V9, "GW-B", plain));
-    let mut waited = 0;
-    loop {
+    wait_until(Duration::from_secs(15), "GW-B listed", async || {
         let list = ask(&mut admin, json!({"action":"wifidogs"})).await;
         if list.to_string().contains("GW-B") {
-            break;
+            Ok(())
+        } else {
+            Err(list)
         }
-        waited += 1;
-        assert!(waited < 100, "the gateway never showed up: {list}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await;
     set_member_rights(&mut admin, &group, 0).await;
     let mut member = ws::control(s.port, "member", USER_PASS).await.unwrap();
 
