@@ -7,6 +7,7 @@ use ironmesh_testkit::agent::{create_group, fetch_msh, TestAgent};
 use ironmesh_testkit::meshctrl;
 use ironmesh_testkit::postgres;
 use ironmesh_testkit::server::{Db, TestServer};
+use ironmesh_testkit::wait_until;
 use ironmesh_testkit::ws;
 use serde_json::Value;
 
@@ -25,19 +26,18 @@ async fn devices(server: &TestServer) -> Vec<Value> {
 }
 
 async fn wait_for_conn(server: &TestServer, node: &str, conn: u64) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(d) = devices(server).await.into_iter().find(|d| d["_id"] == node) {
-            if d["conn"] == conn {
-                return d;
+    wait_until(
+        Duration::from_secs(20),
+        &format!("{node} to reach conn={conn}"),
+        async || {
+            let list = devices(server).await;
+            match list.iter().find(|d| d["_id"] == node) {
+                Some(d) if d["conn"] == conn => Ok(d.clone()),
+                other => Err(format!("{other:?}")),
             }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{node} never reached conn={conn}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        },
+    )
+    .await
 }
 
 use ironmesh_testkit::agent::node_id_in as node_from_log;
@@ -74,23 +74,23 @@ async fn lifecycle(db: Db) {
     assert_eq!(device["groupname"], "office");
     assert_eq!(device["agent"]["id"], 6);
     // coreinfo arrives right after the core check.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    let d = wait_until(Duration::from_secs(10), "coreinfo", async || {
         let d = devices(&server)
             .await
             .into_iter()
             .find(|d| d["_id"] == node.as_str())
             .unwrap();
         if d["osdesc"] == ironmesh_agent::reports::os_description() {
-            assert!(d["agent"]["core"]
-                .as_str()
-                .unwrap()
-                .starts_with("ironmesh-agent"));
-            break;
+            Ok(d)
+        } else {
+            Err(d)
         }
-        assert!(Instant::now() < deadline, "no coreinfo: {d}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await;
+    assert!(d["agent"]["core"]
+        .as_str()
+        .unwrap()
+        .starts_with("ironmesh-agent"));
     let mut saw = (false, false);
     while !(saw.0 && saw.1) {
         let e = ws::recv_any_json(&mut console).await.unwrap();

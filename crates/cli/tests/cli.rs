@@ -1,11 +1,13 @@
 //! The `ironmesh` CLI against the real server and a real ironmesh-agent on loopback.
 
 use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ironmesh_testkit::agent::{create_group, fetch_msh, TestAgent};
 use ironmesh_testkit::pty::PtyProcess;
 use ironmesh_testkit::server::{Db, TestServer};
+use ironmesh_testkit::wait_until;
 use ironmesh_testkit::ws;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -86,6 +88,22 @@ impl Setup {
     }
 }
 
+/// Everything `pipe` yields, as it arrives.
+fn collect(pipe: impl tokio::io::AsyncRead + Unpin + Send + 'static) -> Arc<Mutex<String>> {
+    use tokio::io::AsyncBufReadExt;
+    let text = Arc::new(Mutex::new(String::new()));
+    let sink = text.clone();
+    tokio::spawn(async move {
+        let mut lines = tokio::io::BufReader::new(pipe).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            let mut text = sink.lock().unwrap();
+            text.push_str(&line);
+            text.push('\n');
+        }
+    });
+    text
+}
+
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -152,23 +170,46 @@ async fn listing_and_running_commands() {
     );
 
     // Live events: the agent going offline shows up.
-    let mut events = s
-        .command(&["events", "--json"])
+    let mut events = tokio::process::Command::from(s.command(&["events", "--follow", "--json"]))
         .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
         .spawn()
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    let out = collect(events.stdout.take().unwrap());
+    let err = collect(events.stderr.take().unwrap());
+    // It says so once it is signed in, and the server subscribes a control channel to
+    // events before it greets it.
+    wait_until(
+        Duration::from_secs(30),
+        "`ironmesh events` waiting",
+        async || {
+            let err = err.lock().unwrap();
+            if err.contains("Waiting for events") {
+                Ok(())
+            } else {
+                Err(err.clone())
+            }
+        },
+    )
+    .await;
     s.agent.kill().await;
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    let _ = events.kill();
-    let out = events.wait_with_output().unwrap();
-    let lines = stdout(&out);
-    assert!(
-        lines
-            .lines()
-            .any(|l| l.contains("\"nodeconnect\"") && l.contains("\"conn\":0")),
-        "{lines}"
-    );
+    let offline = |text: &str| {
+        text.lines()
+            .any(|l| l.contains("\"nodeconnect\"") && l.contains("\"conn\":0"))
+    };
+    wait_until(Duration::from_secs(15), "the offline event", async || {
+        let out = out.lock().unwrap();
+        if offline(&out) {
+            Ok(())
+        } else {
+            Err(out.clone())
+        }
+    })
+    .await;
+    let _ = events.kill().await;
+    let lines = out.lock().unwrap().clone();
+    assert!(offline(&lines), "{lines}");
     let out = s.cli(&["run", s.bare(), "--", "true"]);
     assert!(stderr(&out).contains("is offline"), "{}", stderr(&out));
 
@@ -321,16 +362,25 @@ async fn interactive_shell_with_resize() {
         shell.text()
     );
     shell.resize(120, 40);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let mark = shell.output.len();
-    shell.send(b"stty size\r").await;
-    assert!(
-        shell
-            .expect_from(mark, "40 120", Duration::from_secs(10))
-            .await,
-        "{}",
-        shell.text()
-    );
+    // The resize travels beside the keystrokes (SIGWINCH, then a message of its own): ask
+    // again until the agent's terminal has it.
+    wait_until(
+        Duration::from_secs(20),
+        "the remote terminal resized to 40 120",
+        async || {
+            let mark = shell.output.len();
+            shell.send(b"stty size\r").await;
+            if shell
+                .expect_from(mark, "40 120", Duration::from_secs(2))
+                .await
+            {
+                Ok(())
+            } else {
+                Err(shell.text())
+            }
+        },
+    )
+    .await;
     // Exact byte pass-through, both ways (UTF-8 and control characters).
     let mark = shell.output.len();
     shell

@@ -6,6 +6,7 @@ use std::time::Duration;
 use ironmesh_testkit::agent::create_group;
 use ironmesh_testkit::gateway::{Firmware, GatewayOptions, SimGateway};
 use ironmesh_testkit::server::{Db, TestServer};
+use ironmesh_testkit::wait_until;
 
 const PASS: &str = "Adm1n-pass!";
 
@@ -48,9 +49,16 @@ async fn gateway_commands_from_the_cli() {
     );
 
     let sim = SimGateway::start(GatewayOptions::new(Firmware::V9, "AP-1", plain));
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    let out = run(&cfg, &["gateways"], None);
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = wait_until(Duration::from_secs(15), "AP-1 listed", async || {
+        let out = run(&cfg, &["gateways"], None);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if text.contains("AP-1") {
+            Ok(text)
+        } else {
+            Err(format!("{text}{}", String::from_utf8_lossy(&out.stderr)))
+        }
+    })
+    .await;
     assert!(
         text.contains("AP-1") && text.contains("waiting") && text.contains("9.x"),
         "{text}"

@@ -8,6 +8,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use ironmesh_testkit::agent::{create_group, fetch_msh, TestAgent};
 use ironmesh_testkit::server::{Db, TestServer};
+use ironmesh_testkit::wait_until;
 use ironmesh_testkit::ws::{self, b64};
 use serde_json::{json, Value};
 use sqlx::{Connection, Executor};
@@ -116,25 +117,30 @@ async fn exercise(db: Db) {
     cli(config.path(), &["run", &node, "echo", "ran-it"], None);
 
     // The session's end is recorded once both sides are gone.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    let events = loop {
-        let out = cli(config.path(), &["events", "--json"], None);
-        let events: Vec<Value> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
-        let ended = events.iter().any(|e| {
-            e["action"] == "relaylog"
-                && e["msg"]
-                    .as_str()
-                    .unwrap_or("")
-                    .starts_with("Ended terminal")
-        });
-        if ended || tokio::time::Instant::now() > deadline {
-            break events;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let events = wait_until(
+        Duration::from_secs(20),
+        "the terminal session's end recorded",
+        async || {
+            let out = cli(config.path(), &["events", "--json"], None);
+            let events: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
+            let ended = events.iter().any(|e| {
+                e["action"] == "relaylog"
+                    && e["msg"]
+                        .as_str()
+                        .unwrap_or("")
+                        .starts_with("Ended terminal")
+            });
+            if ended {
+                Ok(events)
+            } else {
+                Err(format!("{events:#?}"))
+            }
+        },
+    )
+    .await;
     let find = |action: &str, msg_start: &str| -> Value {
         events
             .iter()

@@ -8,6 +8,7 @@ use ironmesh_agent::identity::AgentIdentity;
 use ironmesh_core::Domain;
 use ironmesh_testkit::agent::{create_group, fetch_msh, SimAgent, TestAgent};
 use ironmesh_testkit::server::{Db, TestServer};
+use ironmesh_testkit::wait_until;
 use ironmesh_testkit::ws;
 use serde_json::json;
 
@@ -94,14 +95,10 @@ async fn killed_during_registrations_and_an_upload() {
     // Kill the server once the first bytes have reached the agent's side: by time alone the
     // outcome would depend on the machine's speed.
     let landed = dest.path().join("big.bin");
-    let waiting = Instant::now();
-    while std::fs::metadata(&landed).map(|m| m.len()).unwrap_or(0) == 0 {
-        assert!(
-            waiting.elapsed() < Duration::from_secs(20),
-            "upload never started"
-        );
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    wait_until(Duration::from_secs(20), "the upload to start", async || {
+        std::fs::metadata(&landed).map(|m| m.len()).unwrap_or(0) > 0
+    })
+    .await;
     server.kill().await;
     let out = upload.wait_with_output().unwrap();
     assert!(!out.status.success(), "the upload cannot have finished");
@@ -125,13 +122,12 @@ async fn killed_during_registrations_and_an_upload() {
     // Restarted: the agent is back by itself within 10 s, and the upload can be redone.
     let started = Instant::now();
     server.restart().await;
-    while !online(&server, &node).await {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "agent not back within 10 s"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_until(
+        Duration::from_secs(10).saturating_sub(started.elapsed()),
+        "the agent back within 10 s of the restart",
+        async || online(&server, &node).await,
+    )
+    .await;
     eprintln!(
         "agent back online {:?} after the restart began",
         started.elapsed()

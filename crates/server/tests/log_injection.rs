@@ -7,6 +7,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use ironmesh_testkit::agent::{create_group, fetch_msh, TestAgent};
 use ironmesh_testkit::server::{Db, TestServer};
+use ironmesh_testkit::wait_until;
 use ironmesh_testkit::ws::{self, b64};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -59,18 +60,18 @@ async fn client_values_cannot_forge_log_lines() {
         }
     }
     // The server's own pipe may lag a moment behind the socket close.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    let lines = loop {
-        let lines = s.log_lines();
-        if lines
-            .iter()
-            .any(|l| l.contains("relay refused") && l.contains("unknown device"))
-            || tokio::time::Instant::now() > deadline
-        {
-            break lines;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let lines = wait_until(
+        Duration::from_secs(10),
+        "the refused relay logged",
+        async || {
+            let lines = s.log_lines();
+            lines
+                .iter()
+                .any(|l| l.contains("relay refused") && l.contains("unknown device"))
+                .then_some(lines)
+        },
+    )
+    .await;
     assert!(!lines.is_empty());
     for line in &lines {
         assert!(

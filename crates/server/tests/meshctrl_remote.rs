@@ -3,12 +3,13 @@
 //! and with the stock MeshCentral agent.
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ironmesh_testkit::agent::{create_group, fetch_msh, TestAgent};
 use ironmesh_testkit::meshctrl;
 use ironmesh_testkit::pty::PtyProcess;
 use ironmesh_testkit::server::{Db, TestServer};
+use ironmesh_testkit::{wait_until, ws};
 use sha2::{Digest, Sha256};
 
 const PASS: &str = "Adm1n-pass!";
@@ -40,7 +41,29 @@ async fn shell_round_trip(server: &TestServer, bare_id: &str) {
         "{}",
         shell.text()
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Type once the remote shell is reading: its prompt has come.
+    let mark = shell
+        .output
+        .windows(10)
+        .position(|w| w == b"Connected.")
+        .unwrap()
+        + 10;
+    wait_until(
+        Duration::from_secs(30),
+        "the remote shell's prompt",
+        async || {
+            let hash = shell
+                .expect_from(mark, "#", Duration::from_millis(200))
+                .await;
+            let since = String::from_utf8_lossy(&shell.output[mark..]).into_owned();
+            if hash || since.contains('$') {
+                Ok(())
+            } else {
+                Err(shell.text())
+            }
+        },
+    )
+    .await;
     shell.send(b"echo mc-shell-$((6*7))\r").await;
     assert!(
         shell.expect("mc-shell-42", Duration::from_secs(15)).await,
@@ -124,15 +147,24 @@ async fn meshctrl_with_ironmesh_agent() {
         "{out:?}"
     );
     // meshctrl exits without uploaddone; the agent has written every acknowledged chunk.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while std::fs::read(remote.path().join("big.bin"))
-        .map(|d| d.len())
-        .unwrap_or(0)
-        < data.len()
-    {
-        assert!(Instant::now() < deadline, "upload incomplete");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until(
+        Duration::from_secs(5),
+        "the whole upload written",
+        async || {
+            let written = std::fs::metadata(remote.path().join("big.bin"))
+                .map(|m| m.len())
+                .unwrap_or(0);
+            if written >= data.len() as u64 {
+                Ok(())
+            } else {
+                Err(format!(
+                    "upload incomplete: {written} of {} bytes",
+                    data.len()
+                ))
+            }
+        },
+    )
+    .await;
     assert_eq!(
         Sha256::digest(std::fs::read(remote.path().join("big.bin")).unwrap()),
         Sha256::digest(&data)
@@ -167,7 +199,11 @@ async fn meshctrl_with_ironmesh_agent() {
 
     // A device that is offline: a clear result instead of a hang.
     agent.kill().await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut c = ws::control(server.port, "admin", PASS).await.unwrap();
+    wait_until(Duration::from_secs(15), "the device offline", async || {
+        ws::node_conn(&mut c, &node).await == Some(0)
+    })
+    .await;
     let out = meshctrl::run(
         &server.wss_url(),
         "admin",
@@ -192,27 +228,28 @@ async fn meshctrl_with_stock_agent() {
     let group = create_group(&server, "admin", PASS, "stock").await;
     let mut agent = StockAgent::start(&fetch_msh(&server, &group).await).await;
     // Online with its core running (coreinfo stored).
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let bare = loop {
-        let out = meshctrl::run(&server.wss_url(), "admin", PASS, &["listdevices", "--json"]).await;
-        let list: Vec<serde_json::Value> = serde_json::from_str(&out.stdout).unwrap_or_default();
-        if let Some(d) = list
-            .iter()
-            .find(|d| d["conn"] == 1 && d["agent"]["core"].is_string())
-        {
-            break d["_id"]
-                .as_str()
-                .unwrap()
-                .trim_start_matches("node//")
-                .to_string();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "stock agent not ready: {}",
-            out.stdout
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    };
+    let bare = wait_until(
+        Duration::from_secs(60),
+        "the stock agent ready",
+        async || {
+            let out =
+                meshctrl::run(&server.wss_url(), "admin", PASS, &["listdevices", "--json"]).await;
+            let list: Vec<serde_json::Value> =
+                serde_json::from_str(&out.stdout).unwrap_or_default();
+            match list
+                .iter()
+                .find(|d| d["conn"] == 1 && d["agent"]["core"].is_string())
+            {
+                Some(d) => Ok(d["_id"]
+                    .as_str()
+                    .unwrap()
+                    .trim_start_matches("node//")
+                    .to_string()),
+                None => Err(out.stdout),
+            }
+        },
+    )
+    .await;
     run_reply(&server, &bare).await;
     shell_round_trip(&server, &bare).await;
     agent.kill().await;

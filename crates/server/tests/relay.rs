@@ -8,6 +8,7 @@ use ironmesh_core::Domain;
 use ironmesh_server::auth::cookie::{TokenCipher, KEY_LEN};
 use ironmesh_testkit::agent::{create_group, fetch_msh, TestAgent};
 use ironmesh_testkit::server::{Db, TestServer};
+use ironmesh_testkit::wait_until;
 use ironmesh_testkit::ws::{self, b64, Ws};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
@@ -190,9 +191,12 @@ async fn refusals_have_codes_and_reasons() {
     let mut c = relay(&s, &format!("id=other&rauth={mismatched}"), None).await;
     assert_eq!(closed_with(&mut c).await.0, 4401);
 
-    // Offline device.
+    // Offline device (once the server has seen its agent go).
     agent.kill().await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_until(Duration::from_secs(15), "the device offline", async || {
+        ws::node_conn(&mut admin, &node).await == Some(0)
+    })
+    .await;
     let mut c = relay(
         &s,
         &format!("nodeid={}&p=1", enc(&node)),

@@ -10,6 +10,7 @@ use ironmesh_agent::identity::AgentIdentity;
 use ironmesh_testkit::agent::{create_group, fetch_msh, SimAgent};
 use ironmesh_testkit::gateway::{Firmware, GatewayOptions, SimGateway};
 use ironmesh_testkit::server::{Db, TestServer};
+use ironmesh_testkit::wait_until;
 use ironmesh_testkit::ws::{self, Ws};
 use serde_json::{json, Value};
 
@@ -68,7 +69,17 @@ async fn every_action_checks_rights() {
     let node = sim.identity.node_id.clone();
     let (_agent, _) = sim.connect(None).await.unwrap();
     let _gw = SimGateway::start(GatewayOptions::new(Firmware::V9, "GW-M", plain));
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    wait_until(Duration::from_secs(15), "the device online", async || {
+        ws::node_conn(&mut admin, &node).await == Some(1)
+    })
+    .await;
+    wait_until(Duration::from_secs(15), "GW-M listed", async || {
+        let r = ask(&mut admin, json!({"action":"wifidogs"})).await;
+        r["gateways"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|g| g["deviceid"] == "GW-M"))
+    })
+    .await;
     assert_eq!(
         ask(
             &mut admin,
@@ -348,16 +359,15 @@ async fn every_offered_group_right_is_enforced() {
     let (_agent, _) = sim.connect(None).await.unwrap();
     // An unknown gateway waits for approval (approving it needs "manage devices").
     let _gw = SimGateway::start(GatewayOptions::new(Firmware::V9, "GW-B", plain));
-    let mut waited = 0;
-    loop {
+    wait_until(Duration::from_secs(15), "GW-B listed", async || {
         let list = ask(&mut admin, json!({"action":"wifidogs"})).await;
         if list.to_string().contains("GW-B") {
-            break;
+            Ok(())
+        } else {
+            Err(list)
         }
-        waited += 1;
-        assert!(waited < 100, "the gateway never showed up: {list}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await;
     set_member_rights(&mut admin, &group, 0).await;
     let mut member = ws::control(s.port, "member", USER_PASS).await.unwrap();
 

@@ -4,11 +4,12 @@
 
 #![cfg(all(target_os = "linux", target_arch = "x86_64"))]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ironmesh_testkit::agent::{create_group, fetch_msh, StockAgent};
 use ironmesh_testkit::meshctrl;
 use ironmesh_testkit::server::{Db, TestServer};
+use ironmesh_testkit::wait_until;
 use serde_json::Value;
 
 const PASS: &str = "Adm1n-pass!";
@@ -29,24 +30,20 @@ async fn stock_agent_comes_online_with_host_name_and_os() {
 
     let mut agent = StockAgent::start(&msh).await;
     let host = ironmesh_agent::reports::hostname();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let device = loop {
-        let out = meshctrl::run(&server.wss_url(), "admin", PASS, &["listdevices", "--json"]).await;
-        let list: Vec<Value> = serde_json::from_str(&out.stdout).unwrap_or_default();
-        // Online, and the pushed core has reported (coreinfo carries the OS).
-        if let Some(d) = list
-            .into_iter()
-            .find(|d| d["conn"] == 1 && d["osdesc"].as_str().is_some_and(|s| !s.is_empty()))
-        {
-            break d;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "stock agent never came online with coreinfo: {}",
-            out.stdout
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    };
+    let device = wait_until(
+        Duration::from_secs(60),
+        "the stock agent online with coreinfo",
+        async || {
+            let out =
+                meshctrl::run(&server.wss_url(), "admin", PASS, &["listdevices", "--json"]).await;
+            let list: Vec<Value> = serde_json::from_str(&out.stdout).unwrap_or_default();
+            // Online, and the pushed core has reported (coreinfo carries the OS).
+            list.into_iter()
+                .find(|d| d["conn"] == 1 && d["osdesc"].as_str().is_some_and(|s| !s.is_empty()))
+                .ok_or(out.stdout)
+        },
+    )
+    .await;
     assert_eq!(device["name"], host.as_str());
     assert_eq!(device["osdesc"], ironmesh_agent::reports::os_description());
     assert_eq!(device["agent"]["id"], 6);
@@ -69,8 +66,7 @@ async fn stock_agent_comes_online_with_host_name_and_os() {
         .unwrap()
         .trim_start_matches("node//")
         .to_string();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
+    let info = wait_until(Duration::from_secs(20), "network info", async || {
         let out = meshctrl::run(
             &server.wss_url(),
             "admin",
@@ -79,31 +75,28 @@ async fn stock_agent_comes_online_with_host_name_and_os() {
         )
         .await;
         if out.stdout.contains("--- Networking ---") {
-            assert!(
-                out.stdout.contains("Mesh Agent: Linux 64bit"),
-                "{}",
-                out.stdout
-            );
-            break;
+            Ok(out.stdout)
+        } else {
+            Err(out.stdout)
         }
-        assert!(Instant::now() < deadline, "no network info: {}", out.stdout);
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    })
+    .await;
+    assert!(info.contains("Mesh Agent: Linux 64bit"), "{info}");
 
     // After a server restart the stock agent returns by itself (it backs off 0.5-2 s first).
     server.restart().await;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let out = meshctrl::run(&server.wss_url(), "admin", PASS, &["listdevices"]).await;
-        if out.stdout.contains(&format!("\"{host}\", 1, 1, 1")) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "stock agent did not come back: {}",
-            out.stdout
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    wait_until(
+        Duration::from_secs(60),
+        "the stock agent back after the restart",
+        async || {
+            let out = meshctrl::run(&server.wss_url(), "admin", PASS, &["listdevices"]).await;
+            if out.stdout.contains(&format!("\"{host}\", 1, 1, 1")) {
+                Ok(())
+            } else {
+                Err(out.stdout)
+            }
+        },
+    )
+    .await;
     agent.kill().await;
 }

@@ -12,6 +12,7 @@ use ironmesh_testkit::agent::{create_group, fetch_msh, SimAgent};
 use ironmesh_testkit::http;
 use ironmesh_testkit::server::{Db, TestServer};
 use ironmesh_testkit::source::sign_in_from;
+use ironmesh_testkit::wait_until;
 use ironmesh_testkit::ws::{self, b64, Ws};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
@@ -563,15 +564,16 @@ async fn unknown_gateways_wait_in_a_capped_list_outside_the_database() {
         held.push(gw);
     }
     let mut admin = ws::control(s.port, "admin", PASS).await.unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    let gateways = loop {
+    let gateways = wait_until(Duration::from_secs(20), "64 gateways listed", async || {
         let list = ask(&mut admin, json!({"action":"wifidogs"})).await;
         let gateways = list["gateways"].as_array().unwrap().clone();
-        if gateways.len() == 64 || tokio::time::Instant::now() > deadline {
-            break gateways;
+        if gateways.len() == 64 {
+            Ok(gateways)
+        } else {
+            Err(format!("{} listed", gateways.len()))
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    })
+    .await;
     assert_eq!(gateways.len(), 64);
     assert!(gateways
         .iter()
@@ -880,7 +882,9 @@ async fn a_password_set_from_the_command_line_ends_idle_sessions_and_relays() {
             .expect("paired in time");
         assert!(matches!(&paired, Some(Ok(Message::Text(t))) if t.as_str() == "c"));
     }
-    tokio::time::sleep(Duration::from_millis(2500)).await; // two rechecks
+    // Kept: the time is what is tested. Two rechecks (1 s apart) must pass without ending
+    // the fresh relay; no event marks a recheck that changed nothing.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     c.send(Message::Text("still here".into())).await.unwrap();
     let echoed = tokio::time::timeout(Duration::from_secs(10), d.next())
         .await

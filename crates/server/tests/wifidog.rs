@@ -7,6 +7,7 @@ use ironmesh_testkit::agent::create_group;
 use ironmesh_testkit::gateway::{Firmware, GatewayOptions, SimGateway};
 use ironmesh_testkit::http::request;
 use ironmesh_testkit::server::{Db, TestServer};
+use ironmesh_testkit::wait_until;
 use ironmesh_testkit::ws::{self, Ws};
 use serde_json::{json, Value};
 
@@ -67,9 +68,23 @@ async fn both_generations_acks_auth_modes_and_commands() {
     let v8 = SimGateway::start(GatewayOptions::new(Firmware::V8, "DEV-V8", plain));
     let v9 = SimGateway::start(GatewayOptions::new(Firmware::V9, "DEV-V9", plain));
 
-    // Unknown devices wait for approval: recorded, shown, not answered.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let list = gateways(&mut c).await;
+    // Unknown devices wait for approval: recorded, shown, not answered. Wait until both
+    // have been heard past their connect (sys_info comes with heartbeats only): an answer
+    // to the connect would have been sent before the heartbeat was recorded.
+    let list = wait_until(
+        Duration::from_secs(15),
+        "both gateways listed with a heartbeat",
+        async || {
+            let list = gateways(&mut c).await;
+            let heard = list.iter().filter(|g| g["sys_info"].is_object()).count();
+            if heard >= 2 {
+                Ok(list)
+            } else {
+                Err(format!("{list:?}"))
+            }
+        },
+    )
+    .await;
     assert_eq!(list.len(), 2, "{list:?}");
     assert!(list
         .iter()
@@ -134,8 +149,18 @@ async fn both_generations_acks_auth_modes_and_commands() {
         o.received.iter().any(|m| m["op"] == "gateway_heartbeat")
     })
     .await;
-    // Later acks keep carrying the wanted mode.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Later acks keep carrying the wanted mode: the next two heartbeat acks leave it at 0.
+    let heartbeats = |o: &ironmesh_testkit::gateway::Observed| {
+        o.received
+            .iter()
+            .filter(|m| m["type"] == "heartbeat")
+            .count()
+    };
+    let seen = v8.snapshot(heartbeats);
+    v8.wait_for("two more heartbeat acks", Duration::from_secs(10), |o| {
+        heartbeats(o) >= seen + 2
+    })
+    .await;
     assert_eq!(
         v8.snapshot(|o| o.auth_modes.clone()),
         [("GW0001".to_string(), 0)]
@@ -359,7 +384,12 @@ async fn timeouts_bad_input_rate_limits_and_reconnects() {
     ] {
         dev.inject.send(bad.to_string()).unwrap();
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Once the device has sent them, its reply to the command comes after them on the same
+    // connection: the server has read them first.
+    dev.wait_for("bad frames sent", Duration::from_secs(5), |o| {
+        o.injected == 5
+    })
+    .await;
     let r = cmd(&mut c, "NOISY", "get_firmware_info", json!({})).await;
     assert_eq!(
         r["result"], "ok",
@@ -385,10 +415,22 @@ async fn timeouts_bad_input_rate_limits_and_reconnects() {
     quiet
         .wait_for("connected", Duration::from_secs(5), |o| o.connections == 1)
         .await;
-    tokio::time::sleep(Duration::from_millis(3500)).await;
-    let list = gateways(&mut c).await;
-    let q = list.iter().find(|g| g["deviceid"] == "QUIET").unwrap();
+    let connected = std::time::Instant::now();
+    // heartbeat_secs = 1: dropped after 3 s of silence (two heartbeats and slack).
+    let q = wait_until(Duration::from_secs(15), "QUIET offline", async || {
+        let list = gateways(&mut c).await;
+        match list.iter().find(|g| g["deviceid"] == "QUIET") {
+            Some(q) if q["online"] == false => Ok(q.clone()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
     assert_eq!(q["online"], false, "{q}");
+    assert!(
+        connected.elapsed() >= Duration::from_secs(2),
+        "dropped before two heartbeats were missed: {:?}",
+        connected.elapsed()
+    );
     quiet
         .wait_for("reconnect", Duration::from_secs(10), |o| o.connections == 2)
         .await;
@@ -401,7 +443,13 @@ async fn rights_on_gateways() {
     let group = create_group(&s, "admin", PASS, "hotspots").await;
     let mut admin = ws::control(s.port, "admin", PASS).await.unwrap();
     let _g = SimGateway::start(GatewayOptions::new(Firmware::V9, "G1", plain));
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    wait_until(Duration::from_secs(15), "G1 listed", async || {
+        gateways(&mut admin)
+            .await
+            .iter()
+            .any(|g| g["deviceid"] == "G1")
+    })
+    .await;
     for (name, rights) in [
         ("stranger", None),
         ("viewer", Some(0)),
@@ -646,12 +694,14 @@ async fn the_simulated_device_has_the_firmware_limits() {
             let mut buf = vec![0u8; 4096];
             let _ = tcp.read(&mut buf).await.unwrap();
             tcp.write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n").await.unwrap();
-            let _ = tcp.read(&mut buf).await; // the device's connect
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            // The device's connect: it sends it after its handshake read, so what follows
+            // reaches its frame loop.
+            let _ = tcp.read(&mut buf).await;
             // Everything in one write, so the device reads it at once.
             let all: Vec<u8> = frames.concat();
             tcp.write_all(&all).await.unwrap();
-            tokio::time::sleep(Duration::from_secs(30)).await;
+            // Keep the connection open (no EOF for the device) until the test ends.
+            std::future::pending::<()>().await;
         });
         (port, task)
     }

@@ -38,6 +38,8 @@ pub struct Observed {
     pub got_close_frame: bool,
     /// Bytes that came with the 101 response in the same read (should be none).
     pub bytes_after_101: usize,
+    /// Frames sent from [`SimGateway::inject`] so far.
+    pub injected: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -96,15 +98,15 @@ impl SimGateway {
 
     /// Waits until `pred` holds on what the device observed.
     pub async fn wait_for(&self, what: &str, timeout: Duration, pred: impl Fn(&Observed) -> bool) {
-        let deadline = tokio::time::Instant::now() + timeout;
-        while !pred(&self.observed.lock().unwrap()) {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "simulated gateway: {what} did not happen within {timeout:?}: {:?}",
-                self.observed.lock().unwrap()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        crate::wait_until(timeout, &format!("simulated gateway: {what}"), async || {
+            let observed = self.observed.lock().unwrap();
+            if pred(&observed) {
+                Ok(())
+            } else {
+                Err(format!("{observed:?}"))
+            }
+        })
+        .await
     }
 
     pub fn stop(self) {
@@ -132,6 +134,7 @@ async fn device_main(
             SessionEnd::CloseFrame if opts.firmware == Firmware::V8 => return, // 8.11 bug: never again
             SessionEnd::CloseFrame => Duration::from_secs(3),
         };
+        // Paces the device as the firmware does (a fixed wait, not synchronization).
         tokio::time::sleep(delay).await;
     }
 }
@@ -237,6 +240,7 @@ async fn session(
                         observed.lock().unwrap().received.push(msg.clone());
                         if let Some(reply) = handle(opts, observed, state, &msg) {
                             if !opts.reply_delay.is_zero() {
+                                // A slow device, for the server's command timeouts.
                                 tokio::time::sleep(opts.reply_delay).await;
                             }
                             if send_text(&mut tcp, &reply).await.is_err() {
@@ -256,6 +260,7 @@ async fn session(
                 if send_frame(&mut tcp, 0x1, raw.as_bytes()).await.is_err() {
                     return SessionEnd::Error;
                 }
+                observed.lock().unwrap().injected += 1;
             }
         }
     }

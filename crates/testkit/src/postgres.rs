@@ -7,10 +7,12 @@ use std::process::{Command, Stdio};
 use sqlx::{Connection, Executor, PgConnection};
 
 /// Whether the PostgreSQL variants should run. They run unless `IRONMESH_SKIP_PG=1`; a
-/// missing URL without that switch is a test failure, not a silent skip.
+/// missing URL without that switch is a test failure, not a silent skip. When they do not,
+/// the calling test is reported as skipped ([`crate::skip`]) and must return without testing
+/// anything else.
 pub fn enabled() -> bool {
     if std::env::var("IRONMESH_SKIP_PG").as_deref() == Ok("1") {
-        eprintln!("PostgreSQL variant skipped (IRONMESH_SKIP_PG=1)");
+        crate::skip("no PostgreSQL (IRONMESH_SKIP_PG=1)");
         return false;
     }
     true

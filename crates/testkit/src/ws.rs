@@ -144,6 +144,21 @@ pub async fn request(ws: &mut Ws, v: &Value) -> anyhow::Result<Value> {
     recv_json(ws).await
 }
 
+/// The `conn` state the control channel's `nodes` reports for a device (1: its agent is
+/// connected, 0: offline; `None`: not listed).
+pub async fn node_conn(ws: &mut Ws, node: &str) -> Option<i64> {
+    let nodes = request(ws, &serde_json::json!({"action":"nodes"}))
+        .await
+        .expect("nodes");
+    nodes["nodes"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .flat_map(|(_, list)| list.as_array().into_iter().flatten())
+        .find(|n| n["_id"] == node)
+        .and_then(|n| n["conn"].as_i64())
+}
+
 /// One client frame built by hand (for tests that speak WebSocket without a library):
 /// `first_byte` holds FIN, the RSV bits and the opcode; the payload is masked as a client's
 /// must be.
