@@ -48,26 +48,58 @@ async fn ask(c: &mut Ws, mut req: Value) -> Value {
     }
 }
 
+/// A server with the gateway endpoint on a plain port, its administrator signed in, a
+/// device group and a connected (simulated) agent in it.
+struct Setup {
+    s: TestServer,
+    plain: u16,
+    group: String,
+    admin: Ws,
+    node: String,
+    _agent: ironmesh_client::connect::Socket,
+}
+
+impl Setup {
+    async fn new(group_name: &str) -> Setup {
+        let plain = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let s = TestServer::start_with_config(
+            Db::Sqlite,
+            &format!("[wifidog]\nplain_port = {plain}\nheartbeat_secs = 1\n"),
+        )
+        .await;
+        s.add_user("admin", PASS, true).await;
+        let group = create_group(&s, "admin", PASS, group_name).await;
+        let admin = ws::control(s.port, "admin", PASS).await.unwrap();
+        let (identity, _) = AgentIdentity::generate(2048).unwrap();
+        let sim = SimAgent::new(Arc::new(identity), &fetch_msh(&s, &group).await, s.port);
+        let node = sim.identity.node_id.clone();
+        let (agent, _) = sim.connect(None).await.unwrap();
+        Setup {
+            s,
+            plain,
+            group,
+            admin,
+            node,
+            _agent: agent,
+        }
+    }
+}
+
 #[tokio::test]
 async fn every_action_checks_rights() {
-    let plain = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let s = TestServer::start_with_config(
-        Db::Sqlite,
-        &format!("[wifidog]\nplain_port = {plain}\nheartbeat_secs = 1\n"),
-    )
-    .await;
-    s.add_user("admin", PASS, true).await;
-    let group = create_group(&s, "admin", PASS, "secured").await;
-    let mut admin = ws::control(s.port, "admin", PASS).await.unwrap();
+    let Setup {
+        s,
+        plain,
+        group,
+        mut admin,
+        node,
+        _agent,
+    } = Setup::new("secured").await;
     // A device (online) and a gateway (approved) in the group.
-    let (identity, _) = AgentIdentity::generate(2048).unwrap();
-    let sim = SimAgent::new(Arc::new(identity), &fetch_msh(&s, &group).await, s.port);
-    let node = sim.identity.node_id.clone();
-    let (_agent, _) = sim.connect(None).await.unwrap();
     let _gw = SimGateway::start(GatewayOptions::new(Firmware::V9, "GW-M", plain));
     wait_until(Duration::from_secs(15), "the device online", async || {
         ws::node_conn(&mut admin, &node).await == Some(1)
@@ -338,25 +370,16 @@ async fn set_member_rights(admin: &mut Ws, group: &str, rights: u32) {
 
 #[tokio::test]
 async fn every_offered_group_right_is_enforced() {
-    let plain = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let s = TestServer::start_with_config(
-        Db::Sqlite,
-        &format!("[wifidog]\nplain_port = {plain}\nheartbeat_secs = 1\n"),
-    )
-    .await;
-    s.add_user("admin", PASS, true).await;
+    let Setup {
+        s,
+        plain,
+        group,
+        mut admin,
+        node,
+        _agent,
+    } = Setup::new("bits").await;
     s.add_user("member", USER_PASS, false).await;
     s.add_user("carol", USER_PASS, false).await;
-    let group = create_group(&s, "admin", PASS, "bits").await;
-    let mut admin = ws::control(s.port, "admin", PASS).await.unwrap();
-    let (identity, _) = AgentIdentity::generate(2048).unwrap();
-    let sim = SimAgent::new(Arc::new(identity), &fetch_msh(&s, &group).await, s.port);
-    let node = sim.identity.node_id.clone();
-    let (_agent, _) = sim.connect(None).await.unwrap();
     // An unknown gateway waits for approval (approving it needs "manage devices").
     let _gw = SimGateway::start(GatewayOptions::new(Firmware::V9, "GW-B", plain));
     wait_until(Duration::from_secs(15), "GW-B listed", async || {

@@ -788,15 +788,14 @@ async fn a_database_made_by_account_add_before_the_first_start_is_private() {
 
 // 1 (continued). Relay sessions under way end too.
 
-#[tokio::test]
-async fn a_password_reset_ends_the_users_relay_sessions() {
-    let s = server().await;
-    let auth = meshauth("bob", BOB_PASS);
-    let path = "/meshrelay.ashx?id=bob-session&p=5";
-    let mut a = ws::connect(s.port, path, &[("x-meshauth", &auth)])
+/// Two relay sockets of the same user paired under `id` (as the console's file sessions
+/// pair), once both got the server's "c".
+async fn paired_relay(s: &TestServer, id: &str, auth: &str) -> (Ws, Ws) {
+    let path = format!("/meshrelay.ashx?id={id}&p=5");
+    let mut a = ws::connect(s.port, &path, &[("x-meshauth", auth)])
         .await
         .unwrap();
-    let mut b = ws::connect(s.port, path, &[("x-meshauth", &auth)])
+    let mut b = ws::connect(s.port, &path, &[("x-meshauth", auth)])
         .await
         .unwrap();
     for side in [&mut a, &mut b] {
@@ -808,6 +807,14 @@ async fn a_password_reset_ends_the_users_relay_sessions() {
             "{paired:?}"
         );
     }
+    (a, b)
+}
+
+#[tokio::test]
+async fn a_password_reset_ends_the_users_relay_sessions() {
+    let s = server().await;
+    let auth = meshauth("bob", BOB_PASS);
+    let (mut a, mut b) = paired_relay(&s, "bob-session", &auth).await;
     let mut admin = ws::control(s.port, "admin", PASS).await.unwrap();
     let r = ask(
         &mut admin,
@@ -831,22 +838,7 @@ async fn a_password_set_from_the_command_line_ends_idle_sessions_and_relays() {
     s.add_user("bob", BOB_PASS, false).await;
     let auth = meshauth("bob", BOB_PASS);
     let mut idle = open(&s, "", &[("x-meshauth", &auth)]).await.unwrap();
-    let path = "/meshrelay.ashx?id=bob-cli-session&p=5";
-    let mut a = ws::connect(s.port, path, &[("x-meshauth", &auth)])
-        .await
-        .unwrap();
-    let mut b = ws::connect(s.port, path, &[("x-meshauth", &auth)])
-        .await
-        .unwrap();
-    for side in [&mut a, &mut b] {
-        let paired = tokio::time::timeout(Duration::from_secs(10), side.next())
-            .await
-            .expect("paired in time");
-        assert!(
-            matches!(&paired, Some(Ok(Message::Text(t))) if t.as_str() == "c"),
-            "{paired:?}"
-        );
-    }
+    let (mut a, mut b) = paired_relay(&s, "bob-cli-session", &auth).await;
     let out = s
         .account(
             &["passwd", "bob", "--password-stdin"],
@@ -869,19 +861,7 @@ async fn a_password_set_from_the_command_line_ends_idle_sessions_and_relays() {
     }
     // A relay opened with the new password is not touched by later rechecks.
     let fresh = meshauth("bob", "cli-bob-pass-4");
-    let path = "/meshrelay.ashx?id=bob-fresh-session&p=5";
-    let mut c = ws::connect(s.port, path, &[("x-meshauth", &fresh)])
-        .await
-        .unwrap();
-    let mut d = ws::connect(s.port, path, &[("x-meshauth", &fresh)])
-        .await
-        .unwrap();
-    for side in [&mut c, &mut d] {
-        let paired = tokio::time::timeout(Duration::from_secs(10), side.next())
-            .await
-            .expect("paired in time");
-        assert!(matches!(&paired, Some(Ok(Message::Text(t))) if t.as_str() == "c"));
-    }
+    let (mut c, mut d) = paired_relay(&s, "bob-fresh-session", &fresh).await;
     // Kept: the time is what is tested. Two rechecks (1 s apart) must pass without ending
     // the fresh relay; no event marks a recheck that changed nothing.
     tokio::time::sleep(Duration::from_millis(2500)).await;

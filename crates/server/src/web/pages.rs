@@ -79,6 +79,15 @@ fn same_origin(state: &SharedState, headers: &HeaderMap) -> bool {
     }
 }
 
+/// The sign-in page again, refusing a form posted from another site.
+fn cross_site_login(state: &SharedState) -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        Html(login_form(state, Some("Cross-site login refused."))),
+    )
+        .into_response()
+}
+
 pub async fn login_submit(
     State(state): State<SharedState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -86,11 +95,7 @@ pub async fn login_submit(
     Form(form): Form<LoginForm>,
 ) -> Response {
     if !same_origin(&state, &headers) {
-        return (
-            StatusCode::FORBIDDEN,
-            Html(login_form(&state, Some("Cross-site login refused."))),
-        )
-            .into_response();
+        return cross_site_login(&state);
     }
     let client = Client::new(peer.ip(), &headers);
     let result = state
@@ -229,11 +234,7 @@ pub async fn login_code(
     Form(form): Form<CodeForm>,
 ) -> Response {
     if !same_origin(&state, &headers) {
-        return (
-            StatusCode::FORBIDDEN,
-            Html(login_form(&state, Some("Cross-site login refused."))),
-        )
-            .into_response();
+        return cross_site_login(&state);
     }
     let client = Client::new(peer.ip(), &headers);
     match state
