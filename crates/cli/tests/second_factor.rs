@@ -4,19 +4,12 @@
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
-use ironmesh_core::twofactor::{base32_decode, totp_code, STEP_SECS};
 use ironmesh_testkit::server::{Db, TestServer};
+use ironmesh_testkit::twofactor::{add_authenticator, totp, wrong_code};
 use ironmesh_testkit::ws;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 const PASS: &str = "Adm1n-pass!";
-
-/// The TOTP code of a base32 secret `steps_ahead` steps from now.
-fn totp(secret: &str, steps_ahead: i64) -> String {
-    let key = base32_decode(secret).unwrap();
-    let now = ironmesh_core::model::now_ms() / 1000 / STEP_SECS;
-    format!("{:06}", totp_code(&key, now + steps_ahead))
-}
 
 fn login(s: &TestServer, config: &std::path::Path, extra: &[&str]) -> Output {
     let url = s.wss_url();
@@ -53,24 +46,8 @@ async fn the_cli_and_meshctrl_sign_in_with_a_second_factor() {
     // The administrator adds an authenticator app (TOTP); confirming it gives recovery
     // codes.
     let mut c = ws::control(s.port, "admin", PASS).await.unwrap();
-    let offer = ws::request(&mut c, &json!({"action":"otpauth-request"}))
-        .await
-        .unwrap();
-    let secret = offer["secret"].as_str().unwrap().to_string();
-    let setup = ws::request(
-        &mut c,
-        &json!({"action":"otpauth-setup","secret":secret,"token":totp(&secret, 0)}),
-    )
-    .await
-    .unwrap();
-    assert_eq!(setup["success"], true, "{setup}");
-    let recovery: Vec<String> = setup["recoverycodes"]
-        .as_array()
-        .expect("recovery codes")
-        .iter()
-        .map(|v| v.as_str().unwrap().to_string())
-        .collect();
-    assert!(recovery.len() >= 4, "{setup}");
+    let (secret, recovery) = add_authenticator(&mut c).await;
+    assert!(recovery.len() >= 4, "{recovery:?}");
 
     let config = tempfile::tempdir().unwrap();
     // No code: refused, saying what is missing; nothing stored.
@@ -83,11 +60,7 @@ async fn the_cli_and_meshctrl_sign_in_with_a_second_factor() {
     );
     assert!(!config.path().join("credentials.json").exists());
     // A wrong code: refused as wrong.
-    let near: Vec<String> = (-1..=2).map(|k| totp(&secret, k)).collect();
-    let wrong = ["000000", "111111", "222222", "333333", "444444"]
-        .into_iter()
-        .find(|c| !near.iter().any(|n| n == c))
-        .unwrap();
+    let wrong = wrong_code(&secret);
     let out = login(&s, config.path(), &["--code", wrong]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use ironmesh_agent::identity::AgentIdentity;
-use ironmesh_core::twofactor::{base32_decode, totp_code, STEP_SECS};
 use ironmesh_testkit::agent::{fetch_msh, SimAgent};
 use ironmesh_testkit::server::{Db, TestServer};
+use ironmesh_testkit::twofactor::add_authenticator;
 use ironmesh_testkit::ws::{self, b64, Ws};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
@@ -25,12 +25,6 @@ async fn ask(c: &mut Ws, mut req: Value) -> Value {
             return v;
         }
     }
-}
-
-fn totp_now(secret: &str) -> String {
-    let key = base32_decode(secret).unwrap();
-    let step = ironmesh_core::model::now_ms() / 1000 / STEP_SECS;
-    format!("{:06}", totp_code(&key, step))
 }
 
 /// The close code and reason a relay socket ends with.
@@ -112,14 +106,7 @@ async fn an_account_without_a_second_factor_may_only_add_one() {
     assert!(changed.get("failed").is_none(), "{changed}");
 
     // Adding an authenticator app lifts it, in the same session.
-    let offer = ask(&mut c, json!({"action":"otpauth-request"})).await;
-    let secret = offer["secret"].as_str().unwrap().to_string();
-    let setup = ask(
-        &mut c,
-        json!({"action":"otpauth-setup","secret":secret,"token":totp_now(&secret)}),
-    )
-    .await;
-    assert_eq!(setup["success"], true, "{setup}");
+    add_authenticator(&mut c).await;
     let meshes = ask(&mut c, json!({"action":"meshes"})).await;
     assert!(meshes.to_string().contains("lab"), "{meshes}");
     let info = ask(&mut c, json!({"action":"userinfo"})).await;

@@ -3,43 +3,23 @@
 
 use std::net::IpAddr;
 
-use ironmesh_core::twofactor::{base32_decode, totp_code, STEP_SECS};
 use ironmesh_testkit::server::{Db, TestServer};
 use ironmesh_testkit::source::sign_in_with_code_from;
+use ironmesh_testkit::twofactor::{add_authenticator, wrong_code};
 use ironmesh_testkit::ws;
 use serde_json::json;
 
 const PASS: &str = "Adm1n-pass!";
-
-fn totp(secret: &str, steps_ahead: i64) -> String {
-    let key = base32_decode(secret).unwrap();
-    let now = ironmesh_core::model::now_ms() / 1000 / STEP_SECS;
-    format!("{:06}", totp_code(&key, now + steps_ahead))
-}
 
 #[tokio::test]
 async fn wrong_codes_count_towards_the_user_and_address_limit() {
     let s = TestServer::start_with_config(Db::Sqlite, "login_max_failures = 3\n").await;
     s.add_user("admin", PASS, true).await;
     let mut c = ws::control(s.port, "admin", PASS).await.unwrap();
-    let offer = ws::request(&mut c, &json!({"action":"otpauth-request"}))
-        .await
-        .unwrap();
-    let secret = offer["secret"].as_str().unwrap().to_string();
-    let setup = ws::request(
-        &mut c,
-        &json!({"action":"otpauth-setup","secret":secret,"token":totp(&secret, 0)}),
-    )
-    .await
-    .unwrap();
-    assert_eq!(setup["success"], true, "{setup}");
-    let recovery = setup["recoverycodes"][0].as_str().unwrap().to_string();
+    let (secret, codes) = add_authenticator(&mut c).await;
+    let recovery = codes[0].clone();
 
-    let near: Vec<String> = (-1..=2).map(|k| totp(&secret, k)).collect();
-    let wrong = ["000000", "111111", "222222", "333333", "444444"]
-        .into_iter()
-        .find(|c| !near.iter().any(|n| n == c))
-        .unwrap();
+    let wrong = wrong_code(&secret);
     let guesser = IpAddr::from([127, 0, 0, 21]);
     let owner = IpAddr::from([127, 0, 0, 22]);
     let attempt = |from: IpAddr, code: Option<String>| {

@@ -10,6 +10,7 @@ pub mod postgres;
 pub mod pty;
 pub mod server;
 pub mod source;
+pub mod twofactor;
 pub mod ws;
 
 use std::path::PathBuf;
