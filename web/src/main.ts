@@ -39,6 +39,10 @@ function frame(app: App): { main: HTMLElement; nav: HTMLElement } {
   const header = h("header", { class: "top" }, h("a", { href: "#/devices", class: "brand" }, "ironmesh"), nav, h("div", { class: "top-right" }, status, who, signOut));
   const main = h("main", { id: "view" });
   replace(document.getElementById("app")!, header, h("div", { id: "toast" }), main);
+  // Re-rendered on every change of the app's lists (live events arrive all the time): the
+  // links are rebuilt only when their set changes, so a click is never lost to a link
+  // replaced under the pointer; otherwise only which one is active is updated.
+  let linkSet = "";
   const renderNav = () => {
     nav.hidden = app.enrolling;
     const here = location.hash || "#/devices";
@@ -46,12 +50,16 @@ function frame(app: App): { main: HTMLElement; nav: HTMLElement } {
     if (app.canManageUsers()) links.push(["#/admin/users", "Users"]);
     links.push(["#/admin/groups", "Device groups"]);
     links.push(["#/events", "Events"]);
-    replace(
-      nav,
-      links.map(([href, label]) =>
-        h("a", { href, class: here.startsWith(href) || (href === "#/devices" && here.startsWith("#/device/")) ? "active" : "" }, label),
-      ),
-    );
+    const set = links.map(([href]) => href).join(" ");
+    if (set !== linkSet) {
+      linkSet = set;
+      replace(nav, links.map(([href, label]) => h("a", { href }, label)));
+    }
+    for (const a of nav.querySelectorAll("a")) {
+      const href = a.getAttribute("href") ?? "";
+      const active = here.startsWith(href) || (href === "#/devices" && here.startsWith("#/device/"));
+      a.className = active ? "active" : "";
+    }
     who.textContent = app.me.name ?? "";
   };
   app.onChange(renderNav);
