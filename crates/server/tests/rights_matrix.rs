@@ -314,14 +314,7 @@ async fn every_action_checks_rights() {
         }
     }
     // Nothing was changed by the refused requests.
-    let meshes = ask(&mut admin, json!({"action":"meshes"})).await;
-    let g = meshes["meshes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["_id"] == group.as_str())
-        .unwrap()
-        .clone();
+    let g = group_as_listed(&mut admin, &group).await;
     assert_eq!(g["name"], "secured");
     assert!(g["links"].get("user//nobody").is_none());
     assert_eq!(g["links"]["user//operator"]["rights"], 8);
@@ -356,6 +349,18 @@ fn offered_group_bits() -> Vec<u32> {
         .collect();
     assert!(bits.len() >= 10, "GROUP_RIGHTS was not read: {bits:?}");
     bits
+}
+
+/// The group as `meshes` lists it to the administrator.
+async fn group_as_listed(admin: &mut Ws, group: &str) -> Value {
+    let meshes = ask(admin, json!({"action":"meshes"})).await;
+    meshes["meshes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["_id"] == group)
+        .unwrap()
+        .clone()
 }
 
 /// Sets the member's rights on the group (as the administrator).
@@ -497,14 +502,7 @@ async fn every_offered_group_right_is_enforced() {
         );
     }
     // The allowed cases did what they asked.
-    let meshes = ask(&mut admin, json!({"action":"meshes"})).await;
-    let g = meshes["meshes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["_id"] == group.as_str())
-        .unwrap()
-        .clone();
+    let g = group_as_listed(&mut admin, &group).await;
     assert_eq!(g["name"], "renamed");
     assert!(g["links"].get("user//carol").is_some(), "{g}");
 

@@ -27,6 +27,21 @@ async fn server() -> TestServer {
     s
 }
 
+/// Sets a password with the server's command line (`account passwd`): another process.
+async fn passwd_from_command_line(s: &TestServer, user: &str, password: &str) {
+    let out = s
+        .account(
+            &["passwd", user, "--password-stdin"],
+            Some(&format!("{password}\n")),
+        )
+        .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn meshauth(user: &str, pass: &str) -> String {
     format!("{},{}", b64(user.as_bytes()), b64(pass.as_bytes()))
 }
@@ -222,17 +237,7 @@ async fn a_password_set_from_the_server_command_line_ends_open_sessions() {
     let mut bob = open(&s, "", &[("x-meshauth", &meshauth("bob", BOB_PASS))])
         .await
         .unwrap();
-    let out = s
-        .account(
-            &["passwd", "bob", "--password-stdin"],
-            Some("cli-bob-pass-3\n"),
-        )
-        .await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    passwd_from_command_line(&s, "bob", "cli-bob-pass-3").await;
     // The command line runs in another process: the session notices at its next request.
     ws::send_json(&mut bob, &json!({"action":"ping"}))
         .await
@@ -839,17 +844,7 @@ async fn a_password_set_from_the_command_line_ends_idle_sessions_and_relays() {
     let auth = meshauth("bob", BOB_PASS);
     let mut idle = open(&s, "", &[("x-meshauth", &auth)]).await.unwrap();
     let (mut a, mut b) = paired_relay(&s, "bob-cli-session", &auth).await;
-    let out = s
-        .account(
-            &["passwd", "bob", "--password-stdin"],
-            Some("cli-bob-pass-4\n"),
-        )
-        .await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    passwd_from_command_line(&s, "bob", "cli-bob-pass-4").await;
     assert_eq!(
         ended_with(&mut idle).await.0.as_deref(),
         Some("sessionended")
