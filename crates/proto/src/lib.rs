@@ -6,6 +6,7 @@
 pub mod agent;
 pub mod agent_handshake;
 pub mod control;
+pub mod desktop;
 pub mod ids;
 pub mod meshauth;
 pub mod msh;
