@@ -543,7 +543,7 @@ impl ToViewer {
             }
             cmd::SET_DISPLAY => ToViewer::DisplaySet,
             cmd::DISPLAY_LAYOUT => {
-                if b.len() % 10 != 0 {
+                if !b.chunks_exact(10).remainder().is_empty() {
                     return Err(DesktopError::BadBody {
                         cmd: c,
                         len: b.len(),
