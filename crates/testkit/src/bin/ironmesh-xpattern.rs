@@ -227,9 +227,8 @@ impl Keymap {
         let base = (keycode.saturating_sub(self.min)) as usize * self.per;
         let plain = self.syms.get(base).copied().unwrap_or(0);
         let shift = self.syms.get(base + 1).copied().unwrap_or(0);
-        if shifted && shift != 0 {
-            shift
-        } else if !shifted && plain == 0 {
+        // The shifted keysym when Shift is down (or when there is no plain one).
+        if (shifted || plain == 0) && shift != 0 {
             shift
         } else {
             plain
