@@ -7,6 +7,7 @@ mod files;
 mod gateways;
 mod output;
 mod remote;
+mod screenshot;
 mod session;
 
 use std::path::PathBuf;
@@ -81,6 +82,15 @@ enum Command {
     },
     /// Interactive shell on a device.
     Shell { device: String },
+    /// Save one whole frame of a device's screen as a PNG (a remote desktop session).
+    Screenshot {
+        device: String,
+        /// The PNG file to write.
+        file: PathBuf,
+        /// JPEG quality the device encodes with (1–100).
+        #[arg(long, default_value_t = 90)]
+        quality: u8,
+    },
     /// Copy a local file to a folder on the device.
     Upload {
         device: String,
@@ -229,6 +239,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             return remote::run(&store, &device, &command.join(" "), json).await
         }
         Command::Shell { device } => remote::shell(&store, &device).await?,
+        Command::Screenshot {
+            device,
+            file,
+            quality,
+        } => screenshot::screenshot(&store, &device, &file, quality).await?,
         Command::Upload {
             device,
             local,
