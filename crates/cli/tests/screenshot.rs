@@ -1,0 +1,118 @@
+//! `ironmesh screenshot` against a real X display: a private Xvfb showing the test pattern
+//! (`testkit::xdisplay`), served by a real agent through the real server.
+
+use std::time::Duration;
+
+use ironmesh_testkit::agent::{create_group, fetch_msh, StockAgent};
+use ironmesh_testkit::server::{Db, TestServer};
+use ironmesh_testkit::wait_until;
+use ironmesh_testkit::ws;
+use ironmesh_testkit::xdisplay::{close, sample_points, Painter, XDisplay};
+
+const PASS: &str = "Adm1n-pass!";
+
+fn cli(config: &std::path::Path, args: &[&str], stdin: Option<&str>) -> std::process::Output {
+    use std::io::Write;
+    let mut child = std::process::Command::new(ironmesh_testkit::binary("ironmesh"))
+        .args(args)
+        .env("IRONMESH_CONFIG_DIR", config)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).unwrap();
+    }
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+/// Reads a PNG the CLI wrote: width, height, RGB.
+fn read_png(path: &std::path::Path) -> (u32, u32, Vec<u8>) {
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    assert_eq!(info.color_type, png::ColorType::Rgb);
+    (info.width, info.height, buf)
+}
+
+/// Checks the PNG against the pattern at every sample point (JPEG tolerance).
+fn matches_pattern(path: &std::path::Path, d: &XDisplay) {
+    let (w, h, rgb) = read_png(path);
+    assert_eq!((w, h), (d.width as u32, d.height as u32));
+    for (x, y, want) in sample_points(d.width, d.height) {
+        let at = (y as usize * w as usize + x as usize) * 3;
+        let got = [rgb[at], rgb[at + 1], rgb[at + 2]];
+        assert!(close(got, want, 24), "({x},{y}): {got:?}, want {want:?}");
+    }
+}
+
+/// The stock MeshCentral agent finds the display by itself (a root X server started with
+/// `-auth`, `DISPLAY` in a root process's environment: docs/protocol/desktop.md §7).
+#[tokio::test]
+async fn screenshot_of_a_stock_agent_display() {
+    let display = XDisplay::start(1024, 768);
+    let _painter = Painter::start(&display, &[]);
+    let server = TestServer::start_for_stock_agents(Db::Sqlite).await;
+    server.add_user("admin", PASS, true).await;
+    let group = create_group(&server, "admin", PASS, "stock").await;
+    let mut agent = StockAgent::start(&fetch_msh(&server, &group).await).await;
+    let mut control = ws::control(server.port, "admin", PASS).await.unwrap();
+    let node = wait_until(
+        Duration::from_secs(60),
+        "the stock agent online",
+        async || {
+            let reply = ws::request(&mut control, &serde_json::json!({"action":"nodes"}))
+                .await
+                .map_err(|e| e.to_string())?;
+            reply["nodes"]
+                .as_object()
+                .and_then(|g| {
+                    g.values()
+                        .flat_map(|v| v.as_array().cloned().unwrap_or_default())
+                        .find(|n| n["conn"] == 1)
+                })
+                .and_then(|n| n["_id"].as_str().map(str::to_string))
+                .ok_or_else(|| reply.to_string())
+        },
+    )
+    .await;
+    let config = tempfile::tempdir().unwrap();
+    let login = cli(
+        config.path(),
+        &[
+            "login",
+            "--url",
+            &server.wss_url(),
+            "--user",
+            "admin",
+            "--password-stdin",
+        ],
+        Some(PASS),
+    );
+    assert!(
+        login.status.success(),
+        "{}",
+        String::from_utf8_lossy(&login.stderr)
+    );
+    let out_file = config.path().join("screen.png");
+    // The core reports in after connecting; its first desktop sessions may still be starting.
+    wait_until(Duration::from_secs(60), "a screenshot", async || {
+        let out = cli(
+            config.path(),
+            &["screenshot", &node, out_file.to_str().unwrap()],
+            None,
+        );
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    })
+    .await;
+    matches_pattern(&out_file, &display);
+    agent.kill().await;
+}
