@@ -1,6 +1,7 @@
 //! `ironmesh-bench`: load scenarios against a running server, on loopback only.
 
 mod agents;
+mod desktop;
 mod events;
 mod gateways;
 mod keys;
@@ -31,6 +32,9 @@ enum Scenario {
     /// One relay session between two signed-in sockets: throughput (MB/s) and small-message
     /// round trips (p50/p99), beside a raw TLS loopback connection measured in the same run.
     Relay(relay::RelayArgs),
+    /// Remote desktop sessions to a device showing the test pattern: first frame, input to
+    /// screen latency (`--phase static`), frame rate, bandwidth and CPU (`--phase animated`).
+    Desktop(desktop::DesktopArgs),
     /// A device's state change seen by 1, 100, 1,000 consoles: latency p50/p99.
     Events(events::EventsArgs),
     /// Resident memory of a server's whole process tree, now (MiB).
@@ -68,6 +72,7 @@ fn run_async(scenario: Scenario) -> anyhow::Result<()> {
         Scenario::Agents(args) => runtime.block_on(agents::run(args)),
         Scenario::Relay(args) => runtime.block_on(relay::run(args)),
         Scenario::Events(args) => runtime.block_on(events::run(args)),
+        Scenario::Desktop(args) => runtime.block_on(desktop::run(args)),
         Scenario::RsaCeiling(_) | Scenario::Rss { .. } => unreachable!("run without a runtime"),
         Scenario::Gateways(args) => runtime.block_on(gateways::run(args)),
         Scenario::Soak(args) => runtime.block_on(soak::run(args)),
