@@ -35,7 +35,7 @@ fn desktop() -> Frame {
                 seed ^= seed << 13;
                 seed ^= seed >> 17;
                 seed ^= seed << 5;
-                px = if seed % 5 == 0 {
+                px = if seed & 7 < 2 {
                     [20, 20, 20, 0]
                 } else {
                     [250, 250, 250, 0]
