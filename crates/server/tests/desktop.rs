@@ -224,8 +224,14 @@ fn matches_pattern(v: &Viewer) -> bool {
 }
 
 async fn setup() -> (TestServer, String, XDisplay, Painter, TestAgent, String) {
+    setup_with(&[]).await
+}
+
+async fn setup_with(
+    painter_args: &[&str],
+) -> (TestServer, String, XDisplay, Painter, TestAgent, String) {
     let x = XDisplay::start(W, H);
-    let painter = Painter::start(&x, &[]);
+    let painter = Painter::start(&x, painter_args);
     let s = TestServer::start(Db::Sqlite).await;
     s.add_user("admin", PASS, true).await;
     let group = create_group(&s, "admin", PASS, "desks").await;
@@ -592,4 +598,66 @@ async fn rights_malformed_commands_and_missing_displays() {
         "{notes:?}"
     );
     assert_eq!(v.tiles, 0);
+}
+
+/// An animated region: pictures keep coming at the viewer's frame interval, only the
+/// changed region is sent, and a faster interval gives more of them. Prints the figures
+/// (updates per second, bytes per second) for BENCHMARKS.md.
+#[tokio::test]
+async fn animation_flows_at_the_frame_interval() {
+    let (s, _group, _x, _painter, _agent, node) = setup_with(&["--animate"]).await;
+    for frame_ms in [100u16, 33] {
+        let mut v = Viewer::open(&s, &node, "admin", PASS).await;
+        v.send(&[
+            ToAgent::Compression {
+                image: 1,
+                quality: 50,
+                scaling: 1024,
+                frame_ms,
+            },
+            ToAgent::Pause(false),
+        ])
+        .await;
+        v.until("the first frame", |v| v.complete()).await;
+        let (tiles0, start) = (v.tiles, Instant::now());
+        let mut updates = 0u32;
+        let mut bytes = 0usize;
+        let window = Duration::from_secs(3);
+        while start.elapsed() < window {
+            match tokio::time::timeout(window.saturating_sub(start.elapsed()), v.ws.next()).await {
+                Ok(Some(Ok(Message::Binary(b)))) => {
+                    updates += 1;
+                    bytes += b.len();
+                    v.stream.push(&b);
+                    while let Some(raw) = v.stream.next_command().unwrap() {
+                        if let ToViewer::Tile { x, y, image } = ToViewer::decode(&raw).unwrap() {
+                            let (w, h) = ironmesh_proto::desktop::image_size(&image).unwrap();
+                            // Only the animated square (in whole tiles) changes.
+                            assert!(
+                                x >= 320 && y >= 192 && x + w <= 704 && y + h <= 576,
+                                "tile {x},{y} {w}x{h} outside the animation"
+                            );
+                            v.tiles += 1;
+                        }
+                    }
+                }
+                Ok(Some(Ok(_))) => {}
+                Ok(other) => panic!("session ended: {other:?}"),
+                Err(_) => break,
+            }
+        }
+        let secs = start.elapsed().as_secs_f64();
+        println!(
+            "frame timer {frame_ms} ms: {:.1} updates/s, {:.0} KiB/s, {} tiles",
+            updates as f64 / secs,
+            bytes as f64 / secs / 1024.0,
+            v.tiles - tiles0
+        );
+        let floor = if frame_ms == 100 { 5.0 } else { 8.0 };
+        assert!(
+            updates as f64 / secs >= floor,
+            "{updates} updates in {secs:.1} s at {frame_ms} ms"
+        );
+        v.ws.send(Message::Close(None)).await.unwrap();
+    }
 }
