@@ -448,6 +448,45 @@ async fn pictures_keys_and_clicks_reach_both_ends() {
         .await;
     v.send(&[ToAgent::GetDisplays]).await;
 
+    // The clipboard, through X: one session copies, another session's viewer reads it
+    // from the X selection this one owns.
+    let mut other = Viewer::open(&s, &node, "admin", PASS).await;
+    other.start().await;
+    other
+        .until("a second session's picture", matches_pattern)
+        .await;
+    let copied = "copied ж text";
+    v.ws.send(Message::Text(
+        json!({"ctrlChannel":"102938","type":"clipboard","data":copied})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .unwrap();
+    let ask = r#"{"ctrlChannel":"102938","type":"getclipboard"}"#;
+    let mut got = false;
+    for _ in 0..50 {
+        other.notes.clear();
+        other.ws.send(Message::Text(ask.into())).await.unwrap();
+        other
+            .until("the clipboard's text", |v| {
+                v.notes.iter().any(|n| n.contains("\"clipboard\""))
+            })
+            .await;
+        let note = other
+            .notes
+            .iter()
+            .find(|n| n.contains("\"clipboard\""))
+            .unwrap();
+        let data: serde_json::Value = serde_json::from_str(note).unwrap();
+        if data["data"] == copied {
+            got = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(got, "the clipboard never held {copied:?}");
+
     // Closing from the viewer ends the session; the agent stays up for the next.
     v.ws.send(Message::Text(
         r#"{"ctrlChannel":"102938","type":"close"}"#.into(),
@@ -458,7 +497,7 @@ async fn pictures_keys_and_clicks_reach_both_ends() {
     let mut again = Viewer::open(&s, &node, "admin", PASS).await;
     again.start().await;
     again
-        .until("a second session's picture", matches_pattern)
+        .until("a third session's picture", matches_pattern)
         .await;
 }
 

@@ -7,10 +7,12 @@
 //! - [`change`]: which tiles changed since the last picture;
 //! - [`encode`]: rectangles to JPEG tile commands, scaled as asked;
 //! - [`keymap`] and [`input`]: viewer keys and mouse to X events;
+//! - [`clipboard`]: the X clipboard for the viewer's clipboard messages;
 //! - [`session`]: the session itself, tying those to the relay socket.
 
 pub mod capture;
 pub mod change;
+pub mod clipboard;
 pub mod display;
 pub mod encode;
 pub mod input;

@@ -22,6 +22,7 @@ use x11rb::rust_connection::RustConnection;
 
 use super::capture::Capturer;
 use super::change::{ChangeTracker, Frame};
+use super::clipboard::{self, ClipboardRequest};
 use super::display::{self, DisplayTarget};
 use super::encode::{Quality, TileEncoder};
 use super::input::{Injector, InputEvent};
@@ -127,6 +128,25 @@ pub async fn run(socket: &mut AgentSocket, view_only: bool) -> anyhow::Result<()
         }
     };
 
+    // The clipboard is control too: a view-only user neither reads nor sets it.
+    let clip = if view_only {
+        None
+    } else {
+        let t = target.clone();
+        let opened = tokio::task::spawn_blocking(move || {
+            let (conn, screen) = display::connect(&t)?;
+            clipboard::start(conn, screen)
+        })
+        .await?;
+        match opened {
+            Ok(tx) => Some(tx),
+            Err(e) => {
+                tracing::info!(error = %format!("{e:#}"), "desktop clipboard not available");
+                None
+            }
+        }
+    };
+
     let shared = Shared {
         view: Mutex::new(View {
             started: false,
@@ -150,6 +170,7 @@ pub async fn run(socket: &mut AgentSocket, view_only: bool) -> anyhow::Result<()
             &shared,
             out_tx,
             input.as_ref(),
+            clip.as_ref(),
             view_only,
             &mut ignored_input,
         );
@@ -379,6 +400,7 @@ async fn read_viewer<S>(
     shared: &Shared,
     out: mpsc::Sender<Message>,
     input: Option<&mpsc::Sender<InputEvent>>,
+    clip: Option<&std::sync::mpsc::Sender<ClipboardRequest>>,
     view_only: bool,
     ignored: &mut u64,
 ) -> anyhow::Result<Ended>
@@ -434,7 +456,7 @@ where
                         }
                     }
                 }
-                Message::Text(text) if control(text.as_str(), &out).await? => {
+                Message::Text(text) if control(text.as_str(), &out, clip).await? => {
                     return Ok(Ended::ByViewer);
                 }
                 Message::Close(_) => return Ok(Ended::ByViewer),
@@ -548,7 +570,11 @@ fn to_input(cmd: &ToAgent, q: Quality) -> Option<InputEvent> {
 }
 
 /// A text control message; true when the viewer closes the session.
-async fn control(text: &str, out: &mpsc::Sender<Message>) -> anyhow::Result<bool> {
+async fn control(
+    text: &str,
+    out: &mpsc::Sender<Message>,
+    clip: Option<&std::sync::mpsc::Sender<ClipboardRequest>>,
+) -> anyhow::Result<bool> {
     let Ok(Value::Object(msg)) = serde_json::from_str::<Value>(text) else {
         return Ok(false);
     };
@@ -557,6 +583,40 @@ async fn control(text: &str, out: &mpsc::Sender<Message>) -> anyhow::Result<bool
         Some("ping") => {
             let pong = json!({"ctrlChannel": CTRL_CHANNEL, "type": "pong"});
             out.send(Message::Text(pong.to_string().into())).await?;
+        }
+        Some("clipboard") => {
+            let data = msg.get("data").and_then(Value::as_str).unwrap_or("");
+            match clip {
+                Some(_) if data.len() > clipboard::MAX_TEXT => {
+                    tracing::info!(bytes = data.len(), "clipboard text too long; not set");
+                }
+                Some(c) => {
+                    let _ = c.send(ClipboardRequest::Set(data.to_string()));
+                }
+                None => {}
+            }
+        }
+        Some("getclipboard") => {
+            if let Some(c) = clip {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                if c.send(ClipboardRequest::Get(tx)).is_ok() {
+                    // Answered when the clipboard's owner has answered, without holding up
+                    // the viewer's input meanwhile.
+                    let out = out.clone();
+                    tokio::spawn(async move {
+                        match rx.await {
+                            Ok(Ok(data)) => {
+                                let msg = json!({"ctrlChannel": CTRL_CHANNEL, "type": "clipboard", "data": data});
+                                let _ = out.send(Message::Text(msg.to_string().into())).await;
+                            }
+                            Ok(Err(e)) => {
+                                tracing::info!(error = %format!("{e:#}"), "reading the clipboard failed")
+                            }
+                            Err(_) => {}
+                        }
+                    });
+                }
+            }
         }
         // The browser measures its round trip by having this echoed.
         Some("rtt") => {
