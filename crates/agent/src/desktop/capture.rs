@@ -144,6 +144,9 @@ impl Capturer {
 
     /// Captures the whole screen into `frame` (resized to the screen).
     pub fn grab(&mut self, frame: &mut Frame) -> anyhow::Result<()> {
+        // Every client gets keyboard-mapping events (the input side's spare keycodes cause
+        // some); nothing here wants them, but unread they would pile up in memory.
+        while self.conn.poll_for_event()?.is_some() {}
         let (w, h) = self.size()?;
         frame.reshape(w, h);
         let len = frame.pixels.len();

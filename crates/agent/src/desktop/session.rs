@@ -626,3 +626,75 @@ async fn control(
     }
     Ok(false)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shared() -> Shared {
+        Shared {
+            view: Mutex::new(View {
+                started: false,
+                paused: false,
+                quality: Quality::default(),
+                frame_ms: DEFAULT_FRAME_MS,
+                refresh: false,
+            }),
+            changed: Notify::new(),
+        }
+    }
+
+    #[test]
+    fn settings_start_pictures_and_are_clamped() {
+        let s = shared();
+        let settings = |frame_ms| ToAgent::Compression {
+            image: 1,
+            quality: 0,
+            scaling: 512,
+            frame_ms,
+        };
+        assert_eq!(apply(&settings(1), &s), None);
+        {
+            let v = s.view.lock().unwrap();
+            assert!(v.started);
+            assert_eq!(v.frame_ms, 10);
+            assert_eq!(v.quality, Quality::new(1, 512));
+        }
+        apply(&settings(60_000), &s);
+        assert_eq!(s.view.lock().unwrap().frame_ms, 1000);
+        apply(&ToAgent::Pause(true), &s);
+        assert!(s.view.lock().unwrap().paused);
+        assert!(apply(&ToAgent::GetDisplays, &s).is_some());
+    }
+
+    #[test]
+    fn viewer_coordinates_follow_the_scale() {
+        let half = Quality::new(50, 512);
+        let click = ToAgent::Mouse {
+            buttons: 2,
+            x: 100,
+            y: 50,
+        };
+        assert_eq!(
+            to_input(&click, half),
+            Some(InputEvent::Buttons {
+                bits: 2,
+                x: 200,
+                y: 100
+            })
+        );
+        assert_eq!(to_input(&ToAgent::Refresh, half), None);
+    }
+
+    #[test]
+    fn browser_chatter_is_not_an_error_but_garbage_is() {
+        let raw = |cmd, body: &[u8]| RawCommand {
+            cmd,
+            body: body.to_vec(),
+        };
+        assert_eq!(decode(&raw(17, b"hello")), Ok(None), "browser log line");
+        assert_eq!(decode(&raw(15, &[1, 2, 3])), Ok(None), "touch");
+        assert!(decode(&raw(99, &[])).is_err());
+        assert!(decode(&raw(1, &[0])).is_err());
+    }
+}
