@@ -12,6 +12,7 @@ pub mod server;
 pub mod source;
 pub mod twofactor;
 pub mod ws;
+pub mod xdisplay;
 
 use std::path::PathBuf;
 use std::time::Duration;
