@@ -1,7 +1,7 @@
 //! Wire formats for ironmesh: pure data and parsing, no I/O.
 //!
 //! Protocol facts cite the fact sheets in `docs/protocol/` (`agent.md`, `control.md`,
-//! `wifidogx.md`) by section.
+//! `desktop.md`, `wifidogx.md`) by section.
 
 pub mod agent;
 pub mod agent_handshake;

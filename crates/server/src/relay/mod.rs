@@ -4,9 +4,11 @@
 //! `ironmesh_proto::relay::RelayQuery` parses the URL, `admission` decides who a socket is (user, or agent carrying a
 //! relay token) and whether it may join, `pairing` takes it through the hub of waiting
 //! sockets (`crate::live::relays`), `pipe` forwards frames with backpressure until either
-//! side ends. `crate::tunnel` builds the request that asks an agent to connect.
+//! side ends, `guard` holds the user side to its rights inside the session (the protocol it
+//! really starts; no input from view-only desktop viewers). `crate::tunnel` builds the request that asks an agent to connect.
 
 pub mod admission;
+pub mod guard;
 pub mod pairing;
 pub mod pipe;
 pub mod tap;

@@ -69,7 +69,19 @@ pub async fn join(state: SharedState, party: Party, socket: WebSocket) {
                     reason = stop.stopped() => (close::UNAUTHORIZED, reason),
                 }
             };
-            super::pipe::run(socket, other_socket, party.is_user(), &tap, stopped).await;
+            let rights = match (&party.side, &other.side) {
+                (Side::User { rights, .. }, _) | (_, Side::User { rights, .. }) => *rights,
+                _ => None,
+            };
+            let guard = super::guard::SessionGuard::new(rights);
+            super::pipe::run(
+                socket,
+                other_socket,
+                party.is_user(),
+                (&tap, guard),
+                stopped,
+            )
+            .await;
             let summary = tap.finish();
             let mut end = tap.end_event(&summary);
             if let Some(recording) = &summary.recording {

@@ -13,6 +13,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::Mutex;
 
 use super::close;
+use super::guard::{SessionGuard, Verdict};
 use super::tap::Tap;
 
 /// Silence after which a side is pinged.
@@ -36,16 +37,19 @@ enum End {
     PeerGone,
     /// The server ended the session (shutting down, or the user's session revoked).
     Stopped(u16, &'static str),
+    /// The user side sent what its rights do not allow (`guard`): close code and reason.
+    Refused(u16, String),
 }
 
 /// Pipes frames between `a` and `b` until either ends (or `stopped` resolves with a close
 /// code and reason for both), then closes both with a reason. `tap` sees every frame
-/// (`a_is_user` tells directions apart) and changes none.
+/// (`a_is_user` tells directions apart) and changes none; `guard` judges each frame of the
+/// user side before it is forwarded.
 pub async fn run(
     a: WebSocket,
     b: WebSocket,
     a_is_user: bool,
-    tap: &Tap,
+    (tap, guard): (&Tap, SessionGuard),
     stopped: impl std::future::Future<Output = (u16, &'static str)>,
 ) {
     let (a_sink, a_stream) = a.split();
@@ -56,19 +60,24 @@ pub async fn run(
         let _ = sink.lock().await.send(Message::Text("c".into())).await;
     }
     let last_data = Arc::new(std::sync::Mutex::new(tokio::time::Instant::now()));
+    let (guard_a, guard_b) = if a_is_user {
+        (Some(guard), None)
+    } else {
+        (None, Some(guard))
+    };
     let forward_ab = forward(
         a_stream,
         a_sink.clone(),
         b_sink.clone(),
         last_data.clone(),
-        (a_is_user, tap),
+        (a_is_user, tap, guard_a),
     );
     let forward_ba = forward(
         b_stream,
         b_sink.clone(),
         a_sink.clone(),
         last_data.clone(),
-        (!a_is_user, tap),
+        (!a_is_user, tap, guard_b),
     );
     tokio::pin!(forward_ab, forward_ba);
     // Whichever direction ends first decides how both sides are closed.
@@ -117,6 +126,16 @@ pub async fn run(
             };
             (frame.clone(), Some(frame))
         }
+        End::Refused(code, reason) => (
+            CloseFrame {
+                code: close::PEER_GONE,
+                reason: "the server ended the session".into(),
+            },
+            Some(CloseFrame {
+                code,
+                reason: crate::endpoint::close_reason(&reason).into(),
+            }),
+        ),
         End::PeerGone => (
             CloseFrame {
                 code: close::PEER_GONE,
@@ -153,7 +172,7 @@ async fn forward(
     from_sink: Sink,
     to: Sink,
     last_data: Arc<std::sync::Mutex<tokio::time::Instant>>,
-    (from_user, tap): (bool, &Tap),
+    (from_user, tap, mut guard): (bool, &Tap, Option<SessionGuard>),
 ) -> End {
     let mut last_heard = tokio::time::Instant::now();
     let mut tick = tokio::time::interval(Duration::from_secs(10));
@@ -175,6 +194,17 @@ async fn forward(
                     Message::Text(_) | Message::Binary(_) => {
                         *crate::locks::lock(&last_data) = last_heard;
                         tap.observe(from_user, &msg);
+                        let msg = match guard.as_mut() {
+                            None => msg,
+                            Some(g) => match g.judge(tap.protocol(), msg) {
+                                Verdict::Forward(m) => m,
+                                Verdict::Drop => continue,
+                                Verdict::Refuse(code, reason) => {
+                                    tracing::info!(code, %reason, "relay session refused by its guard");
+                                    return End::Refused(code, reason);
+                                }
+                            },
+                        };
                         if to.lock().await.send(msg).await.is_err() {
                             return End::PeerGone;
                         }

@@ -134,6 +134,11 @@ impl Tap {
         }
     }
 
+    /// The session's protocol, once the user's start frame named it.
+    pub fn protocol(&self) -> Option<u32> {
+        lock(&self.observed).protocol
+    }
+
     fn on_start_frame(&self, o: &mut Observed, bytes: &[u8]) {
         if o.start_frames >= MAX_START_FRAMES || bytes.len() > MAX_START_FRAME {
             return;
