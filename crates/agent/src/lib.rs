@@ -3,6 +3,7 @@
 
 pub mod backoff;
 pub mod commands;
+pub mod desktop;
 pub mod handshake;
 pub mod identity;
 pub mod reports;

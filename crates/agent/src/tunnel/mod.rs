@@ -1,6 +1,6 @@
 //! Relay sessions the server asks for (docs/protocol/agent.md §6): open a second WebSocket to the
 //! relay, wait for `c`, read the options and the protocol number, then run the session:
-//! terminal (`p=1`, `terminal`), files (`p=5`, `files`).
+//! terminal (`p=1`, `terminal`), desktop (`p=2`, `crate::desktop`), files (`p=5`, `files`).
 
 pub mod files;
 pub mod terminal;
@@ -132,7 +132,12 @@ pub async fn run(link: ControlLink, req: TunnelRequest) -> anyhow::Result<()> {
         {
             Some("File access is not allowed for this user")
         }
-        1 | 5 | 6 | 8 | 9 | 10 => None,
+        2 if !rights.has(MeshRights::REMOTE_CONTROL)
+            || rights.restricted(MeshRights::NO_DESKTOP) =>
+        {
+            Some("Remote desktop is not allowed for this user")
+        }
+        1 | 2 | 5 | 6 | 8 | 9 | 10 => None,
         _ => Some("This agent does not support that session type"),
     };
     if let Some(text) = refusal {
@@ -143,6 +148,11 @@ pub async fn run(link: ControlLink, req: TunnelRequest) -> anyhow::Result<()> {
     tracing::info!(protocol, user = %req.userid, "relay session started");
     let outcome = match protocol {
         5 | 10 => files::run(&mut socket).await,
+        2 => {
+            // View-only users get pictures; their keyboard and mouse never reach the device.
+            let view_only = rights.restricted(MeshRights::REMOTE_VIEW_ONLY);
+            crate::desktop::session::run(&mut socket, view_only).await
+        }
         _ => terminal::run(&mut socket, &options).await,
     };
     let _ = socket.close(None).await;

@@ -1,0 +1,571 @@
+//! One remote desktop session (relay protocol 2, docs/protocol/desktop.md).
+//!
+//! Three parts run side by side so that none waits for another:
+//! - the **reader** cuts the viewer's byte stream into commands ([`Deframer`]), applies
+//!   settings, and queues input for the injector;
+//! - the **writer** owns the socket's sending half: it asks the capture thread for a frame,
+//!   writes it, and only then (and no sooner than the frame interval after the previous
+//!   capture) asks for the next — a slow viewer slows the captures, never fills memory;
+//! - two threads own an X connection each: capture + encoding (CPU-bound, blocking) and
+//!   input injection (so a key is applied the moment it arrives, not once per frame).
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use futures_util::{FutureExt, SinkExt, StreamExt};
+use ironmesh_proto::desktop::{self, Deframer, KeyAction, RawCommand, ToAgent, ToViewer};
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, Notify};
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
+use x11rb::rust_connection::RustConnection;
+
+use super::capture::Capturer;
+use super::change::{ChangeTracker, Frame};
+use super::display::{self, DisplayTarget};
+use super::encode::{Quality, TileEncoder};
+use super::input::{Injector, InputEvent};
+use crate::tunnel::CTRL_CHANNEL;
+use ironmesh_client::connect::Socket as AgentSocket;
+
+/// The least and most time between two captures the viewer may ask for, in ms.
+pub const FRAME_MS: std::ops::RangeInclusive<u16> = 10..=1000;
+/// Frame interval until the viewer says otherwise (the browser's default).
+const DEFAULT_FRAME_MS: u16 = 100;
+/// Viewer commands are a few bytes; a text message is the longest. Anything near this is
+/// not a viewer.
+const MAX_VIEWER_COMMAND: usize = 64 * 1024;
+/// Input events waiting for the injector; when full, reading from the viewer pauses.
+const INPUT_QUEUE: usize = 256;
+/// WebSocket messages read in one go before a held-back pointer move is applied: moves in
+/// between are merged into the last one.
+const READ_BURST: usize = 64;
+/// Picture bytes per WebSocket message: well under the relay's 4 MiB message limit.
+const MESSAGE_BYTES: usize = 1 << 20;
+
+/// What the viewer asked for, shared between the reader (who changes it) and the writer.
+#[derive(Debug)]
+struct View {
+    /// Set once the viewer sent its settings or an unpause: pictures flow from then on.
+    started: bool,
+    paused: bool,
+    quality: Quality,
+    frame_ms: u16,
+    /// The next picture must be the whole screen.
+    refresh: bool,
+}
+
+/// The view state and a wake-up for the writer when it changes.
+struct Shared {
+    view: Mutex<View>,
+    changed: Notify,
+}
+
+impl Shared {
+    fn update(&self, f: impl FnOnce(&mut View)) {
+        f(&mut self.view.lock().expect("view lock"));
+        self.changed.notify_one();
+    }
+
+    fn quality(&self) -> Quality {
+        self.view.lock().expect("view lock").quality
+    }
+}
+
+/// Why a session ended early, for the user's console.
+#[derive(Debug)]
+enum Ended {
+    /// The viewer said `close` or went away.
+    ByViewer,
+    /// The viewer sent something that is not a desktop command.
+    Malformed(String),
+}
+
+/// Runs a desktop session on an open relay socket; `view_only` passes pictures only.
+pub async fn run(socket: &mut AgentSocket, view_only: bool) -> anyhow::Result<()> {
+    let opened = tokio::task::spawn_blocking(open_display).await?;
+    let (capture_conn, screen, target) = match opened {
+        Ok(o) => o,
+        Err(e) => {
+            let text = format!("{e:#}");
+            tracing::warn!(reason = %text, "desktop session without a display");
+            tell(socket, &text).await;
+            return Ok(());
+        }
+    };
+    tracing::info!(display = %target.display, source = %target.source, view_only, "desktop session on X display");
+
+    let (job_tx, job_rx) = mpsc::channel::<Job>(1);
+    let (done_tx, mut done_rx) = mpsc::channel::<Done>(1);
+    std::thread::Builder::new()
+        .name("desktop-capture".into())
+        .spawn(move || capture_thread(capture_conn, screen, job_rx, done_tx))?;
+    let (width, height) = match done_rx.recv().await {
+        Some(Done::Ready { width, height, shm }) => {
+            tracing::info!(width, height, shm, "desktop capture ready");
+            (width, height)
+        }
+        Some(Done::Failed(e)) => {
+            tell(socket, &format!("Cannot capture this display: {e}")).await;
+            return Ok(());
+        }
+        _ => anyhow::bail!("desktop capture thread ended at start"),
+    };
+
+    let input = if view_only {
+        None
+    } else {
+        let t = target.clone();
+        match tokio::task::spawn_blocking(move || open_injector(&t)).await? {
+            Ok(injector) => Some(start_input_thread(injector)?),
+            Err(e) => {
+                let text = format!("Keyboard and mouse are not available: {e:#}");
+                tracing::warn!(reason = %text, "desktop input");
+                send_alert(socket, &text).await?;
+                None
+            }
+        }
+    };
+
+    let shared = Shared {
+        view: Mutex::new(View {
+            started: false,
+            paused: false,
+            quality: Quality::default(),
+            frame_ms: DEFAULT_FRAME_MS,
+            refresh: true,
+        }),
+        changed: Notify::new(),
+    };
+    let mut start = Vec::new();
+    ToViewer::ScreenSize { width, height }.encode(&mut start);
+    socket.send(Message::Binary(start.into())).await?;
+
+    let (out_tx, out_rx) = mpsc::channel::<Message>(32);
+    let (mut sink, mut stream) = socket.split();
+    let mut ignored_input = 0u64;
+    let outcome = {
+        let reader = read_viewer(
+            &mut stream,
+            &shared,
+            out_tx,
+            input.as_ref(),
+            view_only,
+            &mut ignored_input,
+        );
+        let writer = write_frames(&mut sink, &shared, job_tx, &mut done_rx, out_rx);
+        tokio::select! {
+            r = reader => r,
+            w = writer => w.map(|()| Ended::ByViewer),
+        }
+    };
+    let mut socket = sink.reunite(stream).expect("halves of one socket");
+    if ignored_input > 0 {
+        tracing::info!(
+            events = ignored_input,
+            "view-only desktop session: input ignored"
+        );
+    }
+    match outcome {
+        Ok(Ended::ByViewer) => Ok(()),
+        Ok(Ended::Malformed(why)) => {
+            let text = format!("Desktop session closed: {why}");
+            tracing::warn!(reason = %why, "desktop session ended on a malformed command");
+            let _ = crate::tunnel::console(&mut socket, &text, 2).await;
+            Ok(())
+        }
+        Err(e) => {
+            let _ =
+                crate::tunnel::console(&mut socket, &format!("Desktop session ended: {e:#}"), 2)
+                    .await;
+            Err(e)
+        }
+    }
+}
+
+fn open_display() -> anyhow::Result<(RustConnection, usize, DisplayTarget)> {
+    display::open()
+}
+
+fn open_injector(target: &DisplayTarget) -> anyhow::Result<Injector> {
+    let (conn, screen) = display::connect(target)?;
+    Injector::new(conn, screen)
+}
+
+/// A message for the user: shown by the browser's desktop view (Alert) and its console
+/// line (the `console` control message).
+async fn tell(socket: &mut AgentSocket, text: &str) {
+    let _ = send_alert(socket, text).await;
+    let _ = crate::tunnel::console(socket, text, 2).await;
+}
+
+async fn send_alert(socket: &mut AgentSocket, text: &str) -> anyhow::Result<()> {
+    let bytes = ToViewer::Alert(text.to_string()).to_bytes();
+    socket.send(Message::Binary(bytes.into())).await?;
+    Ok(())
+}
+
+/// A capture request: the whole screen or only what changed, at these settings.
+struct Job {
+    full: bool,
+    quality: Quality,
+}
+
+enum Done {
+    Ready {
+        width: u16,
+        height: u16,
+        shm: bool,
+    },
+    /// Commands to send (screen size, tiles), possibly none when nothing changed.
+    Frame(Vec<u8>),
+    Failed(String),
+}
+
+fn capture_thread(
+    conn: RustConnection,
+    screen: usize,
+    mut jobs: mpsc::Receiver<Job>,
+    done: mpsc::Sender<Done>,
+) {
+    let mut capturer = match Capturer::new(conn, screen) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = done.blocking_send(Done::Failed(format!("{e:#}")));
+            return;
+        }
+    };
+    let (width, height) = match capturer.size() {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = done.blocking_send(Done::Failed(format!("{e:#}")));
+            return;
+        }
+    };
+    let shm = capturer.uses_shm();
+    if done
+        .blocking_send(Done::Ready { width, height, shm })
+        .is_err()
+    {
+        return;
+    }
+    let mut frame = Frame::default();
+    let mut tracker = ChangeTracker::default();
+    let mut encoder = TileEncoder::default();
+    // What the viewer was last told the screen size is (scaled).
+    let mut announced = (width, height);
+    while let Some(job) = jobs.blocking_recv() {
+        let result = (|| -> anyhow::Result<Vec<u8>> {
+            capturer.grab(&mut frame)?;
+            let mut out = Vec::new();
+            let q = job.quality;
+            let size = (q.scaled(frame.width), q.scaled(frame.height));
+            let mut full = job.full;
+            if size != announced {
+                announced = size;
+                full = true;
+                ToViewer::ScreenSize {
+                    width: size.0,
+                    height: size.1,
+                }
+                .encode(&mut out);
+            }
+            for rect in tracker.changes(&frame, full) {
+                encoder.encode(&frame, rect, q, &mut out)?;
+            }
+            Ok(out)
+        })();
+        let reply = match result {
+            Ok(bytes) => Done::Frame(bytes),
+            Err(e) => Done::Failed(format!("{e:#}")),
+        };
+        let failed = matches!(reply, Done::Failed(_));
+        if done.blocking_send(reply).is_err() || failed {
+            break;
+        }
+    }
+}
+
+fn start_input_thread(mut injector: Injector) -> anyhow::Result<mpsc::Sender<InputEvent>> {
+    let (tx, mut rx) = mpsc::channel::<InputEvent>(INPUT_QUEUE);
+    std::thread::Builder::new()
+        .name("desktop-input".into())
+        .spawn(move || {
+            while let Some(ev) = rx.blocking_recv() {
+                if let Err(e) = injector.apply(ev) {
+                    tracing::warn!(error = %format!("{e:#}"), "desktop input stopped");
+                    break;
+                }
+            }
+            injector.finish();
+        })?;
+    Ok(tx)
+}
+
+/// The writer: frames at the viewer's pace and settings, and the control replies.
+async fn write_frames<S>(
+    sink: &mut S,
+    shared: &Shared,
+    jobs: mpsc::Sender<Job>,
+    done: &mut mpsc::Receiver<Done>,
+    mut out: mpsc::Receiver<Message>,
+) -> anyhow::Result<()>
+where
+    S: futures_util::Sink<Message, Error = tokio_tungstenite::tungstenite::Error> + Unpin,
+{
+    let mut next_at = Instant::now();
+    loop {
+        let (active, full, frame_ms) = {
+            let v = shared.view.lock().expect("view lock");
+            (v.started && !v.paused, v.refresh, v.frame_ms)
+        };
+        let due = if full { Instant::now() } else { next_at };
+        tokio::select! {
+            m = out.recv() => match m {
+                Some(m) => sink.send(m).await?,
+                None => return Ok(()),
+            },
+            _ = shared.changed.notified() => {}
+            _ = tokio::time::sleep_until(due), if active => {
+                let quality = {
+                    let mut v = shared.view.lock().expect("view lock");
+                    v.refresh = false;
+                    v.quality
+                };
+                let began = Instant::now();
+                jobs.send(Job { full, quality }).await?;
+                let reply = loop {
+                    tokio::select! {
+                        d = done.recv() => break d,
+                        m = out.recv() => match m {
+                            Some(m) => sink.send(m).await?,
+                            None => return Ok(()),
+                        },
+                    }
+                };
+                match reply {
+                    Some(Done::Frame(bytes)) => send_picture(sink, bytes).await?,
+                    Some(Done::Failed(e)) => anyhow::bail!("screen capture failed: {e}"),
+                    Some(Done::Ready { .. }) | None => anyhow::bail!("screen capture stopped"),
+                }
+                next_at = began + Duration::from_millis(frame_ms as u64);
+            }
+        }
+    }
+}
+
+/// Sends picture commands in messages of at most [`MESSAGE_BYTES`] (commands may span
+/// messages: the viewer reads a byte stream).
+async fn send_picture<S>(sink: &mut S, bytes: Vec<u8>) -> anyhow::Result<()>
+where
+    S: futures_util::Sink<Message, Error = tokio_tungstenite::tungstenite::Error> + Unpin,
+{
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    if bytes.len() <= MESSAGE_BYTES {
+        sink.send(Message::Binary(bytes.into())).await?;
+        return Ok(());
+    }
+    for chunk in bytes.chunks(MESSAGE_BYTES) {
+        sink.feed(Message::Binary(chunk.to_vec().into())).await?;
+    }
+    sink.flush().await?;
+    Ok(())
+}
+
+/// The reader: settings, input and control messages from the viewer.
+async fn read_viewer<S>(
+    stream: &mut S,
+    shared: &Shared,
+    out: mpsc::Sender<Message>,
+    input: Option<&mpsc::Sender<InputEvent>>,
+    view_only: bool,
+    ignored: &mut u64,
+) -> anyhow::Result<Ended>
+where
+    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    let mut deframer = Deframer::new(MAX_VIEWER_COMMAND);
+    // A pointer move held back until the burst of messages ends (see READ_BURST).
+    let mut pending_move: Option<InputEvent> = None;
+    loop {
+        let first = stream.next().await;
+        let mut next = first;
+        let mut burst = 0;
+        loop {
+            let msg = match next {
+                None => return Ok(Ended::ByViewer),
+                Some(m) => m?,
+            };
+            match msg {
+                Message::Binary(data) => {
+                    deframer.push(&data);
+                    loop {
+                        let raw = match deframer.next_command() {
+                            Ok(Some(raw)) => raw,
+                            Ok(None) => break,
+                            Err(e) => return Ok(Ended::Malformed(e.to_string())),
+                        };
+                        let cmd = match decode(&raw) {
+                            Ok(Some(cmd)) => cmd,
+                            Ok(None) => continue,
+                            Err(e) => return Ok(Ended::Malformed(e.to_string())),
+                        };
+                        if cmd.is_input() {
+                            if view_only {
+                                *ignored += 1;
+                                tracing::debug!(?cmd, "view-only session: input ignored");
+                                continue;
+                            }
+                            let Some(tx) = input else { continue };
+                            let Some(ev) = to_input(&cmd, shared.quality()) else {
+                                continue;
+                            };
+                            if matches!(ev, InputEvent::Move { .. }) {
+                                pending_move = Some(ev);
+                                continue;
+                            }
+                            if let Some(m) = pending_move.take() {
+                                tx.send(m).await?;
+                            }
+                            tx.send(ev).await?;
+                        } else if let Some(reply) = apply(&cmd, shared) {
+                            out.send(Message::Binary(reply.into())).await?;
+                        }
+                    }
+                }
+                Message::Text(text) => {
+                    if control(text.as_str(), &out).await? {
+                        return Ok(Ended::ByViewer);
+                    }
+                }
+                Message::Close(_) => return Ok(Ended::ByViewer),
+                _ => {}
+            }
+            burst += 1;
+            if burst >= READ_BURST {
+                break;
+            }
+            // Take whatever else has already arrived before applying a held-back move.
+            match stream.next().now_or_never() {
+                Some(m) => next = m,
+                None => break,
+            }
+        }
+        if let (Some(m), Some(tx)) = (pending_move.take(), input) {
+            tx.send(m).await?;
+        }
+    }
+}
+
+/// Decodes a viewer command; `Ok(None)` for commands the browser sends that have no
+/// meaning here (its own log messages, touch events).
+fn decode(raw: &RawCommand) -> Result<Option<ToAgent>, desktop::DesktopError> {
+    const VIEWER_MESSAGE: u16 = desktop::cmd::MESSAGE;
+    const TOUCH: u16 = 15;
+    if raw.cmd == VIEWER_MESSAGE || raw.cmd == TOUCH {
+        return Ok(None);
+    }
+    ToAgent::decode(raw).map(Some)
+}
+
+/// Settings and queries; returns bytes to send back, if any.
+fn apply(cmd: &ToAgent, shared: &Shared) -> Option<Vec<u8>> {
+    match *cmd {
+        ToAgent::Compression {
+            image,
+            quality,
+            scaling,
+            frame_ms,
+        } => {
+            if image != desktop::image_type::JPEG {
+                tracing::debug!(image, "only JPEG tiles are sent");
+            }
+            shared.update(|v| {
+                v.started = true;
+                v.quality = Quality::new(quality, scaling);
+                v.frame_ms = if frame_ms == 0 {
+                    DEFAULT_FRAME_MS
+                } else {
+                    frame_ms.clamp(*FRAME_MS.start(), *FRAME_MS.end())
+                };
+            });
+            None
+        }
+        ToAgent::Refresh => {
+            shared.update(|v| v.refresh = true);
+            None
+        }
+        ToAgent::Pause(paused) => {
+            shared.update(|v| {
+                v.paused = paused;
+                v.started |= !paused;
+            });
+            None
+        }
+        ToAgent::GetDisplays => Some(
+            ToViewer::Displays {
+                ids: vec![0],
+                selected: 0,
+            }
+            .to_bytes(),
+        ),
+        ToAgent::SetDisplay(_) => {
+            shared.update(|v| v.refresh = true);
+            Some(ToViewer::DisplaySet.to_bytes())
+        }
+        // One X screen: never locked by the agent.
+        ToAgent::InputLock(_) => Some(ToViewer::InputLock(false).to_bytes()),
+        _ => None,
+    }
+}
+
+/// An input command as an injector event, with viewer coordinates mapped back to the
+/// screen when the picture is scaled.
+fn to_input(cmd: &ToAgent, q: Quality) -> Option<InputEvent> {
+    Some(match *cmd {
+        ToAgent::Key { action, code } => InputEvent::Key {
+            vk: code,
+            down: action.is_down(),
+            extended: matches!(action, KeyAction::ExtendedDown | KeyAction::ExtendedUp),
+        },
+        ToAgent::KeyUnicode { up, unit } => InputEvent::Unicode { unit, down: !up },
+        ToAgent::Mouse { buttons: 0, x, y } => InputEvent::Move {
+            x: q.unscaled(x),
+            y: q.unscaled(y),
+        },
+        ToAgent::Mouse { buttons, x, y } => InputEvent::Buttons {
+            bits: buttons,
+            x: q.unscaled(x),
+            y: q.unscaled(y),
+        },
+        ToAgent::Wheel { x, y, delta } => InputEvent::Wheel {
+            x: q.unscaled(x),
+            y: q.unscaled(y),
+            delta,
+        },
+        ToAgent::CtrlAltDel => InputEvent::CtrlAltDel,
+        _ => return None,
+    })
+}
+
+/// A text control message; true when the viewer closes the session.
+async fn control(text: &str, out: &mpsc::Sender<Message>) -> anyhow::Result<bool> {
+    let Ok(Value::Object(msg)) = serde_json::from_str::<Value>(text) else {
+        return Ok(false);
+    };
+    match msg.get("type").and_then(Value::as_str) {
+        Some("close") => return Ok(true),
+        Some("ping") => {
+            let pong = json!({"ctrlChannel": CTRL_CHANNEL, "type": "pong"});
+            out.send(Message::Text(pong.to_string().into())).await?;
+        }
+        // The browser measures its round trip by having this echoed.
+        Some("rtt") => {
+            out.send(Message::Text(text.to_string().into())).await?;
+        }
+        _ => {}
+    }
+    Ok(false)
+}
