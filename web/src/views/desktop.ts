@@ -86,7 +86,7 @@ export function desktopTab(app: App, node: Json, body: HTMLElement): () => void 
     spellcheck: "false",
     "aria-label": "Type on the device",
   });
-  const screen = h("div", { class: "desktop-screen", id: "desktop-screen", tabindex: 0, "aria-label": "Remote screen: click to control, keys go to the device" }, canvas, input);
+  const screen = h("div", { class: "desktop-screen", id: "desktop-screen", tabindex: 0, hidden: true, "aria-label": "Remote screen: click to control, keys go to the device" }, canvas, input);
   const panel = h(
     "div",
     { class: "desktop", id: "desktop" },
@@ -183,6 +183,7 @@ export function desktopTab(app: App, node: Json, body: HTMLElement): () => void 
           canvas.width = width;
           canvas.height = height;
           canvas.hidden = width === 0;
+          screen.hidden = width === 0;
           layout();
         }
         // Settings, unpause and the input-lock question follow every size message (the
