@@ -36,8 +36,9 @@ const scenario = process.argv[2] ?? "desktop";
 const problems = [];
 let page;
 let step = "start";
-/** Binary frames the main page sent on relay sockets (byte arrays). */
+/** Binary frames the main page sent on relay sockets (byte arrays), and text frames. */
 const sentFrames = [];
+const sentText = [];
 let BASE;
 
 function check(cond, what) {
@@ -68,10 +69,16 @@ async function poll(fn, what, timeoutMs = 15000) {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/** A TCP relay to the server: `drop()` cuts every open connection, as a network loss would. */
+/** A TCP relay to the server: `drop()` cuts every open connection, as a network loss would;
+ *  `block(true)` refuses new ones until `block(false)`. */
 async function startRelay(port) {
   const open = new Set();
+  let blocked = false;
   const server = net.createServer((client) => {
+    if (blocked) {
+      client.destroy();
+      return;
+    }
     const upstream = net.connect(port, "127.0.0.1");
     open.add(client);
     open.add(upstream);
@@ -94,6 +101,10 @@ async function startRelay(port) {
     drop: () => {
       for (const s of open) s.destroy();
       open.clear();
+    },
+    /** While blocked, new connections are cut at once (the network is still down). */
+    block: (b) => {
+      blocked = b;
     },
     close: () => server.close(),
   };
@@ -349,13 +360,46 @@ async function desktopScenario(relay, browser) {
     await waitForPattern(page, "after the reconnection");
   });
 
+  await run("a longer loss: retries back off, then the session comes back", async () => {
+    const before = Number(await page.getAttribute("#desktop-canvas", "data-tiles"));
+    relay.block(true);
+    relay.drop();
+    // The first retry (after 1 s) fails too; the second waits 2 s more.
+    await page.waitForSelector("#desktop-status:has-text('attempt 2 of 5')", { timeout: 10000 });
+    await shot("reconnecting");
+    relay.block(false);
+    await page.waitForSelector("#desktop-status:text('Connected.')", { timeout: 40000 });
+    await poll(async () => Number(await page.getAttribute("#desktop-canvas", "data-tiles")) > before, "pictures after the reconnection", 20000);
+  });
+
+  await run("clipboard: the console sends the text and asks for the device's", async () => {
+    const from = sentText.length;
+    await page.click("#desktop-clip-send");
+    await page.fill("#desktop-clip-text", "ironmesh clipboard ✓ 42");
+    await page.click("#desktop-clip-confirm");
+    await page.click("#desktop-clip-get");
+    const sent = await poll(() => {
+      const msgs = sentText.slice(from).flatMap((t) => {
+        try {
+          return [JSON.parse(t)];
+        } catch {
+          return [];
+        }
+      });
+      const set = msgs.find((m) => m.type === "clipboard");
+      const get = msgs.find((m) => m.type === "getclipboard");
+      return set && get ? { set, get } : null;
+    }, "the clipboard messages");
+    check(sent.set.ctrlChannel === "102938" && sent.set.data === "ironmesh clipboard ✓ 42", `clipboard message (got ${JSON.stringify(sent.set)})`);
+    check(sent.get.ctrlChannel === "102938", "getclipboard on the control channel");
+    if (process.env.DESKTOP_CLIPBOARD !== "1") {
+      // An agent without clipboard support: the console says so instead of waiting forever.
+      await page.waitForSelector("#toast .notice.error:has-text('did not send its clipboard')", { timeout: 10000 });
+    }
+  });
+
   if (process.env.DESKTOP_CLIPBOARD === "1") {
     await run("clipboard: text sent to the device comes back", async () => {
-      await page.click("#desktop-clip-send");
-      await page.fill("#desktop-clip-text", "ironmesh clipboard ✓ 42");
-      await page.click("#desktop-clip-confirm");
-      await sleep(500);
-      await page.click("#desktop-clip-get");
       await page.waitForSelector("#desktop-clip-received");
       check((await page.inputValue("#desktop-clip-received")) === "ironmesh clipboard ✓ 42", "the device's clipboard holds the text");
       await page.click("dialog header button[aria-label='Close']");
@@ -516,6 +560,7 @@ try {
     if (!ws.url().includes("/meshrelay.ashx")) return;
     ws.on("framesent", (f) => {
       if (typeof f.payload !== "string") sentFrames.push([...f.payload]);
+      else sentText.push(f.payload);
     });
   });
   if (scenario === "desktop") await desktopScenario(relay, browser);

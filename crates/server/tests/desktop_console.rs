@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use ironmesh_testkit::agent::{create_group, fetch_msh, StockAgent};
+use ironmesh_testkit::agent::{create_group, fetch_msh};
 use ironmesh_testkit::server::{Db, TestServer};
 use ironmesh_testkit::xdisplay::{echo_colour, sample_points, Painter, XDisplay, ECHO_BOX};
 use ironmesh_testkit::{binary, workspace_root};
@@ -213,10 +213,12 @@ async fn desktop_tab_shows_the_agents_message_without_a_display() {
     let _ = agent.kill().await;
 }
 
-/// The stock MeshCentral agent on the same kind of display: its screen shows in the tab.
-/// It runs as root and captures only a display whose X server is root's and was started with
-/// `-auth FILE`, taking `DISPLAY` from a root process's environment (docs/protocol/desktop.md
-/// §5): the painter is that process.
+/// The stock MeshCentral agent on the same kind of display, through the same scenario (its
+/// Linux agent takes the Unicode key events too; it has no clipboard over the relay). It runs
+/// as root and captures only a display whose X server is root's and was started with
+/// `-auth FILE`, taking `DISPLAY` from a root process's environment
+/// (docs/protocol/desktop.md §7); with several such servers it needs `DISPLAY` and
+/// `XAUTHORITY` in its own environment to pick the right one.
 #[cfg(target_arch = "x86_64")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn desktop_tab_with_the_stock_agent() {
@@ -227,9 +229,12 @@ async fn desktop_tab_with_the_stock_agent() {
     let server = TestServer::start_for_stock_agents(Db::Sqlite).await;
     let group = members(&server).await;
     let msh = fetch_msh(&server, &group).await;
+    // Another root-owned X server started first: without DISPLAY in its own environment the
+    // agent captures that one (its capture child exits), with it the right one.
+    let _decoy = XDisplay::start(800, 600);
     let display = XDisplay::start(WIDTH, HEIGHT);
     let mut painter = Painter::start(&display, &[]);
-    let mut agent = StockAgent::start(&msh).await;
+    let mut agent = start_stock_agent(&msh, &display);
     let mut extra = display_env(&display, &painter);
     extra.push(("DESKTOP_INPUT", "1".into()));
     extra.push(("VIEWER_USER", "viewer".into()));
@@ -237,7 +242,37 @@ async fn desktop_tab_with_the_stock_agent() {
     browser(&server, "desktop", &extra).await;
     let typed = painter.typed(13, Duration::from_secs(1)).await;
     assert!(typed.contains("Hi, ironmesh!"), "typed: {typed:?}");
-    agent.kill().await;
+    let _ = agent.0.kill().await;
+}
+
+/// The stock agent (as `StockAgent` starts it) with `DISPLAY` and `XAUTHORITY` of `d` in its
+/// own environment: a root process naming the display, which is where it looks (§7), so it
+/// picks this display even when other root-owned X servers run on the machine.
+#[cfg(target_arch = "x86_64")]
+fn start_stock_agent(msh: &str, d: &XDisplay) -> (Child, tempfile::TempDir) {
+    let source = ironmesh_testkit::meshctrl::script()
+        .parent()
+        .expect("package dir")
+        .join("agents/meshagent_x86-64");
+    let dir = tempfile::Builder::new()
+        .prefix("stock-agent-")
+        .tempdir()
+        .expect("tempdir");
+    let exe = dir.path().join("meshagent");
+    std::fs::copy(&source, &exe).expect("copy stock agent");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::write(dir.path().join("meshagent.msh"), msh).expect("write msh");
+    let child = Command::new(&exe)
+        .current_dir(dir.path())
+        .envs(d.env())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("starting the stock agent");
+    (child, dir)
 }
 
 fn nix_is_root() -> bool {
