@@ -57,6 +57,8 @@ pub struct TestAgent {
     pub state_dir: PathBuf,
     _state: Option<tempfile::TempDir>,
     msh: PathBuf,
+    /// Extra environment for the agent process (e.g. `IRONMESH_DISPLAY` for desktop tests).
+    env: Vec<(String, String)>,
     /// Lines of the agent's log, as they arrive.
     pub log: mpsc::UnboundedReceiver<String>,
 }
@@ -64,6 +66,11 @@ pub struct TestAgent {
 impl TestAgent {
     /// Writes `msh` to a fresh state folder and starts the agent.
     pub async fn start(msh: &str) -> TestAgent {
+        TestAgent::start_with_env(msh, Vec::new()).await
+    }
+
+    /// Like [`TestAgent::start`], with extra environment variables for the agent.
+    pub async fn start_with_env(msh: &str, env: Vec<(String, String)>) -> TestAgent {
         let state = tempfile::Builder::new()
             .prefix("ironmesh-agent-")
             .tempdir()
@@ -75,6 +82,7 @@ impl TestAgent {
             state_dir: state.path().join("state"),
             _state: Some(state),
             msh: msh_path,
+            env,
             log: mpsc::unbounded_channel().1,
         };
         agent.launch();
@@ -89,6 +97,7 @@ impl TestAgent {
             .arg(&self.state_dir)
             .arg("--log")
             .arg("info")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .kill_on_drop(true)

@@ -149,7 +149,7 @@ fn from_server_sockets(socket_dir: &Path, proc_root: &Path) -> Vec<DisplayTarget
             let display = format!(":{n}");
             let xauthority = servers
                 .iter()
-                .find(|args| args.iter().any(|a| *a == display))
+                .find(|args| args.contains(&display))
                 .and_then(|args| {
                     let i = args.iter().position(|a| a == "-auth")?;
                     args.get(i + 1).map(PathBuf::from)

@@ -159,7 +159,7 @@ pub async fn run(socket: &mut AgentSocket, view_only: bool) -> anyhow::Result<()
             w = writer => w.map(|()| Ended::ByViewer),
         }
     };
-    let mut socket = sink.reunite(stream).expect("halves of one socket");
+    let socket = sink.reunite(stream).expect("halves of one socket");
     if ignored_input > 0 {
         tracing::info!(
             events = ignored_input,
@@ -171,13 +171,12 @@ pub async fn run(socket: &mut AgentSocket, view_only: bool) -> anyhow::Result<()
         Ok(Ended::Malformed(why)) => {
             let text = format!("Desktop session closed: {why}");
             tracing::warn!(reason = %why, "desktop session ended on a malformed command");
-            let _ = crate::tunnel::console(&mut socket, &text, 2).await;
+            let _ = crate::tunnel::console(socket, &text, 2).await;
             Ok(())
         }
         Err(e) => {
             let _ =
-                crate::tunnel::console(&mut socket, &format!("Desktop session ended: {e:#}"), 2)
-                    .await;
+                crate::tunnel::console(socket, &format!("Desktop session ended: {e:#}"), 2).await;
             Err(e)
         }
     }
@@ -435,10 +434,8 @@ where
                         }
                     }
                 }
-                Message::Text(text) => {
-                    if control(text.as_str(), &out).await? {
-                        return Ok(Ended::ByViewer);
-                    }
+                Message::Text(text) if control(text.as_str(), &out).await? => {
+                    return Ok(Ended::ByViewer);
                 }
                 Message::Close(_) => return Ok(Ended::ByViewer),
                 _ => {}

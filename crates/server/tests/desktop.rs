@@ -1,0 +1,663 @@
+//! Remote desktop end to end (docs/protocol/desktop.md): the real server, the real
+//! `ironmesh-agent` on a private Xvfb showing a known pattern (`ironmesh-xpattern`), and a
+//! viewer in Rust that decodes the JPEG tiles and composes the screen as a browser would.
+//! Pictures are compared with the pattern, keys and clicks with what the painter received.
+
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use ironmesh_proto::desktop::{buttons, tile_fits, Deframer, KeyAction, ToAgent, ToViewer};
+use ironmesh_proto::rights::MeshRights;
+use ironmesh_testkit::agent::{create_group, fetch_msh, TestAgent};
+use ironmesh_testkit::server::{Db, TestServer};
+use ironmesh_testkit::ws::{self, b64, Ws};
+use ironmesh_testkit::xdisplay::{
+    close, echo_colour, sample_points, Painter, PainterEvent, XDisplay, ECHO_BOX,
+};
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
+
+const PASS: &str = "Adm1n-pass!";
+const USER_PASS: &str = "user-pass-1";
+/// JPEG at quality 50 keeps flat cells' centres within a few levels; this leaves room.
+const TOLERANCE: u8 = 24;
+const W: u16 = 1024;
+const H: u16 = 768;
+/// Debug builds on a shared two-core machine: generous, never slept through.
+const WAIT: Duration = Duration::from_secs(20);
+
+/// What a viewer saw besides pictures.
+#[derive(Debug, Clone, PartialEq)]
+enum Seen {
+    Text(String),
+    Closed(u16, String),
+}
+
+/// A desktop viewer: the relay socket, the command stream and the composed screen.
+struct Viewer {
+    ws: Ws,
+    stream: Deframer,
+    width: u16,
+    height: u16,
+    screen: Vec<[u8; 3]>,
+    /// Pixels drawn at least once since the last size message.
+    drawn: Vec<bool>,
+    tiles: usize,
+    /// Text messages (control JSON), alerts and messages, in order.
+    notes: Vec<String>,
+    closed: Option<(u16, String)>,
+}
+
+impl Viewer {
+    async fn open(s: &TestServer, node: &str, user: &str, pass: &str) -> Viewer {
+        let enc = node.replace('$', "%24").replace('@', "%40");
+        let auth = format!("{},{}", b64(user.as_bytes()), b64(pass.as_bytes()));
+        let ws = ws::connect(
+            s.port,
+            &format!("/meshrelay.ashx?nodeid={enc}&p=2"),
+            &[("x-meshauth", auth.as_str())],
+        )
+        .await
+        .unwrap();
+        let mut v = Viewer::wrap(ws);
+        // Paired: the server says `c`; the viewer names the protocol.
+        let first = v.next_message(WAIT).await;
+        assert_eq!(first, Some(Seen::Text("c".into())), "relay paired");
+        v.notes.clear();
+        v.ws.send(Message::Text("2".into())).await.unwrap();
+        v
+    }
+
+    fn wrap(ws: Ws) -> Viewer {
+        Viewer {
+            ws,
+            stream: Deframer::default(),
+            width: 0,
+            height: 0,
+            screen: Vec::new(),
+            drawn: Vec::new(),
+            tiles: 0,
+            notes: Vec::new(),
+            closed: None,
+        }
+    }
+
+    async fn send(&mut self, cmds: &[ToAgent]) {
+        let mut out = Vec::new();
+        for c in cmds {
+            c.encode(&mut out);
+        }
+        self.ws.send(Message::Binary(out.into())).await.unwrap();
+    }
+
+    async fn send_raw(&mut self, bytes: &[u8]) {
+        self.ws
+            .send(Message::Binary(bytes.to_vec().into()))
+            .await
+            .unwrap();
+    }
+
+    /// The browser's start: default settings and unpause.
+    async fn start(&mut self) {
+        self.send(&[
+            ToAgent::Compression {
+                image: 1,
+                quality: 50,
+                scaling: 1024,
+                frame_ms: 50,
+            },
+            ToAgent::Pause(false),
+        ])
+        .await;
+    }
+
+    /// Reads one WebSocket message and applies it; `None` when `timeout` passed first.
+    async fn next_message(&mut self, timeout: Duration) -> Option<Seen> {
+        let msg = match tokio::time::timeout(timeout, self.ws.next()).await {
+            Err(_) => return None,
+            Ok(None) | Ok(Some(Err(_))) => {
+                self.closed.get_or_insert((0, String::new()));
+                return Some(Seen::Closed(0, String::new()));
+            }
+            Ok(Some(Ok(m))) => m,
+        };
+        match msg {
+            Message::Text(t) => {
+                self.notes.push(t.to_string());
+                Some(Seen::Text(t.to_string()))
+            }
+            Message::Binary(b) => {
+                self.stream.push(&b);
+                while let Some(raw) = self.stream.next_command().expect("agent's stream") {
+                    match ToViewer::decode(&raw).expect("a command the viewer knows") {
+                        ToViewer::ScreenSize { width, height } => {
+                            self.width = width;
+                            self.height = height;
+                            self.screen = vec![[0; 3]; width as usize * height as usize];
+                            self.drawn = vec![false; width as usize * height as usize];
+                        }
+                        ToViewer::Tile { x, y, image } => self.draw(x, y, &image),
+                        ToViewer::Alert(t) | ToViewer::Message(t) => self.notes.push(t),
+                        _ => {}
+                    }
+                }
+                Some(Seen::Text(String::new()))
+            }
+            Message::Close(f) => {
+                let c = f
+                    .map(|f| (u16::from(f.code), f.reason.to_string()))
+                    .unwrap_or((0, String::new()));
+                self.closed = Some(c.clone());
+                Some(Seen::Closed(c.0, c.1))
+            }
+            _ => Some(Seen::Text(String::new())),
+        }
+    }
+
+    fn draw(&mut self, x: u16, y: u16, jpeg: &[u8]) {
+        assert!(
+            tile_fits(x, y, jpeg, self.width, self.height),
+            "tile at {x},{y} outside {}x{}",
+            self.width,
+            self.height
+        );
+        let mut d =
+            zune_jpeg::JpegDecoder::new(zune_jpeg::zune_core::bytestream::ZCursor::new(jpeg));
+        let rgb = d.decode().expect("a JPEG the viewer can decode");
+        let (w, h) = d.dimensions().expect("dimensions");
+        for row in 0..h {
+            for col in 0..w {
+                let at = (y as usize + row) * self.width as usize + x as usize + col;
+                let px = (row * w + col) * 3;
+                self.screen[at] = [rgb[px], rgb[px + 1], rgb[px + 2]];
+                self.drawn[at] = true;
+            }
+        }
+        self.tiles += 1;
+    }
+
+    fn pixel(&self, x: u16, y: u16) -> [u8; 3] {
+        self.screen[y as usize * self.width as usize + x as usize]
+    }
+
+    fn complete(&self) -> bool {
+        !self.drawn.is_empty() && self.drawn.iter().all(|d| *d)
+    }
+
+    /// Reads until `pred` holds; panics with `what` after [`WAIT`].
+    async fn until(&mut self, what: &str, pred: impl Fn(&Viewer) -> bool) -> Duration {
+        let start = Instant::now();
+        while !pred(self) {
+            let left = WAIT.saturating_sub(start.elapsed());
+            match self.next_message(left).await {
+                None => panic!("{what}: not within {WAIT:?} (notes {:?})", self.notes),
+                Some(Seen::Closed(code, why)) if !pred(self) => {
+                    panic!(
+                        "{what}: closed with {code} {why:?} (notes {:?})",
+                        self.notes
+                    )
+                }
+                _ => {}
+            }
+        }
+        start.elapsed()
+    }
+
+    /// Reads until the socket closes; returns the notes seen on the way.
+    async fn until_closed(&mut self) -> Vec<String> {
+        let start = Instant::now();
+        while self.closed.is_none() {
+            let left = WAIT.saturating_sub(start.elapsed());
+            if self.next_message(left).await.is_none() {
+                panic!("no close within {WAIT:?} (notes {:?})", self.notes);
+            }
+        }
+        self.notes.clone()
+    }
+}
+
+fn matches_pattern(v: &Viewer) -> bool {
+    v.complete()
+        && sample_points(v.width, v.height)
+            .iter()
+            .all(|(x, y, want)| close(v.pixel(*x, *y), *want, TOLERANCE))
+}
+
+async fn setup() -> (TestServer, String, XDisplay, Painter, TestAgent, String) {
+    setup_with(&[]).await
+}
+
+async fn setup_with(
+    painter_args: &[&str],
+) -> (TestServer, String, XDisplay, Painter, TestAgent, String) {
+    let x = XDisplay::start(W, H);
+    let painter = Painter::start(&x, painter_args);
+    let s = TestServer::start(Db::Sqlite).await;
+    s.add_user("admin", PASS, true).await;
+    let group = create_group(&s, "admin", PASS, "desks").await;
+    let env = vec![
+        ("IRONMESH_DISPLAY".to_string(), x.display.clone()),
+        (
+            "IRONMESH_XAUTHORITY".to_string(),
+            x.auth_file.display().to_string(),
+        ),
+    ];
+    let mut agent = TestAgent::start_with_env(&fetch_msh(&s, &group).await, env).await;
+    let (node, _) = agent.wait_online().await;
+    (s, group, x, painter, agent, node)
+}
+
+fn key(code: u8, down: bool) -> ToAgent {
+    ToAgent::Key {
+        action: if down { KeyAction::Down } else { KeyAction::Up },
+        code,
+    }
+}
+
+fn typed(text: &str) -> Vec<ToAgent> {
+    text.encode_utf16()
+        .flat_map(|unit| {
+            [
+                ToAgent::KeyUnicode { up: false, unit },
+                ToAgent::KeyUnicode { up: true, unit },
+            ]
+        })
+        .collect()
+}
+
+async fn button_event(p: &mut Painter, button: u8) -> Option<PainterEvent> {
+    p.wait_event(
+        |e| matches!(e, PainterEvent::Button { button: b, .. } if *b == button),
+        WAIT,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn pictures_keys_and_clicks_reach_both_ends() {
+    let (s, _group, _x, mut painter, _agent, node) = setup().await;
+    let mut v = Viewer::open(&s, &node, "admin", PASS).await;
+    let asked = Instant::now();
+    v.start().await;
+
+    // The first update is the whole screen, and it is the pattern.
+    v.until("the screen size", |v| v.width > 0).await;
+    assert_eq!((v.width, v.height), (W, H));
+    v.until("the first frame showing the pattern", matches_pattern)
+        .await;
+    println!("first full frame after {:?}", asked.elapsed());
+
+    // A key: the painter gets it, and the echo box it repaints comes back as a change.
+    let sent = Instant::now();
+    v.send(&[key(0x48, true), key(0x48, false)]).await;
+    let got = painter
+        .wait_event(|e| matches!(e, PainterEvent::Key { .. }), WAIT)
+        .await
+        .expect("the key reached the painter");
+    println!("key reached the painter after {:?}", sent.elapsed());
+    assert_eq!(
+        got,
+        PainterEvent::Key {
+            keysym: 'h' as u32,
+            text: "h".into()
+        }
+    );
+    let tiles_before = v.tiles;
+    let (ex, ey) = ECHO_BOX.centre();
+    let took = v
+        .until("the echo box's new colour", |v| {
+            close(v.pixel(ex, ey), echo_colour(1), TOLERANCE)
+        })
+        .await;
+    println!("changed region after {took:?}");
+    assert!(v.tiles > tiles_before);
+    // Only the changed part came again, not the whole screen.
+    assert!(
+        v.tiles - tiles_before <= 4,
+        "{} tiles for one small change",
+        v.tiles - tiles_before
+    );
+
+    // Virtual keys (Shift held for a capital, digits, Return) and typed text, Unicode
+    // beyond the layout included.
+    v.send(&[
+        key(0x10, true),
+        key(0x49, true),
+        key(0x49, false),
+        key(0x10, false),
+        key(0x37, true),
+        key(0x37, false),
+    ])
+    .await;
+    v.send(&typed("Az-é€ж")).await;
+    let text = painter.typed(8, WAIT).await;
+    assert_eq!(text, "I7Az-é€ж");
+    v.send(&[key(0x0D, true), key(0x0D, false)]).await;
+    painter
+        .wait_event(
+            |e| matches!(e, PainterEvent::Key { keysym: 0xff0d, .. }),
+            WAIT,
+        )
+        .await
+        .expect("Return reached the painter");
+
+    // Clicks: left, right, middle where the pointer is, and the wheel both ways.
+    v.send(&[
+        ToAgent::Mouse {
+            buttons: 0,
+            x: 500,
+            y: 400,
+        },
+        ToAgent::Mouse {
+            buttons: buttons::LEFT_DOWN,
+            x: 500,
+            y: 400,
+        },
+        ToAgent::Mouse {
+            buttons: buttons::LEFT_UP,
+            x: 500,
+            y: 400,
+        },
+    ])
+    .await;
+    assert_eq!(
+        button_event(&mut painter, 1).await,
+        Some(PainterEvent::Button {
+            button: 1,
+            x: 500,
+            y: 400
+        })
+    );
+    v.send(&[
+        ToAgent::Mouse {
+            buttons: buttons::RIGHT_DOWN,
+            x: 600,
+            y: 300,
+        },
+        ToAgent::Mouse {
+            buttons: buttons::RIGHT_UP,
+            x: 600,
+            y: 300,
+        },
+    ])
+    .await;
+    assert_eq!(
+        button_event(&mut painter, 3).await,
+        Some(PainterEvent::Button {
+            button: 3,
+            x: 600,
+            y: 300
+        })
+    );
+    // One button at a time: waiting for one event skips the others read with it.
+    v.send(&[
+        ToAgent::Mouse {
+            buttons: buttons::MIDDLE_DOWN,
+            x: 610,
+            y: 310,
+        },
+        ToAgent::Mouse {
+            buttons: buttons::MIDDLE_UP,
+            x: 610,
+            y: 310,
+        },
+    ])
+    .await;
+    assert!(button_event(&mut painter, 2).await.is_some());
+    v.send(&[ToAgent::Wheel {
+        x: 200,
+        y: 200,
+        delta: 120,
+    }])
+    .await;
+    assert!(button_event(&mut painter, 4).await.is_some(), "wheel up");
+    v.send(&[ToAgent::Wheel {
+        x: 200,
+        y: 200,
+        delta: -240,
+    }])
+    .await;
+    assert!(button_event(&mut painter, 5).await.is_some(), "wheel down");
+
+    // A flood of pointer moves is merged, and input after it still arrives promptly.
+    let moves: Vec<ToAgent> = (0..2000)
+        .map(|i| ToAgent::Mouse {
+            buttons: 0,
+            x: (i % W as u32) as u16,
+            y: 100,
+        })
+        .collect();
+    for chunk in moves.chunks(50) {
+        v.send(chunk).await;
+    }
+    v.send(&[key(0x41, true), key(0x41, false)]).await;
+    assert_eq!(painter.typed(1, WAIT).await, "a");
+
+    // Refresh: the whole screen again. Ping: pong.
+    let tiles_before = v.tiles;
+    v.drawn.iter_mut().for_each(|d| *d = false);
+    v.send(&[ToAgent::Refresh]).await;
+    v.until("a full refresh", |v| v.complete()).await;
+    assert!(v.tiles > tiles_before);
+    v.ws.send(Message::Text(
+        r#"{"ctrlChannel":"102938","type":"ping"}"#.into(),
+    ))
+    .await
+    .unwrap();
+    v.until("a pong", |v| v.notes.iter().any(|n| n.contains("\"pong\"")))
+        .await;
+    v.send(&[ToAgent::GetDisplays]).await;
+
+    // Closing from the viewer ends the session; the agent stays up for the next.
+    v.ws.send(Message::Text(
+        r#"{"ctrlChannel":"102938","type":"close"}"#.into(),
+    ))
+    .await
+    .unwrap();
+    v.until_closed().await;
+    let mut again = Viewer::open(&s, &node, "admin", PASS).await;
+    again.start().await;
+    again
+        .until("a second session's picture", matches_pattern)
+        .await;
+}
+
+#[tokio::test]
+async fn rights_malformed_commands_and_missing_displays() {
+    let (s, group, _x, mut painter, _agent, node) = setup().await;
+    let mut admin = ws::control(s.port, "admin", PASS).await.unwrap();
+    for (user, rights) in [
+        (
+            "viewer",
+            MeshRights::REMOTE_CONTROL | MeshRights::REMOTE_VIEW_ONLY,
+        ),
+        (
+            "nodesk",
+            MeshRights::REMOTE_CONTROL | MeshRights::NO_DESKTOP,
+        ),
+        ("norc", MeshRights::REMOTE_VIEW_ONLY),
+    ] {
+        let added = ws::request(
+            &mut admin,
+            &json!({"action":"adduser","username":user,"pass":USER_PASS}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(added["result"], "ok", "{added}");
+        let linked = ws::request(
+            &mut admin,
+            &json!({"action":"addmeshuser","meshid":group,"usernames":[user],"meshadmin":rights}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(linked["success"], 1, "{linked}");
+    }
+
+    // View only: pictures, and none of the input reaches the device.
+    let mut viewer = Viewer::open(&s, &node, "viewer", USER_PASS).await;
+    viewer.start().await;
+    viewer
+        .until("a view-only user's picture", matches_pattern)
+        .await;
+    viewer
+        .send(&[
+            key(0x41, true),
+            key(0x41, false),
+            ToAgent::Mouse {
+                buttons: buttons::LEFT_DOWN,
+                x: 10,
+                y: 10,
+            },
+            ToAgent::Mouse {
+                buttons: buttons::LEFT_UP,
+                x: 10,
+                y: 10,
+            },
+            ToAgent::Wheel {
+                x: 10,
+                y: 10,
+                delta: 120,
+            },
+            ToAgent::CtrlAltDel,
+        ])
+        .await;
+    viewer.send(&typed("no")).await;
+    viewer.send(&[ToAgent::Refresh]).await;
+    viewer.drawn.iter_mut().for_each(|d| *d = false);
+    viewer
+        .until("a refresh after the ignored input", |v| v.complete())
+        .await;
+    assert_eq!(
+        painter
+            .wait_event(|_| true, Duration::from_millis(1500))
+            .await,
+        None,
+        "a view-only user's input reached the device"
+    );
+
+    // Users without desktop rights are refused by the relay.
+    for user in ["nodesk", "norc"] {
+        let enc = node.replace('$', "%24").replace('@', "%40");
+        let auth = format!("{},{}", b64(user.as_bytes()), b64(USER_PASS.as_bytes()));
+        let c = ws::connect(
+            s.port,
+            &format!("/meshrelay.ashx?nodeid={enc}&p=2"),
+            &[("x-meshauth", auth.as_str())],
+        )
+        .await
+        .unwrap();
+        let mut r = Viewer::wrap(c);
+        r.until_closed().await;
+        let (code, why) = r.closed.clone().unwrap();
+        assert_eq!(code, 4403, "{user}: {why}");
+    }
+
+    // Malformed commands end that session with a reason; another session on the same
+    // agent goes on.
+    let mut keeper = Viewer::open(&s, &node, "admin", PASS).await;
+    keeper.start().await;
+    keeper
+        .until("the second session's picture", matches_pattern)
+        .await;
+    for bad in [
+        &[0u8, 1, 0, 5, 0][..],                        // a key with a 1-byte body
+        &[0, 99, 0, 4][..],                            // no such command
+        &[0, 1, 0, 2][..],                             // a size smaller than the header
+        &[0, 27, 0, 8, 0, 0x40, 0, 0, 0, 1, 0, 0][..], // 4 MiB announced
+    ] {
+        let mut broken = Viewer::open(&s, &node, "admin", PASS).await;
+        broken.start().await;
+        broken.until("a picture", |v| v.tiles > 0).await;
+        broken.send_raw(bad).await;
+        let notes = broken.until_closed().await;
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.contains("\"console\"") && n.contains("Desktop session closed")),
+            "{bad:?}: {notes:?}"
+        );
+    }
+    keeper.send(&typed("ok")).await;
+    assert_eq!(painter.typed(2, WAIT).await, "ok");
+    keeper.drawn.iter_mut().for_each(|d| *d = false);
+    keeper.send(&[ToAgent::Refresh]).await;
+    keeper
+        .until("the surviving session's refresh", |v| v.complete())
+        .await;
+
+    // A device with no X display says so, clearly, and ends the session.
+    let env = vec![("IRONMESH_DISPLAY".to_string(), ":4999".to_string())];
+    let mut headless = TestAgent::start_with_env(&fetch_msh(&s, &group).await, env).await;
+    let (blind, _) = headless.wait_online().await;
+    let mut v = Viewer::open(&s, &blind, "admin", PASS).await;
+    v.start().await;
+    let notes = v.until_closed().await;
+    assert!(
+        notes.iter().any(|n| n.contains("No X display found")
+            && n.contains("Wayland is not supported yet")),
+        "{notes:?}"
+    );
+    assert_eq!(v.tiles, 0);
+}
+
+/// An animated region: pictures keep coming at the viewer's frame interval, only the
+/// changed region is sent, and a faster interval gives more of them. Prints the figures
+/// (updates per second, bytes per second) for BENCHMARKS.md.
+#[tokio::test]
+async fn animation_flows_at_the_frame_interval() {
+    let (s, _group, _x, _painter, _agent, node) = setup_with(&["--animate"]).await;
+    for frame_ms in [100u16, 33] {
+        let mut v = Viewer::open(&s, &node, "admin", PASS).await;
+        v.send(&[
+            ToAgent::Compression {
+                image: 1,
+                quality: 50,
+                scaling: 1024,
+                frame_ms,
+            },
+            ToAgent::Pause(false),
+        ])
+        .await;
+        v.until("the first frame", |v| v.complete()).await;
+        let (tiles0, start) = (v.tiles, Instant::now());
+        let mut updates = 0u32;
+        let mut bytes = 0usize;
+        let window = Duration::from_secs(3);
+        while start.elapsed() < window {
+            match tokio::time::timeout(window.saturating_sub(start.elapsed()), v.ws.next()).await {
+                Ok(Some(Ok(Message::Binary(b)))) => {
+                    updates += 1;
+                    bytes += b.len();
+                    v.stream.push(&b);
+                    while let Some(raw) = v.stream.next_command().unwrap() {
+                        if let ToViewer::Tile { x, y, image } = ToViewer::decode(&raw).unwrap() {
+                            let (w, h) = ironmesh_proto::desktop::image_size(&image).unwrap();
+                            // Only the animated square (in whole tiles) changes.
+                            assert!(
+                                x >= 320 && y >= 192 && x + w <= 704 && y + h <= 576,
+                                "tile {x},{y} {w}x{h} outside the animation"
+                            );
+                            v.tiles += 1;
+                        }
+                    }
+                }
+                Ok(Some(Ok(_))) => {}
+                Ok(other) => panic!("session ended: {other:?}"),
+                Err(_) => break,
+            }
+        }
+        let secs = start.elapsed().as_secs_f64();
+        println!(
+            "frame timer {frame_ms} ms: {:.1} updates/s, {:.0} KiB/s, {} tiles",
+            updates as f64 / secs,
+            bytes as f64 / secs / 1024.0,
+            v.tiles - tiles0
+        );
+        let floor = if frame_ms == 100 { 5.0 } else { 8.0 };
+        assert!(
+            updates as f64 / secs >= floor,
+            "{updates} updates in {secs:.1} s at {frame_ms} ms"
+        );
+        v.ws.send(Message::Close(None)).await.unwrap();
+    }
+}
