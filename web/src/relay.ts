@@ -4,7 +4,16 @@
 import type { Json } from "./control";
 
 export const TERMINAL = 1;
+export const DESKTOP = 2;
 export const FILES = 5;
+
+/** A session that ended before it started, with the server's close code and reason (4403:
+ *  no rights, 4412: the device is offline). */
+export class RelayRefused extends Error {
+  constructor(message: string, readonly code: number, readonly reason: string) {
+    super(message);
+  }
+}
 
 export function openRelay(nodeId: string, protocol: number): Promise<WebSocket> {
   const url =
@@ -15,7 +24,7 @@ export function openRelay(nodeId: string, protocol: number): Promise<WebSocket> 
     ws.binaryType = "arraybuffer";
     const timer = window.setTimeout(() => {
       ws.close();
-      reject(new Error("The device did not join the session within 30 s. Is it online?"));
+      reject(new RelayRefused("The device did not join the session within 30 s. Is it online?", 0, ""));
     }, 30000);
     ws.onmessage = (ev) => {
       if (ev.data === "c" || ev.data === "cr") {
@@ -27,7 +36,8 @@ export function openRelay(nodeId: string, protocol: number): Promise<WebSocket> 
     };
     ws.onclose = (ev) => {
       window.clearTimeout(timer);
-      reject(new Error(ev.reason ? `The session was refused: ${ev.reason}` : "The session closed before it started."));
+      const text = ev.reason ? `The session was refused: ${ev.reason}` : "The session closed before it started.";
+      reject(new RelayRefused(text, ev.code, ev.reason));
     };
   });
 }

@@ -1,4 +1,4 @@
-// One device: overview, terminal, files, run command and its event log, as tabs.
+// One device: overview, desktop, terminal, files, run command and its event log, as tabs.
 
 import type { App } from "../app";
 import { errorText, Json } from "../control";
@@ -6,6 +6,7 @@ import { formatTime, h, notice, replace } from "../dom";
 import { deviceHref, online } from "./devices";
 import { terminalTab } from "./terminal";
 import { filesTab } from "./files";
+import { desktopTab } from "./desktop";
 import { eventLog, eventsHref } from "./events";
 import { recordingsTab } from "./recordings";
 
@@ -13,6 +14,7 @@ type Tab = (app: App, node: Json, body: HTMLElement) => (() => void) | void;
 
 const TABS: [string, string, Tab][] = [
   ["overview", "Overview", overviewTab],
+  ["desktop", "Desktop", desktopTab],
   ["terminal", "Terminal", terminalTab],
   ["files", "Files", filesTab],
   ["run", "Run command", runTab],

@@ -1,0 +1,287 @@
+//! The console's Desktop tab in a real browser: Debian's Chromium driven by playwright-core
+//! (`web/e2e/desktop.mjs`) against the real server and a real agent on a private Xvfb display
+//! that `ironmesh-xpattern` paints with a known pattern. The browser checks the canvas's pixels
+//! against the pattern; the painter reports the keys and clicks it receives. Screenshots land
+//! in `target/console-screenshots/`.
+//!
+//! Needs Xvfb, Debian's chromium and web/node_modules; the stock agent's half needs root (it
+//! only captures a display whose X server runs as root with `-auth FILE`,
+//! docs/protocol/desktop.md §5).
+
+#![cfg(target_os = "linux")]
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use ironmesh_testkit::agent::{create_group, fetch_msh};
+use ironmesh_testkit::server::{Db, TestServer};
+use ironmesh_testkit::xdisplay::{echo_colour, sample_points, Painter, XDisplay, ECHO_BOX};
+use ironmesh_testkit::{binary, workspace_root};
+use serde_json::json;
+use tokio::process::{Child, Command};
+
+const PASS: &str = "Adm1n-pass!";
+const WIDTH: u16 = 1024;
+const HEIGHT: u16 = 768;
+
+/// Group rights: remote control, and the view-only and no-desktop restrictions.
+const REMOTE_CONTROL: u32 = 8;
+const VIEW_ONLY: u32 = 256;
+const NO_DESKTOP: u32 = 65536;
+
+fn screenshots() -> PathBuf {
+    workspace_root().join("target/console-screenshots")
+}
+
+/// What the browser script needs to know about the display and its painter.
+fn display_env(d: &XDisplay, painter: &Painter) -> Vec<(&'static str, String)> {
+    let samples: Vec<_> = sample_points(d.width, d.height)
+        .into_iter()
+        .map(|(x, y, c)| json!([x, y, c]))
+        .collect();
+    let (ex, ey) = ECHO_BOX.centre();
+    vec![
+        ("DESKTOP_SAMPLES", serde_json::to_string(&samples).unwrap()),
+        ("DESKTOP_SIZE", format!("{}x{}", d.width, d.height)),
+        (
+            "DESKTOP_ECHO",
+            json!({"x": ex, "y": ey, "colours": (1..=4).map(echo_colour).collect::<Vec<_>>()})
+                .to_string(),
+        ),
+        (
+            "PAINTER_EVENTS",
+            painter.events_file().display().to_string(),
+        ),
+    ]
+}
+
+/// Runs one scenario of the browser script; fails with its output.
+async fn browser(server: &TestServer, scenario: &str, extra: &[(&str, String)]) {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        std::path::Path::new(&chromium).exists(),
+        "{chromium} is missing: the console tests need Debian's chromium"
+    );
+    let web = workspace_root().join("web");
+    assert!(
+        web.join("node_modules/playwright-core").exists(),
+        "web/node_modules is missing: building ironmesh-server runs `npm ci` in web/"
+    );
+    let mut cmd = Command::new("node");
+    cmd.arg(web.join("e2e/desktop.mjs"))
+        .arg(scenario)
+        .env("IRONMESH_URL", format!("https://127.0.0.1:{}", server.port))
+        .env("IRONMESH_USER", "admin")
+        .env("IRONMESH_PASS", PASS)
+        .env("SCREENSHOT_DIR", screenshots())
+        .env("CHROMIUM", &chromium)
+        .kill_on_drop(true);
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    let out = tokio::time::timeout(Duration::from_secs(300), cmd.output())
+        .await
+        .expect("the browser scenario took over 5 minutes")
+        .expect("running node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{stdout}{stderr}");
+    assert!(
+        out.status.success(),
+        "browser scenario {scenario} failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains(&format!("ok  {scenario}:")), "no step ran");
+}
+
+/// Adds an existing account to a group with `rights`.
+async fn add_member(server: &TestServer, group: &str, user: &str, rights: u32) {
+    let mut c = ironmesh_testkit::ws::control(server.port, "admin", PASS)
+        .await
+        .expect("control channel");
+    let r = ironmesh_testkit::ws::request(
+        &mut c,
+        &json!({"action":"addmeshuser","meshid":group,"usernames":[user],"meshadmin":rights}),
+    )
+    .await
+    .expect("addmeshuser");
+    assert_ne!(r["result"], "failed", "{r}");
+}
+
+/// The accounts of the scenario: an administrator, a view-only member and a member without
+/// desktop rights, in a new group; returns the group's id.
+async fn members(server: &TestServer) -> String {
+    server.add_user("admin", PASS, true).await;
+    server.add_user("viewer", PASS, false).await;
+    server.add_user("nodesk", PASS, false).await;
+    let group = create_group(server, "admin", PASS, "Lab").await;
+    add_member(server, &group, "viewer", REMOTE_CONTROL | VIEW_ONLY).await;
+    add_member(server, &group, "nodesk", REMOTE_CONTROL | NO_DESKTOP).await;
+    group
+}
+
+/// `ironmesh-agent` on display `d` (or on none: `d` is None and DISPLAY names nothing).
+fn start_agent(msh: &str, state: &std::path::Path, d: Option<&XDisplay>) -> Child {
+    let msh_path = state.join("agent.msh");
+    std::fs::create_dir_all(state).unwrap();
+    std::fs::write(&msh_path, msh).unwrap();
+    let mut cmd = Command::new(binary("ironmesh-agent"));
+    cmd.arg("--msh")
+        .arg(&msh_path)
+        .arg("--state-dir")
+        .arg(state.join("state"))
+        .env_remove("DISPLAY")
+        .env_remove("XAUTHORITY")
+        .env_remove("IRONMESH_DISPLAY")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    match d {
+        Some(d) => {
+            cmd.envs(d.env()).env("IRONMESH_DISPLAY", &d.display);
+        }
+        None => {
+            // A display number nobody serves.
+            cmd.env("DISPLAY", ":4999").env("IRONMESH_DISPLAY", ":4999");
+        }
+    }
+    cmd.spawn().expect("starting ironmesh-agent")
+}
+
+/// The console's desktop codec, in Node.js: the bytes it sends are what `proto::desktop`
+/// decodes, and its deframer gives the same commands however the stream is cut.
+#[tokio::test]
+async fn console_desktop_codec() {
+    let out = Command::new("node")
+        .arg(workspace_root().join("web/e2e/desktop-codec.mjs"))
+        .output()
+        .await
+        .expect("running node");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && text.contains("ok desktop-codec"),
+        "{text}"
+    );
+}
+
+/// ironmesh-agent's desktop: the pattern on the canvas, clicks, typed text, special keys,
+/// view only (by toggle, by rights, and by hand-made input), refusal without desktop rights,
+/// picture settings, a network loss, the clipboard, and a phone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn desktop_tab_with_ironmesh_agent() {
+    let server = TestServer::start(Db::Sqlite).await;
+    let group = members(&server).await;
+    let msh = fetch_msh(&server, &group).await;
+
+    let display = XDisplay::start(WIDTH, HEIGHT);
+    let mut painter = Painter::start(&display, &[]);
+    let work = tempfile::tempdir().unwrap();
+    let mut agent = start_agent(&msh, work.path(), Some(&display));
+
+    let mut extra = display_env(&display, &painter);
+    extra.push(("DESKTOP_INPUT", "1".into()));
+    extra.push(("DESKTOP_SCALING", "1".into()));
+    // The clipboard round trip, once ironmesh-agent answers `clipboard`/`getclipboard`.
+    if std::env::var("DESKTOP_CLIPBOARD").is_ok_and(|v| v == "1") {
+        extra.push(("DESKTOP_CLIPBOARD", "1".into()));
+    }
+    extra.push(("VIEWER_USER", "viewer".into()));
+    extra.push(("NODESK_USER", "nodesk".into()));
+    browser(&server, "desktop", &extra).await;
+
+    // The painter's own record agrees with what the script saw.
+    let typed = painter.typed(13, Duration::from_secs(1)).await;
+    assert!(typed.contains("Hi, ironmesh!"), "typed: {typed:?}");
+    let _ = agent.kill().await;
+    assert!(screenshots().join("desktop-desktop-pattern.png").exists());
+}
+
+/// An agent without a display says so in the tab, instead of a blank canvas.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn desktop_tab_shows_the_agents_message_without_a_display() {
+    let server = TestServer::start(Db::Sqlite).await;
+    server.add_user("admin", PASS, true).await;
+    let group = create_group(&server, "admin", PASS, "Lab").await;
+    let msh = fetch_msh(&server, &group).await;
+    let work = tempfile::tempdir().unwrap();
+    let mut agent = start_agent(&msh, work.path(), None);
+    browser(&server, "no-display", &[]).await;
+    let _ = agent.kill().await;
+}
+
+/// The stock MeshCentral agent on the same kind of display, through the same scenario (its
+/// Linux agent takes the Unicode key events too; it has no clipboard over the relay). It runs
+/// as root and captures only a display whose X server is root's and was started with
+/// `-auth FILE`, taking `DISPLAY` from a root process's environment
+/// (docs/protocol/desktop.md §7); with several such servers it needs `DISPLAY` and
+/// `XAUTHORITY` in its own environment to pick the right one.
+#[cfg(target_arch = "x86_64")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn desktop_tab_with_the_stock_agent() {
+    if !nix_is_root() {
+        ironmesh_testkit::skip("the stock agent captures the screen only when run as root");
+        return;
+    }
+    let server = TestServer::start_for_stock_agents(Db::Sqlite).await;
+    let group = members(&server).await;
+    let msh = fetch_msh(&server, &group).await;
+    // Another root-owned X server started first: without DISPLAY in its own environment the
+    // agent captures that one (its capture child exits), with it the right one.
+    let _decoy = XDisplay::start(800, 600);
+    let display = XDisplay::start(WIDTH, HEIGHT);
+    let mut painter = Painter::start(&display, &[]);
+    let mut agent = start_stock_agent(&msh, &display);
+    let mut extra = display_env(&display, &painter);
+    extra.push(("DESKTOP_INPUT", "1".into()));
+    extra.push(("VIEWER_USER", "viewer".into()));
+    extra.push(("NODESK_USER", "nodesk".into()));
+    browser(&server, "desktop", &extra).await;
+    let typed = painter.typed(13, Duration::from_secs(1)).await;
+    assert!(typed.contains("Hi, ironmesh!"), "typed: {typed:?}");
+    let _ = agent.0.kill().await;
+}
+
+/// The stock agent (as `StockAgent` starts it) with `DISPLAY` and `XAUTHORITY` of `d` in its
+/// own environment: a root process naming the display, which is where it looks (§7), so it
+/// picks this display even when other root-owned X servers run on the machine.
+#[cfg(target_arch = "x86_64")]
+fn start_stock_agent(msh: &str, d: &XDisplay) -> (Child, tempfile::TempDir) {
+    let source = ironmesh_testkit::meshctrl::script()
+        .parent()
+        .expect("package dir")
+        .join("agents/meshagent_x86-64");
+    let dir = tempfile::Builder::new()
+        .prefix("stock-agent-")
+        .tempdir()
+        .expect("tempdir");
+    let exe = dir.path().join("meshagent");
+    std::fs::copy(&source, &exe).expect("copy stock agent");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::write(dir.path().join("meshagent.msh"), msh).expect("write msh");
+    let child = Command::new(&exe)
+        .current_dir(dir.path())
+        .envs(d.env())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("starting the stock agent");
+    (child, dir)
+}
+
+fn nix_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
