@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use ironmesh_testkit::agent::{create_group, fetch_msh, StockAgent};
+use ironmesh_testkit::agent::{create_group, fetch_msh, StockAgent, TestAgent};
 use ironmesh_testkit::server::{Db, TestServer};
 use ironmesh_testkit::wait_until;
 use ironmesh_testkit::ws;
@@ -39,8 +39,9 @@ fn read_png(path: &std::path::Path) -> (u32, u32, Vec<u8>) {
     (info.width, info.height, buf)
 }
 
-/// Checks the PNG against the pattern at every sample point (JPEG tolerance).
-fn matches_pattern(path: &std::path::Path, d: &XDisplay) {
+/// Checks the PNG against the pattern at every sample point, and against what the X server
+/// itself holds at every pixel (JPEG tolerances).
+fn matches_display(path: &std::path::Path, d: &XDisplay) {
     let (w, h, rgb) = read_png(path);
     assert_eq!((w, h), (d.width as u32, d.height as u32));
     for (x, y, want) in sample_points(d.width, d.height) {
@@ -48,6 +49,94 @@ fn matches_pattern(path: &std::path::Path, d: &XDisplay) {
         let got = [rgb[at], rgb[at + 1], rgb[at + 2]];
         assert!(close(got, want, 24), "({x},{y}): {got:?}, want {want:?}");
     }
+    let truth = d.screenshot();
+    let error: u64 = truth
+        .iter()
+        .zip(rgb.chunks_exact(3))
+        .map(|(t, p)| (0..3).map(|i| t[i].abs_diff(p[i]) as u64).sum::<u64>())
+        .sum();
+    let mean = error as f64 / (truth.len() * 3) as f64;
+    assert!(
+        mean < 6.0,
+        "mean error per channel {mean:.2} against the X server's own pixels"
+    );
+}
+
+/// Logs the CLI in and takes a screenshot of `node` (retrying while the agent's desktop
+/// starts); returns the PNG's path inside `config`.
+async fn screenshot(
+    server: &TestServer,
+    node: &str,
+    config: &std::path::Path,
+) -> std::path::PathBuf {
+    let login = cli(
+        config,
+        &[
+            "login",
+            "--url",
+            &server.wss_url(),
+            "--user",
+            "admin",
+            "--password-stdin",
+        ],
+        Some(PASS),
+    );
+    assert!(
+        login.status.success(),
+        "{}",
+        String::from_utf8_lossy(&login.stderr)
+    );
+    let out_file = config.join("screen.png");
+    wait_until(Duration::from_secs(60), "a screenshot", async || {
+        let out = cli(
+            config,
+            &["screenshot", node, out_file.to_str().unwrap()],
+            None,
+        );
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    })
+    .await;
+    out_file
+}
+
+#[tokio::test]
+async fn screenshot_of_an_ironmesh_agent_display() {
+    let display = XDisplay::start(1024, 768);
+    let _painter = Painter::start(&display, &[]);
+    let server = TestServer::start(Db::Sqlite).await;
+    server.add_user("admin", PASS, true).await;
+    let group = create_group(&server, "admin", PASS, "lab").await;
+    let mut env = display.env();
+    env.push(("IRONMESH_DISPLAY".into(), display.display.clone()));
+    let mut agent = TestAgent::start_with_env(&fetch_msh(&server, &group).await, env).await;
+    let (node, _) = agent.wait_online().await;
+    let config = tempfile::tempdir().unwrap();
+    let png = screenshot(&server, &node, config.path()).await;
+    matches_display(&png, &display);
+
+    // A device without a display: the CLI says why, and writes nothing.
+    let mut blind = TestAgent::start_with_env(
+        &fetch_msh(&server, &group).await,
+        vec![("IRONMESH_DISPLAY".into(), ":4998".into())],
+    )
+    .await;
+    let (blind_node, _) = blind.wait_online().await;
+    let missing = config.path().join("none.png");
+    let out = cli(
+        config.path(),
+        &["screenshot", &blind_node, missing.to_str().unwrap()],
+        None,
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("No X display"), "{err}");
+    assert!(!missing.exists());
+    agent.kill().await;
+    blind.kill().await;
 }
 
 /// The stock MeshCentral agent finds the display by itself (a root X server started with
@@ -59,7 +148,8 @@ async fn screenshot_of_a_stock_agent_display() {
     let server = TestServer::start_for_stock_agents(Db::Sqlite).await;
     server.add_user("admin", PASS, true).await;
     let group = create_group(&server, "admin", PASS, "stock").await;
-    let mut agent = StockAgent::start(&fetch_msh(&server, &group).await).await;
+    let mut agent =
+        StockAgent::start_with_env(&fetch_msh(&server, &group).await, display.env()).await;
     let mut control = ws::control(server.port, "admin", PASS).await.unwrap();
     let node = wait_until(
         Duration::from_secs(60),
@@ -81,38 +171,8 @@ async fn screenshot_of_a_stock_agent_display() {
     )
     .await;
     let config = tempfile::tempdir().unwrap();
-    let login = cli(
-        config.path(),
-        &[
-            "login",
-            "--url",
-            &server.wss_url(),
-            "--user",
-            "admin",
-            "--password-stdin",
-        ],
-        Some(PASS),
-    );
-    assert!(
-        login.status.success(),
-        "{}",
-        String::from_utf8_lossy(&login.stderr)
-    );
-    let out_file = config.path().join("screen.png");
     // The core reports in after connecting; its first desktop sessions may still be starting.
-    wait_until(Duration::from_secs(60), "a screenshot", async || {
-        let out = cli(
-            config.path(),
-            &["screenshot", &node, out_file.to_str().unwrap()],
-            None,
-        );
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).into_owned())
-        }
-    })
-    .await;
-    matches_pattern(&out_file, &display);
+    let png = screenshot(&server, &node, config.path()).await;
+    matches_display(&png, &display);
     agent.kill().await;
 }

@@ -11,15 +11,14 @@
 #![cfg(target_os = "linux")]
 
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
-use ironmesh_testkit::agent::{create_group, fetch_msh};
+use ironmesh_testkit::agent::{create_group, fetch_msh, StockAgent, TestAgent};
 use ironmesh_testkit::server::{Db, TestServer};
+use ironmesh_testkit::workspace_root;
 use ironmesh_testkit::xdisplay::{echo_colour, sample_points, Painter, XDisplay, ECHO_BOX};
-use ironmesh_testkit::{binary, workspace_root};
 use serde_json::json;
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
 const PASS: &str = "Adm1n-pass!";
 const WIDTH: u16 = 1024;
@@ -120,32 +119,20 @@ async fn members(server: &TestServer) -> String {
     group
 }
 
-/// `ironmesh-agent` on display `d` (or on none: `d` is None and DISPLAY names nothing).
-fn start_agent(msh: &str, state: &std::path::Path, d: Option<&XDisplay>) -> Child {
-    let msh_path = state.join("agent.msh");
-    std::fs::create_dir_all(state).unwrap();
-    std::fs::write(&msh_path, msh).unwrap();
-    let mut cmd = Command::new(binary("ironmesh-agent"));
-    cmd.arg("--msh")
-        .arg(&msh_path)
-        .arg("--state-dir")
-        .arg(state.join("state"))
-        .env_remove("DISPLAY")
-        .env_remove("XAUTHORITY")
-        .env_remove("IRONMESH_DISPLAY")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true);
-    match d {
+/// `ironmesh-agent` on display `d`, or on none (a display number nobody serves).
+async fn start_agent(msh: &str, d: Option<&XDisplay>) -> TestAgent {
+    let env = match d {
         Some(d) => {
-            cmd.envs(d.env()).env("IRONMESH_DISPLAY", &d.display);
+            let mut env = d.env();
+            env.push(("IRONMESH_DISPLAY".into(), d.display.clone()));
+            env
         }
-        None => {
-            // A display number nobody serves.
-            cmd.env("DISPLAY", ":4999").env("IRONMESH_DISPLAY", ":4999");
-        }
-    }
-    cmd.spawn().expect("starting ironmesh-agent")
+        None => vec![
+            ("DISPLAY".into(), ":4999".into()),
+            ("IRONMESH_DISPLAY".into(), ":4999".into()),
+        ],
+    };
+    TestAgent::start_with_env(msh, env).await
 }
 
 /// The console's desktop codec, in Node.js: the bytes it sends are what `proto::desktop`
@@ -179,16 +166,12 @@ async fn desktop_tab_with_ironmesh_agent() {
 
     let display = XDisplay::start(WIDTH, HEIGHT);
     let mut painter = Painter::start(&display, &[]);
-    let work = tempfile::tempdir().unwrap();
-    let mut agent = start_agent(&msh, work.path(), Some(&display));
+    let mut agent = start_agent(&msh, Some(&display)).await;
 
     let mut extra = display_env(&display, &painter);
     extra.push(("DESKTOP_INPUT", "1".into()));
     extra.push(("DESKTOP_SCALING", "1".into()));
-    // The clipboard round trip, once ironmesh-agent answers `clipboard`/`getclipboard`.
-    if std::env::var("DESKTOP_CLIPBOARD").is_ok_and(|v| v == "1") {
-        extra.push(("DESKTOP_CLIPBOARD", "1".into()));
-    }
+    extra.push(("DESKTOP_CLIPBOARD", "1".into()));
     extra.push(("VIEWER_USER", "viewer".into()));
     extra.push(("NODESK_USER", "nodesk".into()));
     browser(&server, "desktop", &extra).await;
@@ -196,7 +179,7 @@ async fn desktop_tab_with_ironmesh_agent() {
     // The painter's own record agrees with what the script saw.
     let typed = painter.typed(13, Duration::from_secs(1)).await;
     assert!(typed.contains("Hi, ironmesh!"), "typed: {typed:?}");
-    let _ = agent.kill().await;
+    agent.kill().await;
     assert!(screenshots().join("desktop-desktop-pattern.png").exists());
 }
 
@@ -207,10 +190,9 @@ async fn desktop_tab_shows_the_agents_message_without_a_display() {
     server.add_user("admin", PASS, true).await;
     let group = create_group(&server, "admin", PASS, "Lab").await;
     let msh = fetch_msh(&server, &group).await;
-    let work = tempfile::tempdir().unwrap();
-    let mut agent = start_agent(&msh, work.path(), None);
+    let mut agent = start_agent(&msh, None).await;
     browser(&server, "no-display", &[]).await;
-    let _ = agent.kill().await;
+    agent.kill().await;
 }
 
 /// The stock MeshCentral agent on the same kind of display, through the same scenario (its
@@ -234,7 +216,7 @@ async fn desktop_tab_with_the_stock_agent() {
     let _decoy = XDisplay::start(800, 600);
     let display = XDisplay::start(WIDTH, HEIGHT);
     let mut painter = Painter::start(&display, &[]);
-    let mut agent = start_stock_agent(&msh, &display);
+    let mut agent = StockAgent::start_with_env(&msh, display.env()).await;
     let mut extra = display_env(&display, &painter);
     extra.push(("DESKTOP_INPUT", "1".into()));
     extra.push(("VIEWER_USER", "viewer".into()));
@@ -242,37 +224,7 @@ async fn desktop_tab_with_the_stock_agent() {
     browser(&server, "desktop", &extra).await;
     let typed = painter.typed(13, Duration::from_secs(1)).await;
     assert!(typed.contains("Hi, ironmesh!"), "typed: {typed:?}");
-    let _ = agent.0.kill().await;
-}
-
-/// The stock agent (as `StockAgent` starts it) with `DISPLAY` and `XAUTHORITY` of `d` in its
-/// own environment: a root process naming the display, which is where it looks (§7), so it
-/// picks this display even when other root-owned X servers run on the machine.
-#[cfg(target_arch = "x86_64")]
-fn start_stock_agent(msh: &str, d: &XDisplay) -> (Child, tempfile::TempDir) {
-    let source = ironmesh_testkit::meshctrl::script()
-        .parent()
-        .expect("package dir")
-        .join("agents/meshagent_x86-64");
-    let dir = tempfile::Builder::new()
-        .prefix("stock-agent-")
-        .tempdir()
-        .expect("tempdir");
-    let exe = dir.path().join("meshagent");
-    std::fs::copy(&source, &exe).expect("copy stock agent");
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    std::fs::write(dir.path().join("meshagent.msh"), msh).expect("write msh");
-    let child = Command::new(&exe)
-        .current_dir(dir.path())
-        .envs(d.env())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("starting the stock agent");
-    (child, dir)
+    agent.kill().await;
 }
 
 fn nix_is_root() -> bool {

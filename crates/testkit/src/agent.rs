@@ -252,6 +252,13 @@ pub struct StockAgent {
 
 impl StockAgent {
     pub async fn start(msh: &str) -> StockAgent {
+        StockAgent::start_with_env(msh, Vec::new()).await
+    }
+
+    /// As [`StockAgent::start`], with extra environment variables: `DISPLAY` and `XAUTHORITY`
+    /// make it capture that display even when other root-owned X servers run
+    /// (docs/protocol/desktop.md §7).
+    pub async fn start_with_env(msh: &str, env: Vec<(String, String)>) -> StockAgent {
         let source = crate::meshctrl::script()
             .parent()
             .expect("package dir")
@@ -270,6 +277,7 @@ impl StockAgent {
         std::fs::write(dir.path().join("meshagent.msh"), msh).expect("write msh");
         let child = Command::new(&exe)
             .current_dir(dir.path())
+            .envs(env)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
