@@ -697,4 +697,76 @@ mod tests {
         assert!(decode(&raw(99, &[])).is_err());
         assert!(decode(&raw(1, &[0])).is_err());
     }
+
+    /// Runs the reader over `frames` as a viewer would send them; returns how it ended,
+    /// the input events it passed on and the count of input it ignored.
+    async fn read(frames: Vec<Vec<u8>>, view_only: bool) -> (Ended, Vec<InputEvent>, u64) {
+        let mut stream = futures_util::stream::iter(
+            frames
+                .into_iter()
+                .map(|f| Ok(Message::Binary(f.into())))
+                .collect::<Vec<_>>(),
+        );
+        let (out_tx, _out_rx) = mpsc::channel(32);
+        let (input_tx, mut input_rx) = mpsc::channel(64);
+        let mut ignored = 0;
+        let s = shared();
+        let ended = read_viewer(
+            &mut stream,
+            &s,
+            out_tx,
+            Some(&input_tx),
+            None,
+            view_only,
+            &mut ignored,
+        )
+        .await
+        .unwrap();
+        drop(input_tx);
+        let mut events = Vec::new();
+        while let Some(e) = input_rx.recv().await {
+            events.push(e);
+        }
+        (ended, events, ignored)
+    }
+
+    /// The agent holds a view-only session to pictures by itself, whatever the server
+    /// passed on: no keyboard, mouse, wheel or Ctrl-Alt-Del reaches the input thread.
+    #[tokio::test]
+    async fn view_only_sessions_pass_no_input() {
+        let input = [
+            ToAgent::Key {
+                action: ironmesh_proto::desktop::KeyAction::Down,
+                code: 65,
+            },
+            ToAgent::KeyUnicode {
+                up: false,
+                unit: 0x41,
+            },
+            ToAgent::Mouse {
+                buttons: 2,
+                x: 5,
+                y: 5,
+            },
+            ToAgent::Wheel {
+                x: 5,
+                y: 5,
+                delta: 120,
+            },
+            ToAgent::CtrlAltDel,
+        ];
+        let frames: Vec<Vec<u8>> = input
+            .iter()
+            .chain([&ToAgent::Refresh])
+            .map(ToAgent::to_bytes)
+            .collect();
+        let (ended, events, ignored) = read(frames.clone(), true).await;
+        assert!(matches!(ended, Ended::ByViewer));
+        assert!(events.is_empty(), "{events:?}");
+        assert_eq!(ignored, 5);
+        // The same frames with control do reach the input thread.
+        let (_, events, ignored) = read(frames, false).await;
+        assert!(events.len() >= 4, "{events:?}");
+        assert_eq!(ignored, 0);
+    }
 }

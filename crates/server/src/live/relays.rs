@@ -83,6 +83,15 @@ pub enum Offer {
     Pair(oneshot::Sender<Handoff>),
 }
 
+/// A relay id a user asked a device to join.
+struct Expected {
+    node_id: String,
+    user_id: String,
+    /// The user's rights on the device when they asked: the session is held to them.
+    rights: MeshRights,
+    at: Instant,
+}
+
 #[derive(Default)]
 pub struct RelayHub {
     waiting: Mutex<HashMap<String, Waiter>>,
@@ -95,7 +104,7 @@ pub struct RelayHub {
     active: Mutex<HashMap<u64, (String, i64, Stop)>>,
     /// Relay ids a user asked a device to join (`msg` tunnel, rights checked there): which
     /// device, for whom, since when.
-    expected: Mutex<HashMap<String, (String, String, Instant)>>,
+    expected: Mutex<HashMap<String, Expected>>,
     next_session: AtomicUsize,
 }
 
@@ -251,16 +260,21 @@ impl RelayHub {
         }
     }
 
-    /// Remembers that `user_id` asked device `node_id` to join relay `relay_id`, so the
-    /// session is known to be with that device when it pairs.
-    pub fn expect(&self, relay_id: &str, node_id: &str, user_id: &str) {
+    /// Remembers that `user_id`, holding `rights` on device `node_id`, asked it to join
+    /// relay `relay_id`, so the session is known to be with that device when it pairs.
+    pub fn expect(&self, relay_id: &str, node_id: &str, user_id: &str, rights: MeshRights) {
         let mut expected = lock(&self.expected);
         if expected.len() > SWEEP_AT {
-            expected.retain(|_, (_, _, at)| at.elapsed() < REMEMBER);
+            expected.retain(|_, e| e.at.elapsed() < REMEMBER);
         }
         expected.insert(
             relay_id.to_string(),
-            (node_id.to_string(), user_id.to_string(), Instant::now()),
+            Expected {
+                node_id: node_id.to_string(),
+                user_id: user_id.to_string(),
+                rights,
+                at: Instant::now(),
+            },
         );
     }
 
@@ -269,9 +283,27 @@ impl RelayHub {
         if let Some(node) = a.node_id.clone().or_else(|| b.node_id.clone()) {
             return Some(node);
         }
+        self.asked(a, |e| e.node_id.clone())
+    }
+
+    /// The user's rights on the device a paired session is with: as admission found them
+    /// (the user named the device), or as they were when the user asked the device to join.
+    pub fn rights_of(&self, a: &Party, b: &Party) -> Option<MeshRights> {
+        for side in [a, b] {
+            if let Side::User {
+                rights: Some(r), ..
+            } = &side.side
+            {
+                return Some(*r);
+            }
+        }
+        self.asked(a, |e| e.rights)
+    }
+
+    fn asked<T>(&self, a: &Party, pick: impl FnOnce(&Expected) -> T) -> Option<T> {
         let expected = lock(&self.expected);
-        let (node, user, at) = expected.get(&a.relay_id)?;
-        (user == a.user_id() && at.elapsed() < REMEMBER).then(|| node.clone())
+        let e = expected.get(&a.relay_id)?;
+        (e.user_id == a.user_id() && e.at.elapsed() < REMEMBER).then(|| pick(e))
     }
 
     /// The waiting socket of `relay_id` stopped waiting (timed out, or its agent could not
@@ -292,5 +324,40 @@ pub struct ActiveSession<'a> {
 impl Drop for ActiveSession<'_> {
     fn drop(&mut self) {
         lock(&self.hub.active).remove(&self.number);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn agent_side(relay_id: &str, user: &str) -> Party {
+        Party {
+            relay_id: relay_id.into(),
+            side: Side::Agent {
+                ruserid: user.into(),
+            },
+            node_id: None,
+            protocol: Some(2),
+            peer: "127.0.0.1:1".parse().unwrap(),
+            user_agent: None,
+            ask_agent: false,
+        }
+    }
+
+    /// A session the user set up with a `tunnel` message (the relay URL names no device) is
+    /// still held to the rights the user had when asking.
+    #[test]
+    fn asked_sessions_keep_the_askers_rights() {
+        let hub = RelayHub::default();
+        let view_only = MeshRights(MeshRights::REMOTE_CONTROL | MeshRights::REMOTE_VIEW_ONLY);
+        hub.expect("r1", "node//n", "user//v", view_only);
+        let (a, b) = (agent_side("r1", "user//v"), agent_side("r1", "user//v"));
+        assert_eq!(hub.rights_of(&a, &b), Some(view_only));
+        assert_eq!(hub.device_of(&a, &b).as_deref(), Some("node//n"));
+        // Another user's socket with the same id learns nothing from the request.
+        let other = agent_side("r1", "user//eve");
+        assert_eq!(hub.rights_of(&other, &b), None);
+        assert_eq!(hub.rights_of(&agent_side("r2", "user//v"), &b), None);
     }
 }

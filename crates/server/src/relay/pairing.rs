@@ -69,11 +69,7 @@ pub async fn join(state: SharedState, party: Party, socket: WebSocket) {
                     reason = stop.stopped() => (close::UNAUTHORIZED, reason),
                 }
             };
-            let rights = match (&party.side, &other.side) {
-                (Side::User { rights, .. }, _) | (_, Side::User { rights, .. }) => *rights,
-                _ => None,
-            };
-            let guard = super::guard::SessionGuard::new(rights);
+            let guard = super::guard::SessionGuard::new(hub.rights_of(&party, &other));
             super::pipe::run(
                 socket,
                 other_socket,

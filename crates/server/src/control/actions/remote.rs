@@ -125,7 +125,7 @@ impl Action for Msg {
             if let Some(relay_id) = query.id.as_deref().filter(|id| !id.is_empty()) {
                 s.state
                     .relays
-                    .expect(relay_id, &device.id, &s.actor.user.id);
+                    .expect(relay_id, &device.id, &s.actor.user.id, g.rights);
             }
             let message = tunnel_message(
                 &s.state,
