@@ -633,7 +633,7 @@ async fn rights_malformed_commands_and_missing_displays() {
     let notes = v.until_closed().await;
     assert!(
         notes.iter().any(|n| n.contains("No X display found")
-            && n.contains("Wayland is not supported yet")),
+            && n.contains("needs a running X11 session")),
         "{notes:?}"
     );
     assert_eq!(v.tiles, 0);

@@ -283,9 +283,9 @@ pub fn open() -> anyhow::Result<(RustConnection, usize, DisplayTarget)> {
         }
     }
     let wayland = if wayland_seen() {
-        " A Wayland session is running; Wayland is not supported yet."
+        " A Wayland session is running: ironmesh-agent captures X11 sessions only, for now."
     } else {
-        " (Wayland is not supported yet.)"
+        " Remote desktop needs a running X11 session (someone logged in to a desktop)."
     };
     if tried.is_empty() {
         anyhow::bail!("No X display found on this device: no X server is running and no process has DISPLAY set.{wayland}");
