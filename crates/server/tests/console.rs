@@ -2,59 +2,27 @@
 //! (`web/e2e/console.mjs`) against the real server and a real agent on loopback.
 //! Screenshots land in `target/console-screenshots/`.
 
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use ironmesh_agent::handshake::{AgentDescription, ClientHandshake};
 use ironmesh_agent::identity::AgentIdentity;
 use ironmesh_testkit::agent::{create_group, fetch_msh, SimAgent};
+use ironmesh_testkit::binary;
+use ironmesh_testkit::browser::screenshots;
 use ironmesh_testkit::server::{Db, TestServer};
-use ironmesh_testkit::{binary, workspace_root};
 
 const PASS: &str = "Adm1n-pass!";
 
-fn screenshots() -> PathBuf {
-    workspace_root().join("target/console-screenshots")
-}
-
 /// Runs one scenario of the browser script; fails with its output.
 async fn browser(server: &TestServer, scenario: &str, extra: &[(&str, String)]) {
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(
-        std::path::Path::new(&chromium).exists(),
-        "{chromium} is missing: the console tests need Debian's chromium (scripts/test installs it \
-         when run as root: apt-get install chromium)"
-    );
-    let web = workspace_root().join("web");
-    assert!(
-        web.join("node_modules/playwright-core").exists(),
-        "web/node_modules is missing: building ironmesh-server runs `npm ci` in web/"
-    );
-    let mut cmd = tokio::process::Command::new("node");
-    cmd.arg(web.join("e2e/console.mjs"))
-        .arg(scenario)
-        .env("IRONMESH_URL", format!("https://127.0.0.1:{}", server.port))
-        .env("IRONMESH_USER", "admin")
-        .env("IRONMESH_PASS", PASS)
-        .env("SCREENSHOT_DIR", screenshots())
-        .env("CHROMIUM", &chromium)
-        .kill_on_drop(true);
-    for (k, v) in extra {
-        cmd.env(k, v);
-    }
-    let out = tokio::time::timeout(Duration::from_secs(300), cmd.output())
-        .await
-        .expect("the browser scenario took over 5 minutes")
-        .expect("running node");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    eprintln!("{stdout}{stderr}");
-    assert!(
-        out.status.success(),
-        "browser scenario {scenario} failed:\n{stdout}\n{stderr}"
-    );
-    assert!(stdout.contains(&format!("ok  {scenario}:")), "no step ran");
+    ironmesh_testkit::browser::run_scenario(
+        "console.mjs",
+        server,
+        ("admin", PASS),
+        scenario,
+        extra,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

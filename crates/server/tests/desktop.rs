@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use ironmesh_proto::desktop::{buttons, tile_fits, Deframer, KeyAction, ToAgent, ToViewer};
 use ironmesh_proto::rights::MeshRights;
-use ironmesh_testkit::agent::{create_group, fetch_msh, TestAgent};
+use ironmesh_testkit::agent::{add_member, create_group, fetch_msh, TestAgent};
 use ironmesh_testkit::server::{Db, TestServer};
 use ironmesh_testkit::ws::{self, b64, Ws};
 use ironmesh_testkit::xdisplay::{
@@ -504,7 +504,6 @@ async fn pictures_keys_and_clicks_reach_both_ends() {
 #[tokio::test]
 async fn rights_malformed_commands_and_missing_displays() {
     let (s, group, _x, mut painter, _agent, node) = setup().await;
-    let mut admin = ws::control(s.port, "admin", PASS).await.unwrap();
     for (user, rights) in [
         (
             "viewer",
@@ -516,20 +515,8 @@ async fn rights_malformed_commands_and_missing_displays() {
         ),
         ("norc", MeshRights::REMOTE_VIEW_ONLY),
     ] {
-        let added = ws::request(
-            &mut admin,
-            &json!({"action":"adduser","username":user,"pass":USER_PASS}),
-        )
-        .await
-        .unwrap();
-        assert_eq!(added["result"], "ok", "{added}");
-        let linked = ws::request(
-            &mut admin,
-            &json!({"action":"addmeshuser","meshid":group,"usernames":[user],"meshadmin":rights}),
-        )
-        .await
-        .unwrap();
-        assert_eq!(linked["success"], 1, "{linked}");
+        s.add_user(user, USER_PASS, false).await;
+        add_member(&s, ("admin", PASS), &group, user, rights).await;
     }
 
     // View only: pictures, and none of the input reaches the device.
@@ -632,8 +619,9 @@ async fn rights_malformed_commands_and_missing_displays() {
     v.start().await;
     let notes = v.until_closed().await;
     assert!(
-        notes.iter().any(|n| n.contains("No X display found")
-            && n.contains("needs a running X11 session")),
+        notes
+            .iter()
+            .any(|n| n.contains("No X display found") && n.contains("needs a running X11 session")),
         "{notes:?}"
     );
     assert_eq!(v.tiles, 0);

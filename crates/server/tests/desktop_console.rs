@@ -10,10 +10,10 @@
 
 #![cfg(target_os = "linux")]
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use ironmesh_testkit::agent::{create_group, fetch_msh, StockAgent, TestAgent};
+use ironmesh_testkit::agent::{add_member, create_group, fetch_msh, StockAgent, TestAgent};
+use ironmesh_testkit::browser::screenshots;
 use ironmesh_testkit::server::{Db, TestServer};
 use ironmesh_testkit::workspace_root;
 use ironmesh_testkit::xdisplay::{echo_colour, sample_points, Painter, XDisplay, ECHO_BOX};
@@ -28,10 +28,6 @@ const HEIGHT: u16 = 768;
 const REMOTE_CONTROL: u32 = 8;
 const VIEW_ONLY: u32 = 256;
 const NO_DESKTOP: u32 = 65536;
-
-fn screenshots() -> PathBuf {
-    workspace_root().join("target/console-screenshots")
-}
 
 /// What the browser script needs to know about the display and its painter.
 fn display_env(d: &XDisplay, painter: &Painter) -> Vec<(&'static str, String)> {
@@ -57,54 +53,14 @@ fn display_env(d: &XDisplay, painter: &Painter) -> Vec<(&'static str, String)> {
 
 /// Runs one scenario of the browser script; fails with its output.
 async fn browser(server: &TestServer, scenario: &str, extra: &[(&str, String)]) {
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(
-        std::path::Path::new(&chromium).exists(),
-        "{chromium} is missing: the console tests need Debian's chromium"
-    );
-    let web = workspace_root().join("web");
-    assert!(
-        web.join("node_modules/playwright-core").exists(),
-        "web/node_modules is missing: building ironmesh-server runs `npm ci` in web/"
-    );
-    let mut cmd = Command::new("node");
-    cmd.arg(web.join("e2e/desktop.mjs"))
-        .arg(scenario)
-        .env("IRONMESH_URL", format!("https://127.0.0.1:{}", server.port))
-        .env("IRONMESH_USER", "admin")
-        .env("IRONMESH_PASS", PASS)
-        .env("SCREENSHOT_DIR", screenshots())
-        .env("CHROMIUM", &chromium)
-        .kill_on_drop(true);
-    for (k, v) in extra {
-        cmd.env(k, v);
-    }
-    let out = tokio::time::timeout(Duration::from_secs(300), cmd.output())
-        .await
-        .expect("the browser scenario took over 5 minutes")
-        .expect("running node");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    eprintln!("{stdout}{stderr}");
-    assert!(
-        out.status.success(),
-        "browser scenario {scenario} failed:\n{stdout}\n{stderr}"
-    );
-    assert!(stdout.contains(&format!("ok  {scenario}:")), "no step ran");
-}
-
-/// Adds an existing account to a group with `rights`.
-async fn add_member(server: &TestServer, group: &str, user: &str, rights: u32) {
-    let mut c = ironmesh_testkit::ws::control(server.port, "admin", PASS)
-        .await
-        .expect("control channel");
-    let r = ironmesh_testkit::ws::request(
-        &mut c,
-        &json!({"action":"addmeshuser","meshid":group,"usernames":[user],"meshadmin":rights}),
+    ironmesh_testkit::browser::run_scenario(
+        "desktop.mjs",
+        server,
+        ("admin", PASS),
+        scenario,
+        extra,
     )
-    .await
-    .expect("addmeshuser");
-    assert_ne!(r["result"], "failed", "{r}");
+    .await;
 }
 
 /// The accounts of the scenario: an administrator, a view-only member and a member without
@@ -114,8 +70,22 @@ async fn members(server: &TestServer) -> String {
     server.add_user("viewer", PASS, false).await;
     server.add_user("nodesk", PASS, false).await;
     let group = create_group(server, "admin", PASS, "Lab").await;
-    add_member(server, &group, "viewer", REMOTE_CONTROL | VIEW_ONLY).await;
-    add_member(server, &group, "nodesk", REMOTE_CONTROL | NO_DESKTOP).await;
+    add_member(
+        server,
+        ("admin", PASS),
+        &group,
+        "viewer",
+        REMOTE_CONTROL | VIEW_ONLY,
+    )
+    .await;
+    add_member(
+        server,
+        ("admin", PASS),
+        &group,
+        "nodesk",
+        REMOTE_CONTROL | NO_DESKTOP,
+    )
+    .await;
     group
 }
 

@@ -12,7 +12,7 @@ use ironmesh_core::Domain;
 use ironmesh_proto::desktop::{buttons, Deframer, KeyAction, ToAgent};
 use ironmesh_proto::rights::MeshRights;
 use ironmesh_server::auth::cookie::{TokenCipher, KEY_LEN};
-use ironmesh_testkit::agent::{create_group, fetch_msh, TestAgent};
+use ironmesh_testkit::agent::{add_member, create_group, fetch_msh, TestAgent};
 use ironmesh_testkit::server::{Db, TestServer};
 use ironmesh_testkit::wait_until;
 use ironmesh_testkit::ws::{self, b64, Ws};
@@ -132,20 +132,8 @@ async fn desktop_rights_are_held_by_the_server() {
         ),
         ("operator", MeshRights::REMOTE_CONTROL),
     ] {
-        let added = ws::request(
-            &mut admin,
-            &json!({"action":"adduser","username":user,"pass":USER_PASS}),
-        )
-        .await
-        .unwrap();
-        assert_eq!(added["result"], "ok", "{added}");
-        let linked = ws::request(
-            &mut admin,
-            &json!({"action":"addmeshuser","meshid":group,"usernames":[user],"meshadmin":rights}),
-        )
-        .await
-        .unwrap();
-        assert_eq!(linked["success"], 1, "{linked}");
+        s.add_user(user, USER_PASS, false).await;
+        add_member(&s, ("admin", PASS), &group, user, rights).await;
     }
     let domain = Domain::open(&s.database_url).await.unwrap();
     let cipher = TokenCipher::new(&domain.sealing_key(KEY_LEN).await.unwrap()).unwrap();

@@ -32,6 +32,27 @@ pub async fn create_group(server: &TestServer, admin: &str, pass: &str, name: &s
     r["meshid"].as_str().expect("meshid").to_string()
 }
 
+/// Adds the existing account `user` to device group `group` with `rights` (MeshCentral's
+/// bits), as `admin`.
+pub async fn add_member(
+    server: &TestServer,
+    (admin, pass): (&str, &str),
+    group: &str,
+    user: &str,
+    rights: u32,
+) {
+    let mut c = crate::ws::control(server.port, admin, pass)
+        .await
+        .expect("control channel");
+    let r = crate::ws::request(
+        &mut c,
+        &serde_json::json!({"action":"addmeshuser","meshid":group,"usernames":[user],"meshadmin":rights}),
+    )
+    .await
+    .expect("addmeshuser");
+    assert_eq!(r["success"], 1, "{r}");
+}
+
 /// The `.msh` text the server hands out for a group.
 pub async fn fetch_msh(server: &TestServer, group_id: &str) -> String {
     let key = group_id

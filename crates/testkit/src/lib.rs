@@ -2,6 +2,7 @@
 //! talks to loopback only.
 
 pub mod agent;
+pub mod browser;
 mod freshness;
 pub mod gateway;
 pub mod http;
