@@ -11,6 +11,7 @@ export const GROUP_RIGHTS: [number, string, string][] = [
   [4, "Manage devices", "Approve the group's Wi-Fi gateways and send them commands."],
   [8, "Remote control", "Open terminal, file and desktop sessions with the group's devices."],
   [16, "Agent console", "Use the agents' own console (needs remote control too)."],
+  [256, "Desktop view only", "Sees remote desktops but sends no keyboard or mouse input."],
   [512, "No terminal", "Takes terminal sessions away, even with remote control."],
   [1024, "No files", "Takes file access away, even with remote control."],
   [8192, "Only own events", "Sees only the group's events this member caused."],

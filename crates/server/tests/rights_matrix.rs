@@ -472,9 +472,12 @@ async fn every_offered_group_right_is_enforced() {
             request: tunnel(4),
         },
     ];
-    // "Only own events" (8192) changes what is listed, not whether: checked below.
+    // "Only own events" (8192) changes what is listed, not whether: checked below. "Desktop
+    // view only" (256) changes what passes inside a session, not whether it opens:
+    // tests/desktop_rights.rs (the server drops the input) and tests/desktop.rs (the agent).
     let mut covered: HashSet<u32> = cases.iter().map(|c| c.bit).collect();
     covered.insert(8192);
+    covered.insert(256);
     for bit in offered_group_bits() {
         assert!(covered.contains(&bit), "offered right {bit} has no case");
     }
