@@ -43,6 +43,12 @@ const INPUT_QUEUE: usize = 256;
 const READ_BURST: usize = 64;
 /// Picture bytes per WebSocket message: well under the relay's 4 MiB message limit.
 const MESSAGE_BYTES: usize = 1 << 20;
+/// After a key, click or wheel is injected, the screen is captured this soon, whatever the
+/// frame timer: the user is waiting to see what their input did, and applications answer
+/// within a few milliseconds.
+const ECHO_AFTER: Duration = Duration::from_millis(8);
+/// ...and once more this long after that capture, for applications slower to repaint.
+const ECHO_FOLLOW_UP: Duration = Duration::from_millis(40);
 
 /// What the viewer asked for, shared between the reader (who changes it) and the writer.
 #[derive(Debug)]
@@ -54,6 +60,8 @@ struct View {
     frame_ms: u16,
     /// The next picture must be the whole screen.
     refresh: bool,
+    /// Input was injected: capture at this time, before the frame timer would.
+    echo_at: Option<Instant>,
 }
 
 /// The view state and a wake-up for the writer when it changes.
@@ -154,6 +162,7 @@ pub async fn run(socket: &mut AgentSocket, view_only: bool) -> anyhow::Result<()
             quality: Quality::default(),
             frame_ms: DEFAULT_FRAME_MS,
             refresh: true,
+            echo_at: None,
         }),
         changed: Notify::new(),
     };
@@ -335,11 +344,15 @@ where
 {
     let mut next_at = Instant::now();
     loop {
-        let (active, full, frame_ms) = {
+        let (active, full, frame_ms, echo_at) = {
             let v = shared.view.lock().expect("view lock");
-            (v.started && !v.paused, v.refresh, v.frame_ms)
+            (v.started && !v.paused, v.refresh, v.frame_ms, v.echo_at)
         };
-        let due = if full { Instant::now() } else { next_at };
+        let due = match (full, echo_at) {
+            (true, _) => Instant::now(),
+            (false, Some(echo)) => echo.min(next_at),
+            (false, None) => next_at,
+        };
         tokio::select! {
             m = out.recv() => match m {
                 Some(m) => sink.send(m).await?,
@@ -347,12 +360,16 @@ where
             },
             _ = shared.changed.notified() => {}
             _ = tokio::time::sleep_until(due), if active => {
-                let quality = {
+                let began = Instant::now();
+                let (quality, echoed) = {
                     let mut v = shared.view.lock().expect("view lock");
                     v.refresh = false;
-                    v.quality
+                    let echoed = v.echo_at.is_some_and(|e| e <= began);
+                    if echoed {
+                        v.echo_at = None;
+                    }
+                    (v.quality, echoed)
                 };
-                let began = Instant::now();
                 jobs.send(Job { full, quality }).await?;
                 let reply = loop {
                     tokio::select! {
@@ -369,6 +386,9 @@ where
                     Some(Done::Ready { .. }) | None => anyhow::bail!("screen capture stopped"),
                 }
                 next_at = began + Duration::from_millis(frame_ms as u64);
+                if echoed {
+                    next_at = next_at.min(began + ECHO_FOLLOW_UP);
+                }
             }
         }
     }
@@ -451,6 +471,11 @@ where
                                 tx.send(m).await?;
                             }
                             tx.send(ev).await?;
+                            // Show its effect soon (moves alone do not change the picture:
+                            // the cursor is the viewer's own).
+                            shared.update(|v| {
+                                v.echo_at.get_or_insert(Instant::now() + ECHO_AFTER);
+                            });
                         } else if let Some(reply) = apply(&cmd, shared) {
                             out.send(Message::Binary(reply.into())).await?;
                         }
@@ -639,6 +664,7 @@ mod tests {
                 quality: Quality::default(),
                 frame_ms: DEFAULT_FRAME_MS,
                 refresh: false,
+                echo_at: None,
             }),
             changed: Notify::new(),
         }
