@@ -5,56 +5,25 @@
 //
 //   node web/e2e/console.mjs <scenario>      scenarios: main, hostile-device, totp, passkey, required
 
-import { chromium } from "playwright-core";
 import { spawn } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from "node:fs";
 import { createHmac } from "node:crypto";
 import { join } from "node:path";
+import { check, env, launchChromium, scenarioSteps } from "./steps.mjs";
 
-const env = (name) => {
-  const v = process.env[name];
-  if (!v) throw new Error(`${name} is not set`);
-  return v;
-};
 const BASE = env("IRONMESH_URL");
 const USER = env("IRONMESH_USER");
 const PASS = env("IRONMESH_PASS");
-const SHOTS = env("SCREENSHOT_DIR");
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
-mkdirSync(SHOTS, { recursive: true });
 
 const scenario = process.argv[2] ?? "main";
-const problems = [];
 let page;
-let step = "start";
 let agent = null;
-
-function check(cond, what) {
-  if (!cond) throw new Error(`check failed: ${what}`);
-}
-
-async function shot(name) {
-  await page.screenshot({ path: join(SHOTS, `${scenario}-${name}.png`), fullPage: true });
-}
-
-async function run(name, fn) {
-  step = name;
-  const t0 = Date.now();
-  await fn();
-  console.log(`ok  ${scenario}: ${name} (${Date.now() - t0} ms)`);
-}
-
-/** Waits until `fn` returns a truthy value (polled), or fails naming `what`. */
-async function poll(fn, what, timeoutMs = 15000) {
-  const until = Date.now() + timeoutMs;
-  let last;
-  for (;;) {
-    last = await fn();
-    if (last) return last;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(last)})`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
+const { run, shot, poll, watch, exitAfter } = scenarioSteps({
+  scenario,
+  shots: env("SCREENSHOT_DIR"),
+  fullPage: true,
+  page: () => page,
+});
 
 /** One control request on a fresh /control.ashx socket of the page's session: the server's
  *  view of what the console did. */
@@ -633,41 +602,21 @@ async function hostileDevice() {
   });
 }
 
-const browser = await chromium.launch({
-  executablePath: CHROMIUM,
-  headless: true,
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-});
-let failed = false;
-try {
-  const context = await browser.newContext({ ignoreHTTPSErrors: true, acceptDownloads: true, viewport: { width: 1280, height: 800 } });
-  page = await context.newPage();
-  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-  page.on("console", (m) => {
-    if (m.type() === "error" && /Content Security Policy|Refused to/i.test(m.text())) problems.push(`console: ${m.text()}`);
-  });
-  page.on("dialog", (d) => {
-    problems.push(`a JavaScript dialog opened: ${d.message()}`);
-    d.dismiss();
-  });
-  if (scenario === "main") await main();
-  else if (scenario === "hostile-device") await hostileDevice();
-  else if (scenario === "totp") await totpScenario();
-  else if (scenario === "passkey") await passkeyScenario();
-  else if (scenario === "required") await requiredScenario();
-  else throw new Error(`unknown scenario ${scenario}`);
-  if (problems.length) throw new Error(`the page reported problems:\n  ${problems.join("\n  ")}`);
-} catch (e) {
-  failed = true;
-  console.error(`FAIL ${scenario}: ${step}: ${e.stack ?? e}`);
-  if (problems.length) console.error(`page problems:\n  ${problems.join("\n  ")}`);
-  try {
-    await shot(`FAILED-${step.replace(/[^a-z0-9]+/gi, "-")}`);
-  } catch {
-    // No screenshot (the page or browser is gone): the failure is reported above.
-  }
-} finally {
-  if (agent) agent.kill("SIGKILL");
-  await browser.close();
-}
-process.exit(failed ? 1 : 0);
+const browser = await launchChromium();
+await exitAfter(
+  async () => {
+    const context = await browser.newContext({ ignoreHTTPSErrors: true, acceptDownloads: true, viewport: { width: 1280, height: 800 } });
+    page = await context.newPage();
+    watch(page);
+    if (scenario === "main") await main();
+    else if (scenario === "hostile-device") await hostileDevice();
+    else if (scenario === "totp") await totpScenario();
+    else if (scenario === "passkey") await passkeyScenario();
+    else if (scenario === "required") await requiredScenario();
+    else throw new Error(`unknown scenario ${scenario}`);
+  },
+  async () => {
+    if (agent) agent.kill("SIGKILL");
+    await browser.close();
+  },
+);

@@ -14,60 +14,28 @@
 // to check input; VIEWER_USER / NODESK_USER (password IRONMESH_PASS): a view-only member and a
 // member without desktop rights; DESKTOP_CLIPBOARD=1 to check the clipboard round trip.
 
-import { chromium } from "playwright-core";
-import { mkdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { readFileSync } from "node:fs";
 import net from "node:net";
+import { check, env, launchChromium, scenarioSteps, sleep } from "./steps.mjs";
 
-const env = (name) => {
-  const v = process.env[name];
-  if (!v) throw new Error(`${name} is not set`);
-  return v;
-};
 const SERVER = new URL(env("IRONMESH_URL"));
 const USER = env("IRONMESH_USER");
 const PASS = env("IRONMESH_PASS");
-const SHOTS = env("SCREENSHOT_DIR");
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const TOLERANCE = 40;
-mkdirSync(SHOTS, { recursive: true });
 
 const scenario = process.argv[2] ?? "desktop";
-const problems = [];
 let page;
-let step = "start";
 /** Binary frames the main page sent on relay sockets (byte arrays), and text frames. */
 const sentFrames = [];
 const sentText = [];
 let BASE;
-
-function check(cond, what) {
-  if (!cond) throw new Error(`check failed: ${what}`);
-}
-
-async function shot(name, p = page) {
-  await p.screenshot({ path: join(SHOTS, `desktop-${scenario}-${name}.png`) });
-}
-
-async function run(name, fn) {
-  step = name;
-  const t0 = Date.now();
-  await fn();
-  console.log(`ok  ${scenario}: ${name} (${Date.now() - t0} ms)`);
-}
-
-async function poll(fn, what, timeoutMs = 15000) {
-  const until = Date.now() + timeoutMs;
-  let last;
-  for (;;) {
-    last = await fn();
-    if (last) return last;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(last)})`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const { run, shot, poll, watch, exitAfter } = scenarioSteps({
+  scenario,
+  shots: env("SCREENSHOT_DIR"),
+  prefix: `desktop-${scenario}`,
+  page: () => page,
+  pollMs: 100,
+});
 
 /** A TCP relay to the server: `drop()` cuts every open connection, as a network loss would;
  *  `block(true)` refuses new ones until `block(false)`. */
@@ -533,52 +501,28 @@ async function noDisplayScenario() {
   });
 }
 
-function watch(p) {
-  p.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-  p.on("console", (m) => {
-    if (m.type() === "error" && /Content Security Policy|Refused to/i.test(m.text())) problems.push(`console: ${m.text()}`);
-  });
-  p.on("dialog", (d) => {
-    problems.push(`a JavaScript dialog opened: ${d.message()}`);
-    d.dismiss();
-  });
-}
-
 const relay = await startRelay(Number(SERVER.port));
 BASE = `${SERVER.protocol}//${SERVER.hostname}:${relay.port}`;
-const browser = await chromium.launch({
-  executablePath: CHROMIUM,
-  headless: true,
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-});
-let failed = false;
-try {
-  const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 800 } });
-  page = await context.newPage();
-  watch(page);
-  page.on("websocket", (ws) => {
-    if (!ws.url().includes("/meshrelay.ashx")) return;
-    ws.on("framesent", (f) => {
-      if (typeof f.payload !== "string") sentFrames.push([...f.payload]);
-      else sentText.push(f.payload);
+const browser = await launchChromium();
+await exitAfter(
+  async () => {
+    const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 800 } });
+    page = await context.newPage();
+    watch(page);
+    page.on("websocket", (ws) => {
+      if (!ws.url().includes("/meshrelay.ashx")) return;
+      ws.on("framesent", (f) => {
+        if (typeof f.payload !== "string") sentFrames.push([...f.payload]);
+        else sentText.push(f.payload);
+      });
     });
-  });
-  if (scenario === "desktop") await desktopScenario(relay, browser);
-  else if (scenario === "stock") await stockScenario();
-  else if (scenario === "no-display") await noDisplayScenario();
-  else throw new Error(`unknown scenario ${scenario}`);
-  if (problems.length) throw new Error(`the page reported problems:\n  ${problems.join("\n  ")}`);
-} catch (e) {
-  failed = true;
-  console.error(`FAIL ${scenario}: ${step}: ${e.stack ?? e}`);
-  if (problems.length) console.error(`page problems:\n  ${problems.join("\n  ")}`);
-  try {
-    await shot(`FAILED-${step.replace(/[^a-z0-9]+/gi, "-")}`);
-  } catch {
-    // No screenshot (the page or browser is gone): the failure is reported above.
-  }
-} finally {
-  await browser.close();
-  relay.close();
-}
-process.exit(failed ? 1 : 0);
+    if (scenario === "desktop") await desktopScenario(relay, browser);
+    else if (scenario === "stock") await stockScenario();
+    else if (scenario === "no-display") await noDisplayScenario();
+    else throw new Error(`unknown scenario ${scenario}`);
+  },
+  async () => {
+    await browser.close();
+    relay.close();
+  },
+);

@@ -5,38 +5,15 @@
 // a real OpenID Connect provider (web/e2e/oidc-provider.mjs).
 
 import { chromium } from "playwright-core";
-import { mkdirSync } from "node:fs";
-import { join } from "node:path";
+import { check, env, scenarioSteps } from "./steps.mjs";
 
-const env = (name) => {
-  const v = process.env[name];
-  if (!v) throw new Error(`${name} is not set`);
-  return v;
-};
 const BASE = env("IRONMESH_URL");
 const ISSUER = env("OIDC_ISSUER");
-const SHOTS = env("SCREENSHOT_DIR");
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
-mkdirSync(SHOTS, { recursive: true });
 
 let browser;
 let page;
-let step = "start";
-
-function check(cond, what) {
-  if (!cond) throw new Error(`check failed: ${what}`);
-}
-
-async function run(name, fn) {
-  step = name;
-  const t0 = Date.now();
-  await fn();
-  console.log(`ok  sso: ${name} (${Date.now() - t0} ms)`);
-}
-
-async function shot(name) {
-  await page.screenshot({ path: join(SHOTS, `sso-${name}.png`), fullPage: true });
-}
+const { run, shot, step } = scenarioSteps({ scenario: "sso", shots: env("SCREENSHOT_DIR"), fullPage: true, page: () => page });
 
 async function mode(query) {
   const r = await fetch(`${ISSUER}/__test/mode?${query}`, { method: "POST" });
@@ -116,9 +93,9 @@ main()
     await browser.close();
   })
   .catch(async (e) => {
-    console.error(`FAILED sso: ${step}: ${e.stack || e}`);
+    console.error(`FAILED sso: ${step()}: ${e.stack || e}`);
     try {
-      if (page) await shot(`failed-${step.replace(/\W+/g, "-")}`);
+      if (page) await shot(`failed-${step().replace(/\W+/g, "-")}`);
     } catch {
       // The screenshot is a courtesy; the failure above is what matters.
     }

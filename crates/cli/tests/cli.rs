@@ -1,10 +1,11 @@
 //! The `ironmesh` CLI against the real server and a real ironmesh-agent on loopback.
 
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ironmesh_testkit::agent::{create_group, fetch_msh, TestAgent};
+use ironmesh_testkit::cli::Cli;
 use ironmesh_testkit::pty::PtyProcess;
 use ironmesh_testkit::server::{Db, TestServer};
 use ironmesh_testkit::wait_until;
@@ -18,7 +19,8 @@ struct Setup {
     server: TestServer,
     agent: TestAgent,
     node: String,
-    config: tempfile::TempDir,
+    /// Logged in as `admin`.
+    cli: Cli,
 }
 
 impl Setup {
@@ -28,59 +30,14 @@ impl Setup {
         let group = create_group(&server, "admin", PASS, "lab").await;
         let mut agent = TestAgent::start(&fetch_msh(&server, &group).await).await;
         let (node, _) = agent.wait_online().await;
-        let config = tempfile::tempdir().unwrap();
-        let s = Setup {
+        let cli = Cli::new();
+        cli.login(&server, "admin", PASS);
+        Setup {
             server,
             agent,
             node,
-            config,
-        };
-        let out = s.cli_stdin(
-            &[
-                "login",
-                "--url",
-                &s.server.wss_url(),
-                "--user",
-                "admin",
-                "--password-stdin",
-            ],
-            PASS,
-        );
-        assert!(
-            out.status.success(),
-            "login: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        s
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(ironmesh_testkit::binary("ironmesh"));
-        cmd.args(args)
-            .env("IRONMESH_CONFIG_DIR", self.config.path());
-        cmd
-    }
-
-    fn cli(&self, args: &[&str]) -> Output {
-        self.command(args).output().unwrap()
-    }
-
-    fn cli_stdin(&self, args: &[&str], input: &str) -> Output {
-        use std::io::Write;
-        let mut child = self
-            .command(args)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(format!("{input}\n").as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
+            cli,
+        }
     }
 
     fn bare(&self) -> &str {
@@ -116,31 +73,31 @@ fn stderr(o: &Output) -> String {
 async fn listing_and_running_commands() {
     let mut s = Setup::new().await;
     // The token, not the password, is stored, with mode 0600.
-    let creds = std::fs::read_to_string(s.config.path().join("credentials.json")).unwrap();
+    let creds = std::fs::read_to_string(s.cli.path().join("credentials.json")).unwrap();
     assert!(!creds.contains(PASS) && creds.contains("~t:"), "{creds}");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(s.config.path().join("credentials.json"))
+        let mode = std::fs::metadata(s.cli.path().join("credentials.json"))
             .unwrap()
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
 
-    let out = s.cli(&["devices"]);
+    let out = s.cli.run(&["devices"]);
     let text = stdout(&out);
     assert!(
         text.starts_with("NAME") && text.contains("lab") && text.contains("online"),
         "{text}"
     );
-    let out = s.cli(&["devices", "--json"]);
+    let out = s.cli.run(&["devices", "--json"]);
     let list: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(list[0]["_id"], s.node.as_str());
     assert_eq!(list[0]["groupname"], "lab");
-    assert!(stdout(&s.cli(&["groups"])).contains("lab"));
-    assert!(stdout(&s.cli(&["users"])).contains("admin"));
-    let info = stdout(&s.cli(&["info", s.bare()]));
+    assert!(stdout(&s.cli.run(&["groups"])).contains("lab"));
+    assert!(stdout(&s.cli.run(&["users"])).contains("admin"));
+    let info = stdout(&s.cli.run(&["info", s.bare()]));
     assert!(
         info.contains("State:         online") && info.contains("Interface:"),
         "{info}"
@@ -153,15 +110,15 @@ async fn listing_and_running_commands() {
         format!("@{}", s.bare()),
         ironmesh_agent::reports::hostname(),
     ] {
-        let out = s.cli(&["run", &device, "--", "echo", "run-$((40+2))"]);
+        let out = s.cli.run(&["run", &device, "--", "echo", "run-$((40+2))"]);
         assert_eq!(stdout(&out), "run-42\n", "{device}: {}", stderr(&out));
     }
-    let out = s.cli(&["--json", "run", s.bare(), "--", "printf", "x"]);
+    let out = s.cli.run(&["--json", "run", s.bare(), "--", "printf", "x"]);
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["output"], "x");
 
     // Clear errors.
-    let out = s.cli(&["run", "no-such-device", "--", "true"]);
+    let out = s.cli.run(&["run", "no-such-device", "--", "true"]);
     assert!(!out.status.success());
     assert!(
         stderr(&out).contains("no device matches \"no-such-device\""),
@@ -170,12 +127,13 @@ async fn listing_and_running_commands() {
     );
 
     // Live events: the agent going offline shows up.
-    let mut events = tokio::process::Command::from(s.command(&["events", "--follow", "--json"]))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut events =
+        tokio::process::Command::from(s.cli.command(&["events", "--follow", "--json"]))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
     let out = collect(events.stdout.take().unwrap());
     let err = collect(events.stderr.take().unwrap());
     // It says so once it is signed in, and the server subscribes a control channel to
@@ -210,13 +168,13 @@ async fn listing_and_running_commands() {
     let _ = events.kill().await;
     let lines = out.lock().unwrap().clone();
     assert!(offline(&lines), "{lines}");
-    let out = s.cli(&["run", s.bare(), "--", "true"]);
+    let out = s.cli.run(&["run", s.bare(), "--", "true"]);
     assert!(stderr(&out).contains("is offline"), "{}", stderr(&out));
 
     // Logout revokes the token.
     let login: Value = serde_json::from_str(&creds).unwrap();
-    assert!(s.cli(&["logout"]).status.success());
-    let out = s.cli(&["devices"]);
+    assert!(s.cli.run(&["logout"]).status.success());
+    let out = s.cli.run(&["devices"]);
     assert!(stderr(&out).contains("not logged in"), "{}", stderr(&out));
     let err = ws::control(
         s.server.port,
@@ -240,7 +198,9 @@ async fn files_round_trip_with_identical_sha256() {
     std::fs::write(&local, &data).unwrap();
     let remote = tempfile::tempdir().unwrap();
     let remote_dir = remote.path().to_str().unwrap();
-    let out = s.cli(&["upload", s.bare(), local.to_str().unwrap(), remote_dir]);
+    let out = s
+        .cli
+        .run(&["upload", s.bare(), local.to_str().unwrap(), remote_dir]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("Uploaded 3000000 bytes"),
@@ -251,7 +211,7 @@ async fn files_round_trip_with_identical_sha256() {
     assert_eq!(Sha256::digest(&uploaded), Sha256::digest(&data));
 
     let back = dir.path().join("back.bin");
-    let out = s.cli(&[
+    let out = s.cli.run(&[
         "download",
         s.bare(),
         &format!("{remote_dir}/payload.bin"),
@@ -265,23 +225,23 @@ async fn files_round_trip_with_identical_sha256() {
 
     // Folder work: mkdir, ls, mv, rm (refused on a non-empty folder without -r).
     let sub = format!("{remote_dir}/new/deeper");
-    let out = s.cli(&["mkdir", s.bare(), &sub]);
+    let out = s.cli.run(&["mkdir", s.bare(), &sub]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(remote.path().join("new/deeper").is_dir());
-    let out = s.cli(&["ls", s.bare(), remote_dir]);
+    let out = s.cli.run(&["ls", s.bare(), remote_dir]);
     let listing = stdout(&out);
     assert!(
         listing.contains("dir") && listing.contains("new") && listing.contains("3000000"),
         "{listing}"
     );
-    let out = s.cli(&["--json", "ls", s.bare(), remote_dir]);
+    let out = s.cli.run(&["--json", "ls", s.bare(), remote_dir]);
     let entries: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(entries
         .as_array()
         .unwrap()
         .iter()
         .any(|e| e["n"] == "payload.bin" && e["t"] == 3 && e["s"] == 3_000_000));
-    let out = s.cli(&[
+    let out = s.cli.run(&[
         "mv",
         s.bare(),
         &format!("{remote_dir}/payload.bin"),
@@ -291,22 +251,26 @@ async fn files_round_trip_with_identical_sha256() {
     assert!(
         remote.path().join("renamed.bin").exists() && !remote.path().join("payload.bin").exists()
     );
-    let out = s.cli(&["rm", s.bare(), &format!("{remote_dir}/new")]);
+    let out = s.cli.run(&["rm", s.bare(), &format!("{remote_dir}/new")]);
     assert!(
         stderr(&out).contains("needs --recursive"),
         "{}",
         stderr(&out)
     );
     assert!(remote.path().join("new/deeper").is_dir());
-    let out = s.cli(&["rm", "-r", s.bare(), &format!("{remote_dir}/new")]);
+    let out = s
+        .cli
+        .run(&["rm", "-r", s.bare(), &format!("{remote_dir}/new")]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(!remote.path().join("new").exists());
-    let out = s.cli(&["rm", s.bare(), &format!("{remote_dir}/renamed.bin")]);
+    let out = s
+        .cli
+        .run(&["rm", s.bare(), &format!("{remote_dir}/renamed.bin")]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(!remote.path().join("renamed.bin").exists());
-    let out = s.cli(&["rm", s.bare(), &format!("{remote_dir}/ghost")]);
+    let out = s.cli.run(&["rm", s.bare(), &format!("{remote_dir}/ghost")]);
     assert!(stderr(&out).contains("does not exist"), "{}", stderr(&out));
-    let out = s.cli(&["ls", s.bare(), "/no/such/folder"]);
+    let out = s.cli.run(&["ls", s.bare(), "/no/such/folder"]);
     assert!(
         stderr(&out).contains("cannot list /no/such/folder"),
         "{}",
@@ -314,7 +278,7 @@ async fn files_round_trip_with_identical_sha256() {
     );
 
     // Errors name the problem and leave nothing half-written under the final name.
-    let out = s.cli(&[
+    let out = s.cli.run(&[
         "download",
         s.bare(),
         "/no/such/file",
@@ -326,7 +290,9 @@ async fn files_round_trip_with_identical_sha256() {
         stderr(&out)
     );
     assert!(!dir.path().join("x").exists());
-    let out = s.cli(&["upload", s.bare(), local.to_str().unwrap(), "/no/such/dir"]);
+    let out = s
+        .cli
+        .run(&["upload", s.bare(), local.to_str().unwrap(), "/no/such/dir"]);
     assert!(
         stderr(&out).contains("cannot write /no/such/dir/payload.bin"),
         "{}",
@@ -337,7 +303,7 @@ async fn files_round_trip_with_identical_sha256() {
 #[tokio::test]
 async fn interactive_shell_with_resize() {
     let s = Setup::new().await;
-    let mut cmd = s.command(&["shell", s.bare()]);
+    let mut cmd = s.cli.command(&["shell", s.bare()]);
     cmd.env("TERM", "xterm");
     let mut shell = PtyProcess::spawn(cmd, 100, 30);
     assert!(
@@ -434,43 +400,18 @@ async fn users_without_rights_get_clear_errors() {
     .await
     .unwrap();
     assert_eq!(r["result"], "Added user viewer");
-    let cfg = tempfile::tempdir().unwrap();
-    let run = |args: &[&str], input: Option<&str>| {
-        ironmesh_testkit::ironmesh_cli(cfg.path(), args, input)
-    };
-    assert!(run(
-        &[
-            "login",
-            "--url",
-            &s.server.wss_url(),
-            "--user",
-            "viewer",
-            "--password-stdin"
-        ],
-        Some("viewer-pass1")
-    )
-    .status
-    .success());
-    let out = run(&["run", s.bare(), "--", "id"], None);
+    let viewer = Cli::new();
+    viewer.login(&s.server, "viewer", "viewer-pass1");
+    let out = viewer.run(&["run", s.bare(), "--", "id"]);
     assert!(stderr(&out).contains("Access denied"), "{}", stderr(&out));
-    let out = run(&["shell", s.bare()], None);
+    let out = viewer.run(&["shell", s.bare()]);
     assert!(
         stderr(&out).contains("terminal is not allowed"),
         "{}",
         stderr(&out)
     );
-    let out = run(&["users"], None);
+    let out = viewer.run(&["users"]);
     assert!(stderr(&out).contains("Access denied"), "{}", stderr(&out));
-    let out = run(
-        &[
-            "login",
-            "--url",
-            &s.server.wss_url(),
-            "--user",
-            "viewer",
-            "--password-stdin",
-        ],
-        Some("wrong"),
-    );
+    let out = viewer.try_login(&s.server, "viewer", "wrong", &[]);
     assert!(stderr(&out).contains("login failed"), "{}", stderr(&out));
 }

@@ -4,13 +4,12 @@
 use std::time::Duration;
 
 use ironmesh_testkit::agent::create_group;
+use ironmesh_testkit::cli::Cli;
 use ironmesh_testkit::gateway::{Firmware, GatewayOptions, SimGateway};
 use ironmesh_testkit::server::{Db, TestServer};
 use ironmesh_testkit::wait_until;
 
 const PASS: &str = "Adm1n-pass!";
-
-use ironmesh_testkit::ironmesh_cli as run;
 
 // Multi-threaded: the simulated gateway keeps its heartbeats going while the test blocks
 // on CLI processes.
@@ -21,7 +20,6 @@ async fn gateway_commands_from_the_cli() {
         .local_addr()
         .unwrap()
         .port();
-    let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start_with_config(
         Db::Sqlite,
         &format!("[wifidog]\nplain_port = {plain}\nheartbeat_secs = 1\n"),
@@ -29,28 +27,12 @@ async fn gateway_commands_from_the_cli() {
     .await;
     server.add_user("admin", PASS, true).await;
     create_group(&server, "admin", PASS, "hotspots").await;
-    let cfg = dir.path().join("cli");
-    let out = run(
-        &cfg,
-        &[
-            "login",
-            "--url",
-            &server.wss_url(),
-            "--user",
-            "admin",
-            "--password-stdin",
-        ],
-        Some(PASS),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let cli = Cli::new();
+    cli.login(&server, "admin", PASS);
 
     let sim = SimGateway::start(GatewayOptions::new(Firmware::V9, "AP-1", plain));
     let text = wait_until(Duration::from_secs(15), "AP-1 listed", async || {
-        let out = run(&cfg, &["gateways"], None);
+        let out = cli.run(&["gateways"]);
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         if text.contains("AP-1") {
             Ok(text)
@@ -64,43 +46,31 @@ async fn gateway_commands_from_the_cli() {
         "{text}"
     );
 
-    let out = run(
-        &cfg,
-        &["gateway-approve", "AP-1", "--group", "hotspots"],
-        None,
-    );
+    let out = cli.run(&["gateway-approve", "AP-1", "--group", "hotspots"]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = run(
-        &cfg,
-        &[
-            "gateway",
-            "AP-1",
-            "shell",
-            "--param",
-            "command=uptime",
-            "--param",
-            "timeout=5",
-        ],
-        None,
-    );
+    let out = cli.run(&[
+        "gateway",
+        "AP-1",
+        "shell",
+        "--param",
+        "command=uptime",
+        "--param",
+        "timeout=5",
+    ]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("ran: uptime"));
-    let out = run(
-        &cfg,
-        &["--json", "gateway", "AP-1", "get_firmware_info"],
-        None,
-    );
+    let out = cli.run(&["--json", "gateway", "AP-1", "get_firmware_info"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["reply"]["data"]["DISTRIB_ID"], "OpenWrt");
-    let out = run(&cfg, &["gateway-auth-mode", "AP-1", "GW0001", "0"], None);
+    let out = cli.run(&["gateway-auth-mode", "AP-1", "GW0001", "0"]);
     assert!(
         out.status.success(),
         "{}",
@@ -110,8 +80,8 @@ async fn gateway_commands_from_the_cli() {
         o.auth_modes == [("GW0001".to_string(), 0)]
     })
     .await;
-    let out = run(&cfg, &["gateway", "AP-1", "fly"], None);
+    let out = cli.run(&["gateway", "AP-1", "fly"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("fly is not supported by 9.x gateways"));
-    let out = run(&cfg, &["gateway", "NOPE", "get_clients"], None);
+    let out = cli.run(&["gateway", "NOPE", "get_clients"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("Unknown gateway"));
 }

@@ -4,30 +4,13 @@
 use std::time::Duration;
 
 use ironmesh_testkit::agent::{create_group, fetch_msh, StockAgent, TestAgent};
+use ironmesh_testkit::cli::Cli;
 use ironmesh_testkit::server::{Db, TestServer};
 use ironmesh_testkit::wait_until;
 use ironmesh_testkit::ws;
 use ironmesh_testkit::xdisplay::{close, sample_points, Painter, XDisplay};
 
 const PASS: &str = "Adm1n-pass!";
-
-fn cli(config: &std::path::Path, args: &[&str], stdin: Option<&str>) -> std::process::Output {
-    use std::io::Write;
-    let mut child = std::process::Command::new(ironmesh_testkit::binary("ironmesh"))
-        .args(args)
-        .env("IRONMESH_CONFIG_DIR", config)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    if let Some(text) = stdin {
-        input.write_all(text.as_bytes()).unwrap();
-    }
-    drop(input);
-    child.wait_with_output().unwrap()
-}
 
 /// Reads a PNG the CLI wrote: width, height, RGB.
 fn read_png(path: &std::path::Path) -> (u32, u32, Vec<u8>) {
@@ -63,36 +46,12 @@ fn matches_display(path: &std::path::Path, d: &XDisplay) {
 }
 
 /// Logs the CLI in and takes a screenshot of `node` (retrying while the agent's desktop
-/// starts); returns the PNG's path inside `config`.
-async fn screenshot(
-    server: &TestServer,
-    node: &str,
-    config: &std::path::Path,
-) -> std::path::PathBuf {
-    let login = cli(
-        config,
-        &[
-            "login",
-            "--url",
-            &server.wss_url(),
-            "--user",
-            "admin",
-            "--password-stdin",
-        ],
-        Some(PASS),
-    );
-    assert!(
-        login.status.success(),
-        "{}",
-        String::from_utf8_lossy(&login.stderr)
-    );
-    let out_file = config.join("screen.png");
+/// starts); returns the PNG's path inside the CLI's configuration folder.
+async fn screenshot(server: &TestServer, node: &str, cli: &Cli) -> std::path::PathBuf {
+    cli.login(server, "admin", PASS);
+    let out_file = cli.path().join("screen.png");
     wait_until(Duration::from_secs(60), "a screenshot", async || {
-        let out = cli(
-            config,
-            &["screenshot", node, out_file.to_str().unwrap()],
-            None,
-        );
+        let out = cli.run(&["screenshot", node, out_file.to_str().unwrap()]);
         if out.status.success() {
             Ok(())
         } else {
@@ -114,8 +73,8 @@ async fn screenshot_of_an_ironmesh_agent_display() {
     env.push(("IRONMESH_DISPLAY".into(), display.display.clone()));
     let mut agent = TestAgent::start_with_env(&fetch_msh(&server, &group).await, env).await;
     let (node, _) = agent.wait_online().await;
-    let config = tempfile::tempdir().unwrap();
-    let png = screenshot(&server, &node, config.path()).await;
+    let cli = Cli::new();
+    let png = screenshot(&server, &node, &cli).await;
     matches_display(&png, &display);
 
     // A device without a display: the CLI says why, and writes nothing.
@@ -125,12 +84,8 @@ async fn screenshot_of_an_ironmesh_agent_display() {
     )
     .await;
     let (blind_node, _) = blind.wait_online().await;
-    let missing = config.path().join("none.png");
-    let out = cli(
-        config.path(),
-        &["screenshot", &blind_node, missing.to_str().unwrap()],
-        None,
-    );
+    let missing = cli.path().join("none.png");
+    let out = cli.run(&["screenshot", &blind_node, missing.to_str().unwrap()]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("No X display"), "{err}");
@@ -170,9 +125,9 @@ async fn screenshot_of_a_stock_agent_display() {
         },
     )
     .await;
-    let config = tempfile::tempdir().unwrap();
+    let cli = Cli::new();
     // The core reports in after connecting; its first desktop sessions may still be starting.
-    let png = screenshot(&server, &node, config.path()).await;
+    let png = screenshot(&server, &node, &cli).await;
     matches_display(&png, &display);
     agent.kill().await;
 }

@@ -1,43 +1,13 @@
 //! Signing in to an account that has a second factor, with the `ironmesh` CLI and with
 //! MeshCentral's `meshctrl.js`, against the real server.
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
-
+use ironmesh_testkit::cli::Cli;
 use ironmesh_testkit::server::{Db, TestServer};
 use ironmesh_testkit::twofactor::{add_authenticator, totp, wrong_code};
 use ironmesh_testkit::ws;
 use serde_json::Value;
 
 const PASS: &str = "Adm1n-pass!";
-
-fn login(s: &TestServer, config: &std::path::Path, extra: &[&str]) -> Output {
-    let url = s.wss_url();
-    let mut args = vec![
-        "login",
-        "--url",
-        &url,
-        "--user",
-        "admin",
-        "--password-stdin",
-    ];
-    args.extend_from_slice(extra);
-    let mut child = Command::new(ironmesh_testkit::binary("ironmesh"))
-        .args(&args)
-        .env("IRONMESH_CONFIG_DIR", config)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{PASS}\n").as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
-}
 
 #[tokio::test]
 async fn the_cli_and_meshctrl_sign_in_with_a_second_factor() {
@@ -49,42 +19,38 @@ async fn the_cli_and_meshctrl_sign_in_with_a_second_factor() {
     let (secret, recovery) = add_authenticator(&mut c).await;
     assert!(recovery.len() >= 4, "{recovery:?}");
 
-    let config = tempfile::tempdir().unwrap();
+    let cli = Cli::new();
     // No code: refused, saying what is missing; nothing stored.
-    let out = login(&s, config.path(), &[]);
+    let out = cli.try_login(&s, "admin", PASS, &[]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
         err.contains("second factor") && err.contains("--code"),
         "{err}"
     );
-    assert!(!config.path().join("credentials.json").exists());
+    assert!(!cli.path().join("credentials.json").exists());
     // A wrong code: refused as wrong.
     let wrong = wrong_code(&secret);
-    let out = login(&s, config.path(), &["--code", wrong]);
+    let out = cli.try_login(&s, "admin", PASS, &["--code", wrong]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(err.contains("wrong second-factor code"), "{err}");
     // The next step's code (the one used to confirm cannot be used again).
     let code = totp(&secret, 1);
-    let out = login(&s, config.path(), &["--code", &code]);
+    let out = cli.try_login(&s, "admin", PASS, &["--code", &code]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     // The same code again (as someone who saw it would): refused.
-    let replay = tempfile::tempdir().unwrap();
-    let out = login(&s, replay.path(), &["--code", &code]);
+    let replay = Cli::new();
+    let out = replay.try_login(&s, "admin", PASS, &["--code", &code]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "a code was accepted twice");
     assert!(err.contains("wrong second-factor code"), "{err}");
     // Later commands use the stored login token, which needs no code.
-    let users = Command::new(ironmesh_testkit::binary("ironmesh"))
-        .args(["users", "--json"])
-        .env("IRONMESH_CONFIG_DIR", config.path())
-        .output()
-        .unwrap();
+    let users = cli.run(&["users", "--json"]);
     assert!(users.status.success(), "{users:?}");
     let list: Value = serde_json::from_slice(&users.stdout).unwrap();
     assert!(list.to_string().contains("admin"), "{list}");

@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod browser;
+pub mod cli;
 mod freshness;
 pub mod gateway;
 pub mod http;
@@ -180,7 +181,7 @@ pub fn random_hex(bytes: usize) -> String {
 }
 
 /// Runs the `ironmesh` CLI with its stored login in `config_dir`; `stdin` (if any) is
-/// written as one line.
+/// written as one line. ([`cli::Cli`] does the same with a configuration folder of its own.)
 pub fn ironmesh_cli(
     config_dir: &std::path::Path,
     args: &[&str],
