@@ -5,7 +5,8 @@
 // TCP relay of this script's, so a step can cut every connection (a brief network loss).
 // Prints one line per step; exits non-zero on the first failure, after a screenshot.
 //
-//   node web/e2e/desktop.mjs <scenario>     scenarios: desktop (ironmesh-agent), stock (MeshCentral's agent), no-display
+//   node web/e2e/desktop.mjs <scenario>     scenarios: desktop (ironmesh-agent), stock (MeshCentral's agent), no-display,
+//                                           monitors (ironmesh-agent on a screen of two monitors)
 //
 // Environment: IRONMESH_URL, IRONMESH_USER, IRONMESH_PASS, SCREENSHOT_DIR, CHROMIUM;
 // DESKTOP_SAMPLES: JSON [[x, y, [r, g, b]], …] of the pattern; DESKTOP_SIZE "1024x768";
@@ -13,6 +14,9 @@
 // PAINTER_EVENTS: the painter's JSON-lines file of the keys and clicks it got; DESKTOP_INPUT=1
 // to check input; VIEWER_USER / NODESK_USER (password IRONMESH_PASS): a view-only member and a
 // member without desktop rights; DESKTOP_CLIPBOARD=1 to check the clipboard round trip.
+// The monitors scenario: DESKTOP_MONITORS=1, DESKTOP_SIZE the whole screen (two monitors side
+// by side) and DESKTOP_SAMPLES its pattern; DESKTOP_MONITOR_SAMPLES the pattern as monitor 2
+// shows it (coordinates relative to the monitor), DESKTOP_MONITOR_X where monitor 2 starts.
 
 import { readFileSync } from "node:fs";
 import net from "node:net";
@@ -488,6 +492,53 @@ async function stockScenario() {
   }
 }
 
+/** ironmesh-agent on one X screen of two monitors: the console offers them, shows monitor 2
+ *  alone when picked, sends clicks on it to the right place, and goes back to all. */
+async function monitorsScenario() {
+  check(process.env.DESKTOP_MONITORS === "1", "DESKTOP_MONITORS=1 (a screen of two monitors)");
+  const monitorSamples = JSON.parse(env("DESKTOP_MONITOR_SAMPLES"));
+  const offset = Number(env("DESKTOP_MONITOR_X"));
+  const [, H] = env("DESKTOP_SIZE").split("x").map(Number);
+
+  await run("the whole screen first, and a display picker naming both monitors", async () => {
+    await login(page, USER);
+    await openDesktop(page);
+    await waitForPattern(page, "all displays");
+    await page.waitForSelector("#desktop-display:not([hidden])");
+    const options = await page.$$eval("#desktop-display option", (os) => os.map((o) => [o.value, o.textContent]));
+    check(
+      JSON.stringify(options) === JSON.stringify([["1", "Display 1"], ["2", "Display 2"], ["65535", "All displays"]]),
+      `the picker offers the two monitors and all (got ${JSON.stringify(options)})`,
+    );
+    check((await page.inputValue("#desktop-display")) === "65535", "all displays selected at first");
+  });
+
+  await run("picking display 2 shows that monitor alone; a click on it lands there", async () => {
+    await page.selectOption("#desktop-display", "2");
+    await page.waitForFunction((h) => {
+      const c = document.querySelector("#desktop-canvas");
+      return c && c.width === 1024 && c.height === h;
+    }, H, { timeout: 20000 });
+    let last = [];
+    await poll(async () => {
+      last = await canvasMismatches(page, monitorSamples);
+      return last.length === 0;
+    }, `monitor 2's picture; off: ${last.slice(0, 5).join("; ")}`, 20000);
+    check((await page.inputValue("#desktop-display")) === "2", "the picker shows display 2");
+    await shot("monitor-2");
+    const from = painterEvents().length;
+    const at = await onCanvas(page, 10, 10);
+    await page.mouse.click(at.x, at.y);
+    const click = await waitPainter((e) => e.button === 1, "a click on monitor 2", from);
+    check(Math.abs(click.x - (offset + 10)) <= 2 && Math.abs(click.y - 10) <= 2, `a click at (10,10) on monitor 2 arrived at (${click.x},${click.y})`);
+  });
+
+  await run("all displays again", async () => {
+    await page.selectOption("#desktop-display", "65535");
+    await waitForPattern(page, "all displays again");
+  });
+}
+
 async function noDisplayScenario() {
   await run("without a display the agent's message is shown, not a blank canvas", async () => {
     await login(page, USER);
@@ -519,6 +570,7 @@ await exitAfter(
     if (scenario === "desktop") await desktopScenario(relay, browser);
     else if (scenario === "stock") await stockScenario();
     else if (scenario === "no-display") await noDisplayScenario();
+    else if (scenario === "monitors") await monitorsScenario();
     else throw new Error(`unknown scenario ${scenario}`);
   },
   async () => {

@@ -6,13 +6,15 @@
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use ironmesh_proto::desktop::{buttons, tile_fits, Deframer, KeyAction, ToAgent, ToViewer};
+use ironmesh_proto::desktop::{
+    buttons, tile_fits, Deframer, DisplayRect, KeyAction, ToAgent, ToViewer,
+};
 use ironmesh_proto::rights::MeshRights;
 use ironmesh_testkit::agent::{add_member, create_group, fetch_msh, TestAgent};
 use ironmesh_testkit::server::{Db, TestServer};
 use ironmesh_testkit::ws::{self, b64, Ws};
 use ironmesh_testkit::xdisplay::{
-    close, echo_colour, sample_points, Painter, PainterEvent, XDisplay, ECHO_BOX,
+    close, echo_colour, expected_pixel, sample_points, Painter, PainterEvent, XDisplay, ECHO_BOX,
 };
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
@@ -46,6 +48,11 @@ struct Viewer {
     /// Text messages (control JSON), alerts and messages, in order.
     notes: Vec<String>,
     closed: Option<(u16, String)>,
+    /// The last display list (ids, selected) and layout the agent sent.
+    displays: Option<(Vec<u16>, u16)>,
+    layout: Vec<DisplayRect>,
+    /// Display switches acknowledged.
+    displays_set: usize,
 }
 
 impl Viewer {
@@ -79,6 +86,9 @@ impl Viewer {
             tiles: 0,
             notes: Vec::new(),
             closed: None,
+            displays: None,
+            layout: Vec::new(),
+            displays_set: 0,
         }
     }
 
@@ -138,6 +148,11 @@ impl Viewer {
                         }
                         ToViewer::Tile { x, y, image } => self.draw(x, y, &image),
                         ToViewer::Alert(t) | ToViewer::Message(t) => self.notes.push(t),
+                        ToViewer::Displays { ids, selected } => {
+                            self.displays = Some((ids, selected))
+                        }
+                        ToViewer::DisplayLayout(rects) => self.layout = rects,
+                        ToViewer::DisplaySet => self.displays_set += 1,
                         _ => {}
                     }
                 }
@@ -230,7 +245,15 @@ async fn setup() -> (TestServer, String, XDisplay, Painter, TestAgent, String) {
 async fn setup_with(
     painter_args: &[&str],
 ) -> (TestServer, String, XDisplay, Painter, TestAgent, String) {
-    let x = XDisplay::start(W, H);
+    setup_on(XDisplay::start(W, H), painter_args).await
+}
+
+/// The server, a group and an agent on `x`, painted by a painter started with
+/// `painter_args`.
+async fn setup_on(
+    x: XDisplay,
+    painter_args: &[&str],
+) -> (TestServer, String, XDisplay, Painter, TestAgent, String) {
     let painter = Painter::start(&x, painter_args);
     let s = TestServer::start(Db::Sqlite).await;
     s.add_user("admin", PASS, true).await;
@@ -687,4 +710,149 @@ async fn animation_flows_at_the_frame_interval() {
         );
         v.ws.send(Message::Close(None)).await.unwrap();
     }
+}
+
+/// Runs `xrandr` on `x`, which must succeed.
+fn xrandr(x: &XDisplay, args: &[&str]) {
+    let out = std::process::Command::new("xrandr")
+        .args(args)
+        .envs(x.env())
+        .output()
+        .expect("xrandr (apt-get install x11-xserver-utils)");
+    assert!(
+        out.status.success(),
+        "xrandr {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Two monitors side by side on one 2048×768 X screen (RandR 1.5 monitors, as a desktop
+/// with two screens has): the agent lists them as displays 1 and 2 plus 65535 (all),
+/// shows one monitor's picture when asked, maps clicks on it back to the screen, keeps the
+/// display shown when asked for one that does not exist, and follows a change of layout.
+#[tokio::test]
+async fn two_monitors_are_two_displays() {
+    const SW: u16 = 2048;
+    let x = XDisplay::start(SW, H);
+    // The first monitor takes Xvfb's only output (replacing the monitor RandR makes for
+    // it); the second is a monitor with no output, as `--setmonitor` allows.
+    xrandr(
+        &x,
+        &["--setmonitor", "left", "1024/270x768/200+0+0", "screen"],
+    );
+    xrandr(
+        &x,
+        &["--setmonitor", "right", "1024/270x768/200+1024+0", "none"],
+    );
+    let (s, _group, x, mut painter, _agent, node) = setup_on(x, &[]).await;
+    let mut v = Viewer::open(&s, &node, "admin", PASS).await;
+    v.start().await;
+
+    // The session starts on the whole screen, and says at once that there are two.
+    v.until("the whole screen's picture", matches_pattern).await;
+    assert_eq!((v.width, v.height), (SW, H));
+    let two = Some((vec![1, 2, 65535], 65535));
+    v.until("the display list at start", |v| v.displays.is_some())
+        .await;
+    assert_eq!(v.displays, two);
+    let rect = |id, x| DisplayRect {
+        id,
+        x,
+        y: 0,
+        width: 1024,
+        height: H,
+    };
+    assert_eq!(v.layout, [rect(1, 0), rect(2, 1024)]);
+    // Asked again, the same answer.
+    v.displays = None;
+    v.layout.clear();
+    v.send(&[ToAgent::GetDisplays]).await;
+    v.until("the display list", |v| v.displays.is_some()).await;
+    assert_eq!(v.displays, two);
+    assert_eq!(v.layout.len(), 2);
+
+    // Monitor 2: a 1024×768 screen showing the right half of the pattern.
+    let right_half: Vec<(u16, u16, [u8; 3])> = sample_points(SW, H)
+        .into_iter()
+        .filter(|(px, _, _)| *px >= 1024)
+        .map(|(px, py, want)| (px - 1024, py, want))
+        .collect();
+    assert!(right_half.len() >= 20);
+    let shows_right_half = |v: &Viewer| {
+        v.width == 1024
+            && v.complete()
+            && right_half
+                .iter()
+                .all(|(px, py, want)| close(v.pixel(*px, *py), *want, TOLERANCE))
+    };
+    v.send(&[ToAgent::SetDisplay(2)]).await;
+    v.until("monitor 2's picture", shows_right_half).await;
+    assert_eq!((v.width, v.height), (1024, H));
+    assert_eq!(v.displays_set, 1);
+    assert_eq!(v.displays, Some((vec![1, 2, 65535], 2)));
+    // Every pixel of the picture is the pattern's at x + 1024, not just the samples:
+    // the cell edges line up with the monitor's offset.
+    for (px, py) in [(5, 5), (250, 700), (260, 100), (1000, 400), (1019, 763)] {
+        let want = expected_pixel(px + 1024, py, SW, H);
+        assert!(
+            close(v.pixel(px, py), want, TOLERANCE),
+            "({px},{py}) on monitor 2 is {:?}, the pattern has {want:?}",
+            v.pixel(px, py)
+        );
+    }
+
+    // A click on monitor 2 lands on the screen 1024 pixels to the right.
+    v.send(&[
+        ToAgent::Mouse {
+            buttons: buttons::LEFT_DOWN,
+            x: 10,
+            y: 10,
+        },
+        ToAgent::Mouse {
+            buttons: buttons::LEFT_UP,
+            x: 10,
+            y: 10,
+        },
+    ])
+    .await;
+    assert_eq!(
+        button_event(&mut painter, 1).await,
+        Some(PainterEvent::Button {
+            button: 1,
+            x: 1034,
+            y: 10
+        })
+    );
+
+    // A display that does not exist: acknowledged, and monitor 2 stays.
+    v.displays = None;
+    v.send(&[ToAgent::SetDisplay(9), ToAgent::GetDisplays])
+        .await;
+    v.until("the answer to an unknown display", |v| {
+        v.displays_set == 2 && v.displays.is_some()
+    })
+    .await;
+    assert_eq!(v.displays, Some((vec![1, 2, 65535], 2)));
+    assert_eq!((v.width, v.height), (1024, H));
+
+    // All displays: the whole screen again.
+    v.send(&[ToAgent::SetDisplay(65535)]).await;
+    v.until("the whole screen again", |v| {
+        v.width == SW && matches_pattern(v)
+    })
+    .await;
+    v.send(&[ToAgent::SetDisplay(2)]).await;
+    v.until("monitor 2 again", shows_right_half).await;
+
+    // Monitor 2 goes away: the agent says there is one display now and shows the whole
+    // screen, without being asked.
+    v.displays = None;
+    xrandr(&x, &["--delmonitor", "right"]);
+    v.until("the new display list", |v| v.displays.is_some())
+        .await;
+    assert_eq!(v.displays, Some((vec![0], 0)));
+    v.until("the whole screen after the change", |v| {
+        v.width == SW && matches_pattern(v)
+    })
+    .await;
 }

@@ -153,6 +153,47 @@ async fn desktop_tab_with_ironmesh_agent() {
     assert!(screenshots().join("desktop-desktop-pattern.png").exists());
 }
 
+/// One X screen of two monitors side by side (RandR 1.5, `xrandr --setmonitor`): the tab's
+/// display picker offers them, picking display 2 shows that monitor alone at 1024×768, a
+/// click on it reaches the painter 1024 pixels to the right, and "All displays" brings the
+/// whole screen back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn desktop_tab_picks_a_monitor() {
+    const MONITOR: u16 = 1024;
+    let server = TestServer::start(Db::Sqlite).await;
+    let group = members(&server).await;
+    let msh = fetch_msh(&server, &group).await;
+
+    let display = XDisplay::start(2 * MONITOR, HEIGHT);
+    for args in [
+        ["--setmonitor", "left", "1024/270x768/200+0+0", "screen"],
+        ["--setmonitor", "right", "1024/270x768/200+1024+0", "none"],
+    ] {
+        let out = display.run("xrandr", &args);
+        assert!(out.status.success(), "xrandr {args:?}: {out:?}");
+    }
+    let painter = Painter::start(&display, &[]);
+    let mut agent = start_agent(&msh, Some(&display)).await;
+
+    let monitor_samples: Vec<_> = sample_points(display.width, display.height)
+        .into_iter()
+        .filter(|(x, _, _)| *x >= MONITOR)
+        .map(|(x, y, c)| json!([x - MONITOR, y, c]))
+        .collect();
+    let mut extra = display_env(&display, &painter);
+    extra.push(("DESKTOP_MONITORS", "1".into()));
+    extra.push((
+        "DESKTOP_MONITOR_SAMPLES",
+        serde_json::to_string(&monitor_samples).unwrap(),
+    ));
+    extra.push(("DESKTOP_MONITOR_X", MONITOR.to_string()));
+    browser(&server, "monitors", &extra).await;
+    agent.kill().await;
+    assert!(screenshots()
+        .join("desktop-monitors-monitor-2.png")
+        .exists());
+}
+
 /// An agent without a display says so in the tab, instead of a blank canvas.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn desktop_tab_shows_the_agents_message_without_a_display() {

@@ -5,7 +5,8 @@
 //! or odd server) the plain `GetImage` request does the same, slower.
 //!
 //! The root window's size is read on every capture, so a resolution change is noticed at
-//! the next frame.
+//! the next frame. A capture covers one rectangle of the root window: the whole screen, or
+//! the one monitor the viewer picked (`monitors`).
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
@@ -15,7 +16,8 @@ use x11rb::protocol::shm::{self, ConnectionExt as _};
 use x11rb::protocol::xproto::{ConnectionExt as _, ImageFormat, ImageOrder, Window};
 use x11rb::rust_connection::RustConnection;
 
-use super::change::Frame;
+use super::change::{Frame, Rect};
+use super::monitors::{self, Layout};
 
 /// A shared memory segment the server knows as `seg`.
 struct SharedSegment {
@@ -92,6 +94,8 @@ pub struct Capturer {
     shm: Option<SharedSegment>,
     /// False once MIT-SHM failed: later captures use GetImage without trying again.
     shm_usable: bool,
+    /// The server has RandR 1.5: monitors can be read, and their changes are announced.
+    randr: bool,
 }
 
 impl Capturer {
@@ -119,11 +123,13 @@ impl Capturer {
             Ok(Ok(v)) => (v.major_version, v.minor_version) >= (1, 2),
             _ => false,
         };
+        let randr = monitors::watch(&conn, root);
         Ok(Capturer {
             conn,
             root,
             shm: None,
             shm_usable,
+            randr,
         })
     }
 
@@ -142,16 +148,37 @@ impl Capturer {
         Ok((g.width, g.height))
     }
 
-    /// Captures the whole screen into `frame` (resized to the screen).
-    pub fn grab(&mut self, frame: &mut Frame) -> anyhow::Result<()> {
+    /// The screen's monitors (one display without RandR 1.5).
+    pub fn layout(&self, screen: (u16, u16)) -> Layout {
+        if self.randr {
+            monitors::read(&self.conn, self.root, screen)
+        } else {
+            Layout::single()
+        }
+    }
+
+    /// Reads the events waiting; true when one was RandR's (the monitors may have changed).
+    pub fn poll_events(&mut self) -> anyhow::Result<bool> {
         // Every client gets keyboard-mapping events (the input side's spare keycodes cause
-        // some); nothing here wants them, but unread they would pile up in memory.
-        while self.conn.poll_for_event()?.is_some() {}
-        let (w, h) = self.size()?;
+        // some); nothing else here wants them, but unread they would pile up in memory.
+        let mut randr = false;
+        while let Some(ev) = self.conn.poll_for_event()? {
+            randr |= matches!(
+                ev,
+                x11rb::protocol::Event::RandrScreenChangeNotify(_)
+                    | x11rb::protocol::Event::RandrNotify(_)
+            );
+        }
+        Ok(randr)
+    }
+
+    /// Captures `area` of the screen (which must lie on it) into `frame`, resized to it.
+    pub fn grab(&mut self, frame: &mut Frame, area: Rect) -> anyhow::Result<()> {
+        let (x, y, w, h) = (area.x as i16, area.y as i16, area.width, area.height);
         frame.reshape(w, h);
         let len = frame.pixels.len();
         if self.shm_usable {
-            match self.grab_shm(w, h, len) {
+            match self.grab_shm(area, len) {
                 Ok(()) => {
                     let seg = self.shm.as_ref().expect("segment just used");
                     frame.pixels.copy_from_slice(seg.bytes(len));
@@ -168,19 +195,19 @@ impl Capturer {
         }
         let reply = self
             .conn
-            .get_image(ImageFormat::Z_PIXMAP, self.root, 0, 0, w, h, !0)?
+            .get_image(ImageFormat::Z_PIXMAP, self.root, x, y, w, h, !0)?
             .reply()
             .context("capturing the screen (GetImage)")?;
         anyhow::ensure!(
             reply.data.len() >= len,
-            "GetImage returned {} bytes for a {w}x{h} screen",
+            "GetImage returned {} bytes for a {w}x{h} area",
             reply.data.len()
         );
         frame.pixels.copy_from_slice(&reply.data[..len]);
         Ok(())
     }
 
-    fn grab_shm(&mut self, w: u16, h: u16, len: usize) -> anyhow::Result<()> {
+    fn grab_shm(&mut self, area: Rect, len: usize) -> anyhow::Result<()> {
         if self.shm.as_ref().is_none_or(|s| s.len < len) {
             if let Some(mut old) = self.shm.take() {
                 old.release(&self.conn);
@@ -191,10 +218,10 @@ impl Capturer {
         self.conn
             .shm_get_image(
                 self.root,
-                0,
-                0,
-                w,
-                h,
+                area.x as i16,
+                area.y as i16,
+                area.width,
+                area.height,
                 !0,
                 ImageFormat::Z_PIXMAP.into(),
                 seg,

@@ -6,6 +6,7 @@
 //! - [`capture`]: the screen's pixels (MIT-SHM, else GetImage);
 //! - [`change`]: which tiles changed since the last picture;
 //! - [`encode`]: rectangles to JPEG tile commands, scaled as asked;
+//! - [`monitors`]: the monitors of the screen, offered to the viewer as displays;
 //! - [`keymap`] and [`input`]: viewer keys and mouse to X events;
 //! - [`clipboard`]: the X clipboard for the viewer's clipboard messages;
 //! - [`session`]: the session itself, tying those to the relay socket.
@@ -17,4 +18,5 @@ pub mod display;
 pub mod encode;
 pub mod input;
 pub mod keymap;
+pub mod monitors;
 pub mod session;

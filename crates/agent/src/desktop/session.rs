@@ -26,6 +26,7 @@ use super::clipboard::{self, ClipboardRequest};
 use super::display::{self, DisplayTarget};
 use super::encode::{Quality, TileEncoder};
 use super::input::{Injector, InputEvent};
+use super::monitors::Layout;
 use crate::tunnel::CTRL_CHANNEL;
 use ironmesh_client::connect::Socket as AgentSocket;
 
@@ -49,6 +50,9 @@ const MESSAGE_BYTES: usize = 1 << 20;
 const ECHO_AFTER: Duration = Duration::from_millis(8);
 /// ...and once more this long after that capture, for applications slower to repaint.
 const ECHO_FOLLOW_UP: Duration = Duration::from_millis(40);
+/// How often the monitors are read again although nothing announced a change: monitors
+/// defined with `xrandr --setmonitor` come and go without any event.
+const LAYOUT_RECHECK: Duration = Duration::from_secs(2);
 
 /// What the viewer asked for, shared between the reader (who changes it) and the writer.
 #[derive(Debug)]
@@ -62,6 +66,18 @@ struct View {
     refresh: bool,
     /// Input was injected: capture at this time, before the frame timer would.
     echo_at: Option<Instant>,
+    /// The monitors, as the capture thread last read them.
+    layout: Layout,
+    /// The display shown (an id of `layout`); input coordinates are relative to it.
+    display: u16,
+}
+
+impl View {
+    /// Where the display shown starts on the screen: added to the viewer's coordinates.
+    fn origin(&self) -> (u16, u16) {
+        let area = self.layout.area(self.display, (0, 0));
+        (area.x, area.y)
+    }
 }
 
 /// The view state and a wake-up for the writer when it changes.
@@ -76,8 +92,10 @@ impl Shared {
         self.changed.notify_one();
     }
 
-    fn quality(&self) -> Quality {
-        self.view.lock().expect("view lock").quality
+    /// The picture's scale and the shown display's origin: what input coordinates need.
+    fn mapping(&self) -> (Quality, (u16, u16)) {
+        let v = self.view.lock().expect("view lock");
+        (v.quality, v.origin())
     }
 }
 
@@ -109,10 +127,15 @@ pub async fn run(socket: &mut AgentSocket, view_only: bool) -> anyhow::Result<()
     std::thread::Builder::new()
         .name("desktop-capture".into())
         .spawn(move || capture_thread(capture_conn, screen, job_rx, done_tx))?;
-    let (width, height) = match done_rx.recv().await {
-        Some(Done::Ready { width, height, shm }) => {
-            tracing::info!(width, height, shm, "desktop capture ready");
-            (width, height)
+    let (width, height, layout) = match done_rx.recv().await {
+        Some(Done::Ready {
+            width,
+            height,
+            shm,
+            layout,
+        }) => {
+            tracing::info!(width, height, shm, monitors = ?layout, "desktop capture ready");
+            (width, height, layout)
         }
         Some(Done::Failed(e)) => {
             tell(socket, &format!("Cannot capture this display: {e}")).await;
@@ -163,11 +186,18 @@ pub async fn run(socket: &mut AgentSocket, view_only: bool) -> anyhow::Result<()
             frame_ms: DEFAULT_FRAME_MS,
             refresh: true,
             echo_at: None,
+            display: layout.whole(),
+            layout: layout.clone(),
         }),
         changed: Notify::new(),
     };
+    // Sessions start on the whole screen, as they did before monitors were told apart;
+    // with several monitors the viewer learns them at once, to offer a choice.
     let mut start = Vec::new();
     ToViewer::ScreenSize { width, height }.encode(&mut start);
+    if layout.is_multi() {
+        layout.announce(layout.whole(), &mut start);
+    }
     socket.send(Message::Binary(start.into())).await?;
 
     let (out_tx, out_rx) = mpsc::channel::<Message>(32);
@@ -234,10 +264,12 @@ async fn send_alert(socket: &mut AgentSocket, text: &str) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// A capture request: the whole screen or only what changed, at these settings.
+/// A capture request: the whole picture or only what changed, of this display, at these
+/// settings.
 struct Job {
     full: bool,
     quality: Quality,
+    display: u16,
 }
 
 enum Done {
@@ -245,9 +277,11 @@ enum Done {
         width: u16,
         height: u16,
         shm: bool,
+        layout: Layout,
     },
-    /// Commands to send (screen size, tiles), possibly none when nothing changed.
-    Frame(Vec<u8>),
+    /// Commands to send (display list, screen size, tiles), possibly none when nothing
+    /// changed; with the new monitor layout when it changed.
+    Frame(Vec<u8>, Option<Layout>),
     Failed(String),
 }
 
@@ -272,26 +306,51 @@ fn capture_thread(
         }
     };
     let shm = capturer.uses_shm();
-    if done
-        .blocking_send(Done::Ready { width, height, shm })
-        .is_err()
-    {
+    let mut screen = (width, height);
+    let mut layout = capturer.layout(screen);
+    let mut layout_read = std::time::Instant::now();
+    let ready = Done::Ready {
+        width,
+        height,
+        shm,
+        layout: layout.clone(),
+    };
+    if done.blocking_send(ready).is_err() {
         return;
     }
     let mut frame = Frame::default();
     let mut tracker = ChangeTracker::default();
     let mut encoder = TileEncoder::default();
-    // What the viewer was last told the screen size is (scaled).
-    let mut announced = (width, height);
+    // The display and its size (scaled) the viewer was last told about: a switch between
+    // two monitors of one size is announced too, so the viewer starts a fresh picture.
+    let mut announced = (layout.whole(), (width, height));
     while let Some(job) = jobs.blocking_recv() {
-        let result = (|| -> anyhow::Result<Vec<u8>> {
-            capturer.grab(&mut frame)?;
+        let result = (|| -> anyhow::Result<(Vec<u8>, Option<Layout>)> {
+            let randr_event = capturer.poll_events()?;
+            let now = capturer.size()?;
             let mut out = Vec::new();
+            let mut relaid = None;
+            if now != screen || randr_event || layout_read.elapsed() >= LAYOUT_RECHECK {
+                screen = now;
+                layout_read = std::time::Instant::now();
+                let fresh = capturer.layout(screen);
+                if fresh != layout {
+                    tracing::info!(monitors = ?fresh, "desktop monitors changed");
+                    layout = fresh;
+                    relaid = Some(layout.clone());
+                }
+            }
+            // A display that went away falls back to the whole screen.
+            let display = layout.resolve(job.display);
+            if relaid.is_some() {
+                layout.announce(display, &mut out);
+            }
+            capturer.grab(&mut frame, layout.area(display, screen))?;
             let q = job.quality;
             let size = (q.scaled(frame.width), q.scaled(frame.height));
             let mut full = job.full;
-            if size != announced {
-                announced = size;
+            if (display, size) != announced {
+                announced = (display, size);
                 full = true;
                 ToViewer::ScreenSize {
                     width: size.0,
@@ -302,10 +361,10 @@ fn capture_thread(
             for rect in tracker.changes(&frame, full) {
                 encoder.encode(&frame, rect, q, &mut out)?;
             }
-            Ok(out)
+            Ok((out, relaid))
         })();
         let reply = match result {
-            Ok(bytes) => Done::Frame(bytes),
+            Ok((bytes, relaid)) => Done::Frame(bytes, relaid),
             Err(e) => Done::Failed(format!("{e:#}")),
         };
         let failed = matches!(reply, Done::Failed(_));
@@ -344,9 +403,9 @@ where
 {
     let mut next_at = Instant::now();
     loop {
-        let (active, full, frame_ms, echo_at) = {
+        let (active, full, frame_ms, display, echo_at) = {
             let v = shared.view.lock().expect("view lock");
-            (v.started && !v.paused, v.refresh, v.frame_ms, v.echo_at)
+            (v.started && !v.paused, v.refresh, v.frame_ms, v.display, v.echo_at)
         };
         let due = match (full, echo_at) {
             (true, _) => Instant::now(),
@@ -370,7 +429,7 @@ where
                     }
                     (v.quality, echoed)
                 };
-                jobs.send(Job { full, quality }).await?;
+                jobs.send(Job { full, quality, display }).await?;
                 let reply = loop {
                     tokio::select! {
                         d = done.recv() => break d,
@@ -381,7 +440,15 @@ where
                     }
                 };
                 match reply {
-                    Some(Done::Frame(bytes)) => send_picture(sink, bytes).await?,
+                    Some(Done::Frame(bytes, relaid)) => {
+                        if let Some(layout) = relaid {
+                            shared.update(|v| {
+                                v.display = layout.resolve(v.display);
+                                v.layout = layout;
+                            });
+                        }
+                        send_picture(sink, bytes).await?
+                    }
                     Some(Done::Failed(e)) => anyhow::bail!("screen capture failed: {e}"),
                     Some(Done::Ready { .. }) | None => anyhow::bail!("screen capture stopped"),
                 }
@@ -460,7 +527,8 @@ where
                                 continue;
                             }
                             let Some(tx) = input else { continue };
-                            let Some(ev) = to_input(&cmd, shared.quality()) else {
+                            let (q, origin) = shared.mapping();
+                            let Some(ev) = to_input(&cmd, q, origin) else {
                                 continue;
                             };
                             if matches!(ev, InputEvent::Move { .. }) {
@@ -548,16 +616,30 @@ fn apply(cmd: &ToAgent, shared: &Shared) -> Option<Vec<u8>> {
             });
             None
         }
-        ToAgent::GetDisplays => Some(
-            ToViewer::Displays {
-                ids: vec![0],
-                selected: 0,
-            }
-            .to_bytes(),
-        ),
-        ToAgent::SetDisplay(_) => {
-            shared.update(|v| v.refresh = true);
-            Some(ToViewer::DisplaySet.to_bytes())
+        ToAgent::GetDisplays => {
+            let v = shared.view.lock().expect("view lock");
+            let mut out = Vec::new();
+            v.layout.announce(v.display, &mut out);
+            Some(out)
+        }
+        ToAgent::SetDisplay(id) => {
+            // An id the layout does not know keeps the display shown; either way the
+            // viewer gets its acknowledgement and a whole picture.
+            let mut out = Vec::new();
+            ToViewer::DisplaySet.encode(&mut out);
+            shared.update(|v| {
+                v.refresh = true;
+                if v.layout.knows(id) {
+                    v.display = id;
+                    // The list again, so a viewer's display picker shows the new choice.
+                    if v.layout.is_multi() {
+                        v.layout.announce(id, &mut out);
+                    }
+                } else {
+                    tracing::debug!(id, "no such display; the current one stays");
+                }
+            });
+            Some(out)
         }
         // One X screen: never locked by the agent.
         ToAgent::InputLock(_) => Some(ToViewer::InputLock(false).to_bytes()),
@@ -566,8 +648,11 @@ fn apply(cmd: &ToAgent, shared: &Shared) -> Option<Vec<u8>> {
 }
 
 /// An input command as an injector event, with viewer coordinates mapped back to the
-/// screen when the picture is scaled.
-fn to_input(cmd: &ToAgent, q: Quality) -> Option<InputEvent> {
+/// screen: unscaled when the picture is scaled, then offset by the shown display's
+/// `origin` (the viewer's picture of one monitor starts at its own 0,0).
+fn to_input(cmd: &ToAgent, q: Quality, origin: (u16, u16)) -> Option<InputEvent> {
+    let x = |v: u16| q.unscaled(v).saturating_add(origin.0);
+    let y = |v: u16| q.unscaled(v).saturating_add(origin.1);
     Some(match *cmd {
         ToAgent::Key { action, code } => InputEvent::Key {
             vk: code,
@@ -575,18 +660,27 @@ fn to_input(cmd: &ToAgent, q: Quality) -> Option<InputEvent> {
             extended: matches!(action, KeyAction::ExtendedDown | KeyAction::ExtendedUp),
         },
         ToAgent::KeyUnicode { up, unit } => InputEvent::Unicode { unit, down: !up },
-        ToAgent::Mouse { buttons: 0, x, y } => InputEvent::Move {
-            x: q.unscaled(x),
-            y: q.unscaled(y),
-        },
-        ToAgent::Mouse { buttons, x, y } => InputEvent::Buttons {
+        ToAgent::Mouse {
+            buttons: 0,
+            x: vx,
+            y: vy,
+        } => InputEvent::Move { x: x(vx), y: y(vy) },
+        ToAgent::Mouse {
+            buttons,
+            x: vx,
+            y: vy,
+        } => InputEvent::Buttons {
             bits: buttons,
-            x: q.unscaled(x),
-            y: q.unscaled(y),
+            x: x(vx),
+            y: y(vy),
         },
-        ToAgent::Wheel { x, y, delta } => InputEvent::Wheel {
-            x: q.unscaled(x),
-            y: q.unscaled(y),
+        ToAgent::Wheel {
+            x: vx,
+            y: vy,
+            delta,
+        } => InputEvent::Wheel {
+            x: x(vx),
+            y: y(vy),
             delta,
         },
         ToAgent::CtrlAltDel => InputEvent::CtrlAltDel,
@@ -665,6 +759,8 @@ mod tests {
                 frame_ms: DEFAULT_FRAME_MS,
                 refresh: false,
                 echo_at: None,
+                layout: Layout::single(),
+                display: 0,
             }),
             changed: Notify::new(),
         }
@@ -693,6 +789,72 @@ mod tests {
         assert!(apply(&ToAgent::GetDisplays, &s).is_some());
     }
 
+    /// Decodes what `apply` answered.
+    fn replies(bytes: Option<Vec<u8>>) -> Vec<ToViewer> {
+        let mut d = Deframer::default();
+        d.push(&bytes.unwrap_or_default());
+        let mut got = Vec::new();
+        while let Some(raw) = d.next_command().unwrap() {
+            got.push(ToViewer::decode(&raw).unwrap());
+        }
+        got
+    }
+
+    #[test]
+    fn displays_are_listed_and_switched() {
+        use super::super::monitors::ALL;
+        let s = shared();
+        // One display: the list and the answers of before.
+        assert_eq!(
+            replies(apply(&ToAgent::GetDisplays, &s)),
+            [ToViewer::Displays {
+                ids: vec![0],
+                selected: 0
+            }]
+        );
+        assert_eq!(
+            replies(apply(&ToAgent::SetDisplay(ALL), &s)),
+            [ToViewer::DisplaySet]
+        );
+        assert_eq!(s.view.lock().unwrap().display, 0);
+
+        // Two monitors side by side.
+        s.update(|v| {
+            v.layout =
+                Layout::from_monitors([(0, 0, 1024, 768), (1024, 0, 1024, 768)], (2048, 768));
+            v.display = ALL;
+            v.refresh = false;
+        });
+        let got = replies(apply(&ToAgent::GetDisplays, &s));
+        assert_eq!(
+            got[0],
+            ToViewer::Displays {
+                ids: vec![1, 2, ALL],
+                selected: ALL
+            }
+        );
+        assert!(matches!(&got[1], ToViewer::DisplayLayout(r) if r.len() == 2));
+        let got = replies(apply(&ToAgent::SetDisplay(2), &s));
+        assert_eq!(got[0], ToViewer::DisplaySet);
+        assert_eq!(
+            got[1],
+            ToViewer::Displays {
+                ids: vec![1, 2, ALL],
+                selected: 2
+            }
+        );
+        {
+            let v = s.view.lock().unwrap();
+            assert_eq!((v.display, v.refresh, v.origin()), (2, true, (1024, 0)));
+        }
+        // Unknown: acknowledged, nothing else changes.
+        assert_eq!(
+            replies(apply(&ToAgent::SetDisplay(7), &s)),
+            [ToViewer::DisplaySet]
+        );
+        assert_eq!(s.view.lock().unwrap().display, 2);
+    }
+
     #[test]
     fn viewer_coordinates_follow_the_scale() {
         let half = Quality::new(50, 512);
@@ -702,14 +864,23 @@ mod tests {
             y: 50,
         };
         assert_eq!(
-            to_input(&click, half),
+            to_input(&click, half, (0, 0)),
             Some(InputEvent::Buttons {
                 bits: 2,
                 x: 200,
                 y: 100
             })
         );
-        assert_eq!(to_input(&ToAgent::Refresh, half), None);
+        // On a monitor at x 1024, after unscaling.
+        assert_eq!(
+            to_input(&click, half, (1024, 0)),
+            Some(InputEvent::Buttons {
+                bits: 2,
+                x: 1224,
+                y: 100
+            })
+        );
+        assert_eq!(to_input(&ToAgent::Refresh, half, (0, 0)), None);
     }
 
     #[test]
