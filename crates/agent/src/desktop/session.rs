@@ -405,7 +405,13 @@ where
     loop {
         let (active, full, frame_ms, display, echo_at) = {
             let v = shared.view.lock().expect("view lock");
-            (v.started && !v.paused, v.refresh, v.frame_ms, v.display, v.echo_at)
+            (
+                v.started && !v.paused,
+                v.refresh,
+                v.frame_ms,
+                v.display,
+                v.echo_at,
+            )
         };
         let due = match (full, echo_at) {
             (true, _) => Instant::now(),
