@@ -458,7 +458,14 @@ where
                     Some(Done::Failed(e)) => anyhow::bail!("screen capture failed: {e}"),
                     Some(Done::Ready { .. }) | None => anyhow::bail!("screen capture stopped"),
                 }
-                next_at = began + Duration::from_millis(frame_ms as u64);
+                let period = Duration::from_millis(frame_ms as u64);
+                if began >= next_at {
+                    // A timed capture: keep the cadence (so 33 ms gives 30 pictures a
+                    // second, not one per 33 ms plus the capture's own time), but after a
+                    // late one leave at least half a period.
+                    next_at = (next_at + period).max(began + period / 2);
+                }
+                // An early capture (input, refresh) leaves the timed one where it was.
                 if echoed {
                     next_at = next_at.min(began + ECHO_FOLLOW_UP);
                 }
