@@ -12,7 +12,7 @@ import assert from "node:assert/strict";
 
 const source = readFileSync(fileURLToPath(new URL("../src/desktop-codec.ts", import.meta.url)), "utf8");
 const { code } = await transform(source, { loader: "ts", format: "esm" });
-const { Deframer, DesktopStreamError, decodeFromAgent, toAgent, KEY, BUTTON, imageType } = await import(`data:text/javascript;base64,${Buffer.from(code).toString("base64")}`);
+const { Deframer, DesktopStreamError, decodeFromAgent, toAgent, KEY, BUTTON, imageType, imageSize } = await import(`data:text/javascript;base64,${Buffer.from(code).toString("base64")}`);
 
 const bytes = (u8) => [...u8];
 
@@ -90,5 +90,13 @@ assert.throws(broken([0, 11, 0, 8, 0, 3, 0, 1]), DesktopStreamError);
 assert.equal(imageType(Uint8Array.from([0x89, 0x50, 0x4e, 0x47])), "image/png");
 assert.equal(imageType(Uint8Array.from([0xff, 0xd8, 0xff])), "image/jpeg");
 assert.equal(imageType(Uint8Array.from([0x52, 0x49, 0x46, 0x46, 0, 0, 0, 0, 0x57, 0x45, 0x42, 0x50])), "image/webp");
+
+// Tile sizes from their headers, as proto::desktop's image_size (same vectors as its tests).
+const png = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 13, 10, 26, 10, 0, 0, 0, 13, 0x49, 0x48, 0x44, 0x52, 0, 0, 1, 0, 0, 0, 0, 0x40, 0]);
+assert.deepEqual(imageSize(png), { width: 256, height: 64 });
+const jpeg = new Uint8Array([0xff, 0xd8, 0xff, 0xe0, 0, 4, 0, 0, 0xff, 0xc0, 0, 11, 8, 0, 8, 0, 16, 3]);
+assert.deepEqual(imageSize(jpeg), { width: 16, height: 8 });
+assert.equal(imageSize(new Uint8Array([0xff, 0xd8, 0xff])), null);
+assert.equal(imageSize(new TextEncoder().encode("GIF89a")), null);
 
 console.log("ok desktop-codec");

@@ -552,6 +552,21 @@ async function noDisplayScenario() {
   });
 }
 
+async function hostileScenario() {
+  await run("a device sending a picture outside its screen is refused, with the reason", async () => {
+    await login(page, USER);
+    await openDesktop(page);
+    const msg = await page.waitForSelector("#desktop-message .notice", { timeout: 30000 });
+    const text = (await msg.textContent()).trim();
+    check(text.includes("cannot read") && text.includes("64×64 picture at 1000,760") && text.includes("1024×768 screen"), `the reason is shown (got ${text})`);
+    check(!(await page.$eval("#desktop-canvas", (c) => c.dataset.tiles)), "nothing was drawn");
+    // The console goes on working.
+    await page.click("nav.nav a:text('Devices')");
+    await page.waitForSelector("tr.device");
+    await shot("hostile");
+  });
+}
+
 const relay = await startRelay(Number(SERVER.port));
 BASE = `${SERVER.protocol}//${SERVER.hostname}:${relay.port}`;
 const browser = await launchChromium();
@@ -570,6 +585,7 @@ await exitAfter(
     if (scenario === "desktop") await desktopScenario(relay, browser);
     else if (scenario === "stock") await stockScenario();
     else if (scenario === "no-display") await noDisplayScenario();
+    else if (scenario === "hostile") await hostileScenario();
     else if (scenario === "monitors") await monitorsScenario();
     else throw new Error(`unknown scenario ${scenario}`);
   },

@@ -217,3 +217,34 @@ export function imageType(image: Uint8Array): string {
   if (image[0] === 0x52 && image[1] === 0x49 && image[8] === 0x57 && image[9] === 0x45) return "image/webp";
   return "image/jpeg";
 }
+
+/** The pixel size of a JPEG or PNG tile, read from its header (as proto::desktop's
+ *  `image_size`); null when it is neither or is cut short. Lets the console refuse a tile
+ *  that would fall outside the screen before the browser decodes it. */
+export function imageSize(image: Uint8Array): { width: number; height: number } | null {
+  const be16 = (at: number) => (image[at] << 8) | image[at + 1];
+  if (image[0] === 0x89 && image[1] === 0x50 && image[2] === 0x4e && image[3] === 0x47) {
+    if (image.length < 24) return null;
+    const be32 = (at: number) => ((image[at] << 24) | (image[at + 1] << 16) | (image[at + 2] << 8) | image[at + 3]) >>> 0;
+    return { width: be32(16), height: be32(20) };
+  }
+  if (image[0] !== 0xff || image[1] !== 0xd8) return null;
+  let at = 2;
+  while (at + 4 <= image.length) {
+    if (image[at] !== 0xff) return null;
+    const marker = image[at + 1];
+    if (marker === 0xff) {
+      at += 1;
+      continue;
+    }
+    // Start of frame: SOF0..SOF15 but DHT (C4), JPG (C8) and DAC (CC).
+    if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
+      if (at + 9 > image.length) return null;
+      return { width: be16(at + 7), height: be16(at + 5) };
+    }
+    const len = be16(at + 2);
+    if (len < 2) return null;
+    at += 2 + len;
+  }
+  return null;
+}

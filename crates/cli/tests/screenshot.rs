@@ -3,7 +3,11 @@
 
 use std::time::Duration;
 
-use ironmesh_testkit::agent::{create_group, fetch_msh, StockAgent, TestAgent};
+use ironmesh_agent::identity::AgentIdentity;
+use ironmesh_testkit::agent::{
+    answer_tunnels_with, create_group, fetch_msh, tile_off_the_screen, SimAgent, StockAgent,
+    TestAgent,
+};
 use ironmesh_testkit::cli::Cli;
 use ironmesh_testkit::server::{Db, TestServer};
 use ironmesh_testkit::wait_until;
@@ -130,4 +134,35 @@ async fn screenshot_of_a_stock_agent_display() {
     let png = screenshot(&server, &node, &cli).await;
     matches_display(&png, &display);
     agent.kill().await;
+}
+
+/// A device that sends a picture hanging over its screen's edge: refused before decoding,
+/// with the reason, and no file written. (Multi-threaded: the device answers while the CLI
+/// runs as a blocking child process.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn screenshot_refuses_a_hostile_device() {
+    let server = TestServer::start(Db::Sqlite).await;
+    server.add_user("admin", PASS, true).await;
+    let group = create_group(&server, "admin", PASS, "lab").await;
+    let identity = std::sync::Arc::new(AgentIdentity::generate(2048).unwrap().0);
+    let sim = SimAgent::new(identity, &fetch_msh(&server, &group).await, server.port);
+    let (socket, _) = sim.connect(None).await.expect("simulated agent online");
+    let device = tokio::spawn(answer_tunnels_with(
+        socket,
+        server.port,
+        tile_off_the_screen(),
+    ));
+    let cli = Cli::new();
+    cli.login(&server, "admin", PASS);
+    let file = cli.path().join("lie.png");
+    // The simulated device is named "sim".
+    let out = cli.run(&["screenshot", "sim", file.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not a JPEG/PNG within the 1024×768 screen (at 1000,760)"),
+        "{err}"
+    );
+    assert!(!file.exists());
+    device.abort();
 }

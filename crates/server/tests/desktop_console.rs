@@ -12,7 +12,11 @@
 
 use std::time::Duration;
 
-use ironmesh_testkit::agent::{add_member, create_group, fetch_msh, StockAgent, TestAgent};
+use ironmesh_agent::identity::AgentIdentity;
+use ironmesh_testkit::agent::{
+    add_member, answer_tunnels_with, create_group, fetch_msh, tile_off_the_screen, SimAgent,
+    StockAgent, TestAgent,
+};
 use ironmesh_testkit::browser::screenshots;
 use ironmesh_testkit::server::{Db, TestServer};
 use ironmesh_testkit::workspace_root;
@@ -247,4 +251,26 @@ fn nix_is_root() -> bool {
                 .map(|l| l.split_whitespace().nth(1) == Some("0"))
         })
         .unwrap_or(false)
+}
+
+/// A device that sends a picture hanging over its screen's edge: the tab refuses it before
+/// decoding, says why, and the console goes on working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn desktop_tab_refuses_a_hostile_device() {
+    let server = TestServer::start(Db::Sqlite).await;
+    server.add_user("admin", PASS, true).await;
+    let group = create_group(&server, "admin", PASS, "Lab").await;
+    let msh = fetch_msh(&server, &group).await;
+    let identity = std::sync::Arc::new(AgentIdentity::generate(2048).unwrap().0);
+    let (socket, _) = SimAgent::new(identity, &msh, server.port)
+        .connect(None)
+        .await
+        .expect("simulated agent online");
+    let device = tokio::spawn(answer_tunnels_with(
+        socket,
+        server.port,
+        tile_off_the_screen(),
+    ));
+    browser(&server, "hostile", &[]).await;
+    device.abort();
 }

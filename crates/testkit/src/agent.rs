@@ -312,3 +312,75 @@ impl StockAgent {
         let _ = self.child.kill().await;
     }
 }
+
+/// Desktop frames of a device that lies: a 1024×768 screen, then a 64×64 JPEG tile at
+/// (1000, 760), which would hang over the screen's edge (only the image's header is there:
+/// a viewer must refuse it before decoding).
+pub fn tile_off_the_screen() -> Vec<Vec<u8>> {
+    use ironmesh_proto::desktop::ToViewer;
+    let jpeg = vec![
+        0xFF, 0xD8, 0xFF, 0xC0, 0, 11, 8, 0, 64, 0, 64, 3, 0xFF, 0xD9,
+    ];
+    let mut frame = ToViewer::ScreenSize {
+        width: 1024,
+        height: 768,
+    }
+    .to_bytes();
+    ToViewer::Tile {
+        x: 1000,
+        y: 760,
+        image: jpeg,
+    }
+    .encode(&mut frame);
+    vec![frame]
+}
+
+/// Plays a misbehaving device's side of desktop sessions on an authenticated simulated-agent
+/// `socket`: each tunnel request the server sends is answered by joining the relay, waiting
+/// for the viewer's protocol number, then sending `frames` as they are. Runs until the
+/// agent socket ends; abort the task to stop it.
+pub async fn answer_tunnels_with(mut socket: AgentSocket, port: u16, frames: Vec<Vec<u8>>) {
+    while let Some(Ok(msg)) = socket.next().await {
+        // JSON comes in text or binary frames.
+        let bytes = match &msg {
+            Message::Text(t) => t.as_bytes(),
+            Message::Binary(b) => b,
+            _ => continue,
+        };
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+            continue;
+        };
+        if v["action"] != "msg" || v["type"] != "tunnel" {
+            continue;
+        }
+        let Some(rest) = v["value"].as_str().and_then(|u| u.strip_prefix("*/")) else {
+            continue;
+        };
+        let path = format!("/{}", rest.replace('$', "%24").replace('@', "%40"));
+        let frames = frames.clone();
+        tokio::spawn(async move {
+            use futures_util::SinkExt;
+            let tls = connection::tls_config();
+            let Ok((mut relay, _)) = connection::connect(tls, "127.0.0.1", port, &path, None).await
+            else {
+                return;
+            };
+            // `c`, then the viewer's protocol number (and any options before it).
+            let mut texts = 0;
+            while let Some(Ok(m)) = relay.next().await {
+                if let Message::Text(_) = m {
+                    texts += 1;
+                    if texts == 2 {
+                        break;
+                    }
+                }
+            }
+            for f in frames {
+                if relay.send(Message::Binary(f.into())).await.is_err() {
+                    return;
+                }
+            }
+            while let Some(Ok(_)) = relay.next().await {}
+        });
+    }
+}

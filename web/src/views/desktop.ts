@@ -7,7 +7,7 @@ import type { App } from "../app";
 import { errorText, Json } from "../control";
 import { dialog, formatBytes, h, notice, replace, toast } from "../dom";
 import { DESKTOP, openRelay, RelayRefused } from "../relay";
-import { BUTTON, decodeFromAgent, Deframer, DesktopStreamError, FromAgent, IMAGE_JPEG, imageType, KEY, toAgent } from "../desktop-codec";
+import { BUTTON, decodeFromAgent, Deframer, DesktopStreamError, FromAgent, IMAGE_JPEG, imageSize, imageType, KEY, toAgent } from "../desktop-codec";
 import { isExtended, SPECIAL_KEYS, typedText, virtualKey, VK } from "../desktop-keys";
 import { FULL } from "../rights";
 
@@ -208,6 +208,13 @@ export function desktopTab(app: App, node: Json, body: HTMLElement): () => void 
         }
         const gen = generation;
         const { x, y } = c;
+        // A picture must say its size and lie on the screen: anything else is a broken or
+        // hostile device, and is not handed to the browser's decoder.
+        const size = imageSize(c.image);
+        if (!size || width === 0 || x + size.width > width || y + size.height > height) {
+          const what = size ? `a ${size.width}×${size.height} picture at ${x},${y}` : "a picture of no known format";
+          throw new DesktopStreamError(`${what}, on a ${width}×${height} screen`);
+        }
         const decoded = createImageBitmap(new Blob([c.image], { type: imageType(c.image) }));
         drawChain = drawChain.then(async () => {
           let bitmap: ImageBitmap;
@@ -293,7 +300,7 @@ export function desktopTab(app: App, node: Json, body: HTMLElement): () => void 
       if (!(e instanceof DesktopStreamError)) throw e;
       showMessage("error", `The device sent something the console cannot read (${e.message}); the session was closed.`);
       agentClosed = true;
-      ws?.close(1002);
+      ws?.close(1000, "the device sent what the console cannot read");
     }
   };
 
