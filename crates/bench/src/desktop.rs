@@ -198,7 +198,10 @@ pub async fn run(args: DesktopArgs) -> anyhow::Result<()> {
             let bytes = (s.bytes_received - bytes0) as f64;
             s.close().await;
             let per_s = |t0: Option<u64>, pid: Option<u32>| match (t0, pid.and_then(cpu_ticks)) {
-                (Some(a), Some(b)) => Some((b - a) as f64 / clock_ticks_per_s() * 1000.0 / secs),
+                // A child that exits without being reaped takes its time away: never below 0.
+                (Some(a), Some(b)) => {
+                    Some(b.saturating_sub(a) as f64 / clock_ticks_per_s() * 1000.0 / secs)
+                }
                 _ => None,
             };
             let server_cpu = per_s(server0, args.server_pid);

@@ -13,7 +13,8 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
     )
 }
 
-/// utime + stime of `pid` and its descendants, in clock ticks.
+/// CPU time of `pid` and its descendants (including children they have reaped), in clock
+/// ticks.
 pub fn cpu_ticks(pid: u32) -> Option<u64> {
     let own = own_cpu_ticks(pid)?;
     Some(
@@ -35,11 +36,14 @@ fn status_kib(pid: u32, key: &str) -> Option<u64> {
         .ok()
 }
 
+/// utime + stime of `pid`, plus cutime + cstime: the time of its children that have exited
+/// and been waited for, so a tree's total does not drop when a child ends (the stock
+/// MeshCentral agent starts and ends a capture process per desktop session).
 fn own_cpu_ticks(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let after = &stat[stat.rfind(')')? + 2..];
     let fields: Vec<&str> = after.split_whitespace().collect();
-    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+    (11..=14).map(|i| fields.get(i)?.parse::<u64>().ok()).sum()
 }
 
 fn parent_of(pid: u32) -> Option<u32> {
