@@ -177,15 +177,13 @@ pub async fn run(args: DesktopArgs) -> anyhow::Result<()> {
                     tiles += 1;
                     let now = Instant::now();
                     let touches = image_size(image).is_some_and(|(w, h)| {
-                        overlaps(
-                            Rect {
-                                x: *x,
-                                y: *y,
-                                width: w,
-                                height: h,
-                            },
-                            ANIMATED,
-                        )
+                        let tile = Rect {
+                            x: *x,
+                            y: *y,
+                            width: w,
+                            height: h,
+                        };
+                        tile.overlaps(&ANIMATED)
                     });
                     // Tiles of one capture arrive back to back; a gap starts a new update.
                     if touches && last_tile.is_none_or(|t| now - t > Duration::from_millis(4)) {
@@ -386,10 +384,6 @@ impl EchoWatch {
         self.colour = Some([q(rgb[at]), q(rgb[at + 1]), q(rgb[at + 2])]);
         Ok(())
     }
-}
-
-fn overlaps(a: Rect, b: Rect) -> bool {
-    a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height
 }
 
 fn spread(samples: &[f64]) -> (f64, f64, f64) {

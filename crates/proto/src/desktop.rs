@@ -308,6 +308,37 @@ pub enum ToViewer {
     Cursor(u8),
 }
 
+/// A rectangle on the screen, in pixels: a changed area, a monitor, a test pattern's box.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rect {
+    pub x: u16,
+    pub y: u16,
+    pub width: u16,
+    pub height: u16,
+}
+
+impl Rect {
+    pub fn contains(&self, x: u16, y: u16) -> bool {
+        let (x, y) = (x as u32, y as u32);
+        x >= self.x as u32
+            && y >= self.y as u32
+            && x < self.x as u32 + self.width as u32
+            && y < self.y as u32 + self.height as u32
+    }
+
+    pub fn centre(&self) -> (u16, u16) {
+        (self.x + self.width / 2, self.y + self.height / 2)
+    }
+
+    pub fn overlaps(&self, other: &Rect) -> bool {
+        let end = |p: u16, len: u16| p as u32 + len as u32;
+        (self.x as u32) < end(other.x, other.width)
+            && (other.x as u32) < end(self.x, self.width)
+            && (self.y as u32) < end(other.y, other.height)
+            && (other.y as u32) < end(self.y, self.height)
+    }
+}
+
 /// One display of [`ToViewer::DisplayLayout`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DisplayRect {
@@ -841,6 +872,39 @@ mod tests {
             frame_ms: 1
         }
         .is_input());
+    }
+
+    #[test]
+    fn rectangles() {
+        let r = Rect {
+            x: 10,
+            y: 20,
+            width: 30,
+            height: 40,
+        };
+        assert!(r.contains(10, 20) && r.contains(39, 59));
+        assert!(!r.contains(40, 20) && !r.contains(10, 60) && !r.contains(9, 20));
+        assert_eq!(r.centre(), (25, 40));
+        assert!(r.overlaps(&Rect {
+            x: 39,
+            y: 59,
+            width: 1,
+            height: 1
+        }));
+        assert!(!r.overlaps(&Rect {
+            x: 40,
+            y: 20,
+            width: 5,
+            height: 5
+        }));
+        // Far corners do not wrap around.
+        let edge = Rect {
+            x: u16::MAX - 1,
+            y: 0,
+            width: 10,
+            height: 1,
+        };
+        assert!(edge.contains(u16::MAX, 0));
     }
 
     #[test]

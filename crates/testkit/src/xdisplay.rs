@@ -16,24 +16,7 @@ use std::time::{Duration, Instant};
 pub const CELLS_X: u16 = 8;
 pub const CELLS_Y: u16 = 6;
 
-/// A rectangle on the screen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rect {
-    pub x: u16,
-    pub y: u16,
-    pub width: u16,
-    pub height: u16,
-}
-
-impl Rect {
-    pub fn contains(&self, x: u16, y: u16) -> bool {
-        x >= self.x && y >= self.y && x < self.x + self.width && y < self.y + self.height
-    }
-
-    pub fn centre(&self) -> (u16, u16) {
-        (self.x + self.width / 2, self.y + self.height / 2)
-    }
-}
+pub use ironmesh_proto::desktop::Rect;
 
 /// Filled with [`echo_colour`]`(n)` on the n-th key press (inside the top-left cell of a
 /// 1024×768 screen).

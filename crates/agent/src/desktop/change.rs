@@ -7,14 +7,7 @@
 /// enough that a full repaint stays a few hundred comparisons.
 pub const TILE: u16 = 64;
 
-/// A rectangle on the screen, in pixels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rect {
-    pub x: u16,
-    pub y: u16,
-    pub width: u16,
-    pub height: u16,
-}
+pub use ironmesh_proto::desktop::Rect;
 
 /// A picture of the screen: 4 bytes per pixel, blue-green-red-unused (X's 24/32-bit
 /// little-endian ZPixmap), rows `width * 4` bytes apart.
