@@ -109,6 +109,22 @@ async fn start_agent(msh: &str, d: Option<&XDisplay>) -> TestAgent {
     TestAgent::start_with_env(msh, env).await
 }
 
+/// Runs the `desktop` scenario with input and the view-only and no-desktop members (of
+/// [`members`]), `extra` added; then checks the painter's own record agrees with what the
+/// script typed.
+async fn input_scenario(
+    server: &TestServer,
+    painter: &mut Painter,
+    mut extra: Vec<(&str, String)>,
+) {
+    extra.push(("DESKTOP_INPUT", "1".into()));
+    extra.push(("VIEWER_USER", "viewer".into()));
+    extra.push(("NODESK_USER", "nodesk".into()));
+    browser(server, "desktop", &extra).await;
+    let typed = painter.typed(13, Duration::from_secs(1)).await;
+    assert!(typed.contains("Hi, ironmesh!"), "typed: {typed:?}");
+}
+
 /// The console's desktop codec, in Node.js: the bytes it sends are what `proto::desktop`
 /// decodes, and its deframer gives the same commands however the stream is cut.
 #[tokio::test]
@@ -143,16 +159,9 @@ async fn desktop_tab_with_ironmesh_agent() {
     let mut agent = start_agent(&msh, Some(&display)).await;
 
     let mut extra = display_env(&display, &painter);
-    extra.push(("DESKTOP_INPUT", "1".into()));
     extra.push(("DESKTOP_SCALING", "1".into()));
     extra.push(("DESKTOP_CLIPBOARD", "1".into()));
-    extra.push(("VIEWER_USER", "viewer".into()));
-    extra.push(("NODESK_USER", "nodesk".into()));
-    browser(&server, "desktop", &extra).await;
-
-    // The painter's own record agrees with what the script saw.
-    let typed = painter.typed(13, Duration::from_secs(1)).await;
-    assert!(typed.contains("Hi, ironmesh!"), "typed: {typed:?}");
+    input_scenario(&server, &mut painter, extra).await;
     agent.kill().await;
     assert!(screenshots().join("desktop-desktop-pattern.png").exists());
 }
@@ -232,13 +241,8 @@ async fn desktop_tab_with_the_stock_agent() {
     let display = XDisplay::start(WIDTH, HEIGHT);
     let mut painter = Painter::start(&display, &[]);
     let mut agent = StockAgent::start_with_env(&msh, display.env()).await;
-    let mut extra = display_env(&display, &painter);
-    extra.push(("DESKTOP_INPUT", "1".into()));
-    extra.push(("VIEWER_USER", "viewer".into()));
-    extra.push(("NODESK_USER", "nodesk".into()));
-    browser(&server, "desktop", &extra).await;
-    let typed = painter.typed(13, Duration::from_secs(1)).await;
-    assert!(typed.contains("Hi, ironmesh!"), "typed: {typed:?}");
+    let extra = display_env(&display, &painter);
+    input_scenario(&server, &mut painter, extra).await;
     agent.kill().await;
 }
 
