@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use ironmesh_client::control::{open, ControlClient, Credentials, ServerAddress};
-use ironmesh_client::desktop::{DesktopSession, Settings};
+use ironmesh_client::desktop::{Coverage, DesktopSession, Settings};
 use ironmesh_client::relay::percent_escape;
 use ironmesh_proto::desktop::{image_size, KeyAction, ToAgent, ToViewer};
 use ironmesh_testkit::xdisplay::{Rect, ANIMATED, ECHO_BOX};
@@ -303,48 +303,6 @@ async fn session(
     DesktopSession::start(socket, settings).await
 }
 
-/// Which part of the screen tiles have covered since the screen size came.
-#[derive(Default)]
-struct Coverage {
-    width: u16,
-    drawn: Vec<bool>,
-    missing: usize,
-}
-
-impl Coverage {
-    fn take(&mut self, c: &ToViewer) {
-        match c {
-            ToViewer::ScreenSize { width, height } => {
-                let n = *width as usize * *height as usize;
-                *self = Coverage {
-                    width: *width,
-                    drawn: vec![false; n],
-                    missing: n,
-                };
-            }
-            ToViewer::Tile { x, y, image } => {
-                let Some((w, h)) = image_size(image) else {
-                    return;
-                };
-                for row in *y as usize..*y as usize + h as usize {
-                    let at = row * self.width as usize + *x as usize;
-                    for d in &mut self.drawn[at..at + w as usize] {
-                        if !*d {
-                            *d = true;
-                            self.missing -= 1;
-                        }
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-
-    fn complete(&self) -> bool {
-        !self.drawn.is_empty() && self.missing == 0
-    }
-}
-
 /// The colour at the echo box's centre, from the last tile that covered it.
 #[derive(Default)]
 struct EchoWatch {
@@ -371,7 +329,7 @@ impl EchoWatch {
             return Ok(());
         }
         let mut decoder = zune_jpeg::JpegDecoder::new_with_options(
-            image,
+            zune_jpeg::zune_core::bytestream::ZCursor::new(image),
             zune_jpeg::zune_core::options::DecoderOptions::default()
                 .jpeg_set_out_colorspace(zune_jpeg::zune_core::colorspace::ColorSpace::RGB),
         );

@@ -4,8 +4,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use ironmesh_client::desktop::{DesktopSession, Settings};
-use ironmesh_proto::desktop::ToViewer;
+use ironmesh_client::desktop::{Coverage, DesktopSession, Settings};
+use ironmesh_proto::desktop::{Rect, ToViewer};
 
 use crate::config::Store;
 use crate::session::{connect, resolve_device, target};
@@ -64,8 +64,7 @@ pub struct Screen {
     pub width: u16,
     pub height: u16,
     rgb: Vec<u8>,
-    drawn: Vec<bool>,
-    missing: usize,
+    drawn: Coverage,
 }
 
 impl Screen {
@@ -75,8 +74,7 @@ impl Screen {
             width,
             height,
             rgb: vec![0; n * 3],
-            drawn: vec![false; n],
-            missing: n,
+            drawn: Coverage::new(width, height),
         }
     }
 
@@ -92,19 +90,19 @@ impl Screen {
         for row in 0..h {
             let at = (y as usize + row) * self.width as usize + x as usize;
             self.rgb[at * 3..(at + w) * 3].copy_from_slice(&rgb[row * w * 3..(row + 1) * w * 3]);
-            for d in &mut self.drawn[at..at + w] {
-                if !*d {
-                    *d = true;
-                    self.missing -= 1;
-                }
-            }
         }
+        self.drawn.mark(Rect {
+            x,
+            y,
+            width: w as u16,
+            height: h as u16,
+        });
         Ok(())
     }
 
     /// Whether every pixel has been drawn at least once.
     pub fn complete(&self) -> bool {
-        self.missing == 0
+        self.drawn.complete()
     }
 
     pub fn write_png(&self, path: &Path) -> anyhow::Result<()> {
@@ -150,7 +148,10 @@ fn decode(image: &[u8]) -> anyhow::Result<(usize, usize, Vec<u8>)> {
     }
     let options = zune_jpeg::zune_core::options::DecoderOptions::default()
         .jpeg_set_out_colorspace(zune_jpeg::zune_core::colorspace::ColorSpace::RGB);
-    let mut decoder = zune_jpeg::JpegDecoder::new_with_options(image, options);
+    let mut decoder = zune_jpeg::JpegDecoder::new_with_options(
+        zune_jpeg::zune_core::bytestream::ZCursor::new(image),
+        options,
+    );
     let rgb = decoder
         .decode()
         .map_err(|e| anyhow::anyhow!("the device sent a picture that does not decode: {e:?}"))?;

@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use ironmesh_proto::desktop::{image_type, tile_fits, Deframer, ToAgent, ToViewer};
+use ironmesh_proto::desktop::{
+    image_size, image_type, tile_fits, Deframer, Rect, ToAgent, ToViewer,
+};
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -156,5 +158,123 @@ impl DesktopSession {
 
     pub async fn close(mut self) {
         let _ = self.socket.close(None).await;
+    }
+}
+
+/// Which pixels of the screen tiles have drawn since the screen size came: a viewer has a
+/// whole frame once every pixel has been drawn at least once.
+#[derive(Debug, Default)]
+pub struct Coverage {
+    width: u16,
+    drawn: Vec<bool>,
+    missing: usize,
+}
+
+impl Coverage {
+    /// A `width` × `height` screen with nothing drawn yet.
+    pub fn new(width: u16, height: u16) -> Coverage {
+        let n = width as usize * height as usize;
+        Coverage {
+            width,
+            drawn: vec![false; n],
+            missing: n,
+        }
+    }
+
+    /// Follows the agent's commands: a screen size starts over, a tile marks its area (its
+    /// size read from the image's header; [`DesktopSession::next`] checked it fits).
+    pub fn take(&mut self, c: &ToViewer) {
+        match c {
+            ToViewer::ScreenSize { width, height } => *self = Coverage::new(*width, *height),
+            ToViewer::Tile { x, y, image } => {
+                if let Some((width, height)) = image_size(image) {
+                    self.mark(Rect {
+                        x: *x,
+                        y: *y,
+                        width,
+                        height,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Marks `area` drawn; the part off the screen is ignored.
+    pub fn mark(&mut self, area: Rect) {
+        let width = self.width as usize;
+        let rows = self.drawn.len().checked_div(width).unwrap_or(0);
+        let x_end = (area.x as usize + area.width as usize).min(width);
+        let y_end = (area.y as usize + area.height as usize).min(rows);
+        let x_start = (area.x as usize).min(x_end);
+        for row in area.y as usize..y_end {
+            for d in &mut self.drawn[row * width + x_start..row * width + x_end] {
+                if !*d {
+                    *d = true;
+                    self.missing -= 1;
+                }
+            }
+        }
+    }
+
+    /// Nothing counts as drawn any more (e.g. before asking for a refresh).
+    pub fn clear(&mut self) {
+        self.drawn.iter_mut().for_each(|d| *d = false);
+        self.missing = self.drawn.len();
+    }
+
+    /// Whether there is a screen and every pixel of it has been drawn.
+    pub fn complete(&self) -> bool {
+        !self.drawn.is_empty() && self.missing == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_frame_is_whole_once_every_pixel_is_drawn() {
+        let mut c = Coverage::default();
+        assert!(!c.complete(), "no screen yet");
+        c.take(&ToViewer::ScreenSize {
+            width: 4,
+            height: 2,
+        });
+        c.mark(Rect {
+            x: 0,
+            y: 0,
+            width: 3,
+            height: 2,
+        });
+        assert!(!c.complete());
+        // Overlapping and hanging over the edge: counted once, clipped.
+        c.mark(Rect {
+            x: 2,
+            y: 1,
+            width: 9,
+            height: 9,
+        });
+        assert!(!c.complete());
+        c.mark(Rect {
+            x: 3,
+            y: 0,
+            width: 1,
+            height: 1,
+        });
+        assert!(c.complete());
+        c.clear();
+        assert!(!c.complete());
+        c.take(&ToViewer::ScreenSize {
+            width: 1,
+            height: 1,
+        });
+        c.mark(Rect {
+            x: 0,
+            y: 0,
+            width: 1,
+            height: 1,
+        });
+        assert!(c.complete());
     }
 }

@@ -6,8 +6,9 @@
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
+use ironmesh_client::desktop::Coverage;
 use ironmesh_proto::desktop::{
-    buttons, tile_fits, Deframer, DisplayRect, KeyAction, ToAgent, ToViewer,
+    buttons, tile_fits, Deframer, DisplayRect, KeyAction, Rect, ToAgent, ToViewer,
 };
 use ironmesh_proto::rights::MeshRights;
 use ironmesh_testkit::agent::{add_member, create_group, fetch_msh, TestAgent};
@@ -43,7 +44,7 @@ struct Viewer {
     height: u16,
     screen: Vec<[u8; 3]>,
     /// Pixels drawn at least once since the last size message.
-    drawn: Vec<bool>,
+    drawn: Coverage,
     tiles: usize,
     /// Text messages (control JSON), alerts and messages, in order.
     notes: Vec<String>,
@@ -82,7 +83,7 @@ impl Viewer {
             width: 0,
             height: 0,
             screen: Vec::new(),
-            drawn: Vec::new(),
+            drawn: Coverage::default(),
             tiles: 0,
             notes: Vec::new(),
             closed: None,
@@ -144,7 +145,7 @@ impl Viewer {
                             self.width = width;
                             self.height = height;
                             self.screen = vec![[0; 3]; width as usize * height as usize];
-                            self.drawn = vec![false; width as usize * height as usize];
+                            self.drawn = Coverage::new(width, height);
                         }
                         ToViewer::Tile { x, y, image } => self.draw(x, y, &image),
                         ToViewer::Alert(t) | ToViewer::Message(t) => self.notes.push(t),
@@ -185,9 +186,14 @@ impl Viewer {
                 let at = (y as usize + row) * self.width as usize + x as usize + col;
                 let px = (row * w + col) * 3;
                 self.screen[at] = [rgb[px], rgb[px + 1], rgb[px + 2]];
-                self.drawn[at] = true;
             }
         }
+        self.drawn.mark(Rect {
+            x,
+            y,
+            width: w as u16,
+            height: h as u16,
+        });
         self.tiles += 1;
     }
 
@@ -196,7 +202,7 @@ impl Viewer {
     }
 
     fn complete(&self) -> bool {
-        !self.drawn.is_empty() && self.drawn.iter().all(|d| *d)
+        self.drawn.complete()
     }
 
     /// Reads until `pred` holds; panics with `what` after [`WAIT`].
@@ -288,6 +294,11 @@ fn typed(text: &str) -> Vec<ToAgent> {
         .collect()
 }
 
+/// A button pressed and released at (x, y): its down and up commands.
+fn click(down: u8, up: u8, x: u16, y: u16) -> [ToAgent; 2] {
+    [down, up].map(|buttons| ToAgent::Mouse { buttons, x, y })
+}
+
 async fn button_event(p: &mut Painter, button: u8) -> Option<PainterEvent> {
     p.wait_event(
         |e| matches!(e, PainterEvent::Button { button: b, .. } if *b == button),
@@ -365,24 +376,13 @@ async fn pictures_keys_and_clicks_reach_both_ends() {
         .expect("Return reached the painter");
 
     // Clicks: left, right, middle where the pointer is, and the wheel both ways.
-    v.send(&[
-        ToAgent::Mouse {
-            buttons: 0,
-            x: 500,
-            y: 400,
-        },
-        ToAgent::Mouse {
-            buttons: buttons::LEFT_DOWN,
-            x: 500,
-            y: 400,
-        },
-        ToAgent::Mouse {
-            buttons: buttons::LEFT_UP,
-            x: 500,
-            y: 400,
-        },
-    ])
-    .await;
+    let to = ToAgent::Mouse {
+        buttons: 0,
+        x: 500,
+        y: 400,
+    };
+    let [down, up] = click(buttons::LEFT_DOWN, buttons::LEFT_UP, 500, 400);
+    v.send(&[to, down, up]).await;
     assert_eq!(
         button_event(&mut painter, 1).await,
         Some(PainterEvent::Button {
@@ -391,19 +391,8 @@ async fn pictures_keys_and_clicks_reach_both_ends() {
             y: 400
         })
     );
-    v.send(&[
-        ToAgent::Mouse {
-            buttons: buttons::RIGHT_DOWN,
-            x: 600,
-            y: 300,
-        },
-        ToAgent::Mouse {
-            buttons: buttons::RIGHT_UP,
-            x: 600,
-            y: 300,
-        },
-    ])
-    .await;
+    v.send(&click(buttons::RIGHT_DOWN, buttons::RIGHT_UP, 600, 300))
+        .await;
     assert_eq!(
         button_event(&mut painter, 3).await,
         Some(PainterEvent::Button {
@@ -413,19 +402,8 @@ async fn pictures_keys_and_clicks_reach_both_ends() {
         })
     );
     // One button at a time: waiting for one event skips the others read with it.
-    v.send(&[
-        ToAgent::Mouse {
-            buttons: buttons::MIDDLE_DOWN,
-            x: 610,
-            y: 310,
-        },
-        ToAgent::Mouse {
-            buttons: buttons::MIDDLE_UP,
-            x: 610,
-            y: 310,
-        },
-    ])
-    .await;
+    v.send(&click(buttons::MIDDLE_DOWN, buttons::MIDDLE_UP, 610, 310))
+        .await;
     assert!(button_event(&mut painter, 2).await.is_some());
     v.send(&[ToAgent::Wheel {
         x: 200,
@@ -458,7 +436,7 @@ async fn pictures_keys_and_clicks_reach_both_ends() {
 
     // Refresh: the whole screen again. Ping: pong.
     let tiles_before = v.tiles;
-    v.drawn.iter_mut().for_each(|d| *d = false);
+    v.drawn.clear();
     v.send(&[ToAgent::Refresh]).await;
     v.until("a full refresh", |v| v.complete()).await;
     assert!(v.tiles > tiles_before);
@@ -548,20 +526,13 @@ async fn rights_malformed_commands_and_missing_displays() {
     viewer
         .until("a view-only user's picture", matches_pattern)
         .await;
+    let [down, up] = click(buttons::LEFT_DOWN, buttons::LEFT_UP, 10, 10);
     viewer
         .send(&[
             key(0x41, true),
             key(0x41, false),
-            ToAgent::Mouse {
-                buttons: buttons::LEFT_DOWN,
-                x: 10,
-                y: 10,
-            },
-            ToAgent::Mouse {
-                buttons: buttons::LEFT_UP,
-                x: 10,
-                y: 10,
-            },
+            down,
+            up,
             ToAgent::Wheel {
                 x: 10,
                 y: 10,
@@ -572,7 +543,7 @@ async fn rights_malformed_commands_and_missing_displays() {
         .await;
     viewer.send(&typed("no")).await;
     viewer.send(&[ToAgent::Refresh]).await;
-    viewer.drawn.iter_mut().for_each(|d| *d = false);
+    viewer.drawn.clear();
     viewer
         .until("a refresh after the ignored input", |v| v.complete())
         .await;
@@ -628,7 +599,7 @@ async fn rights_malformed_commands_and_missing_displays() {
     }
     keeper.send(&typed("ok")).await;
     assert_eq!(painter.typed(2, WAIT).await, "ok");
-    keeper.drawn.iter_mut().for_each(|d| *d = false);
+    keeper.drawn.clear();
     keeper.send(&[ToAgent::Refresh]).await;
     keeper
         .until("the surviving session's refresh", |v| v.complete())
@@ -802,19 +773,8 @@ async fn two_monitors_are_two_displays() {
     }
 
     // A click on monitor 2 lands on the screen 1024 pixels to the right.
-    v.send(&[
-        ToAgent::Mouse {
-            buttons: buttons::LEFT_DOWN,
-            x: 10,
-            y: 10,
-        },
-        ToAgent::Mouse {
-            buttons: buttons::LEFT_UP,
-            x: 10,
-            y: 10,
-        },
-    ])
-    .await;
+    v.send(&click(buttons::LEFT_DOWN, buttons::LEFT_UP, 10, 10))
+        .await;
     assert_eq!(
         button_event(&mut painter, 1).await,
         Some(PainterEvent::Button {
