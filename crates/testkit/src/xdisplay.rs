@@ -212,9 +212,25 @@ impl XDisplay {
 }
 
 impl Drop for XDisplay {
+    /// Asks Xvfb to stop (SIGTERM), so it removes its socket and lock file; kills it when it
+    /// has not within 2 s. A killed Xvfb leaves both behind, and agents looking for displays
+    /// find the dead socket.
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let until = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < until {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let n = &self.display[1..];
+        let _ = std::fs::remove_file(format!("/tmp/.X11-unix/X{n}"));
+        let _ = std::fs::remove_file(format!("/tmp/.X{n}-lock"));
     }
 }
 

@@ -234,6 +234,14 @@ fn hostname() -> Vec<u8> {
 pub fn connect(target: &DisplayTarget) -> anyhow::Result<(RustConnection, usize)> {
     let parsed = parse_display(Some(&target.display))
         .map_err(|e| anyhow::anyhow!("display {:?}: {e}", target.display))?;
+    // X over TCP listens on 6000 + n: larger numbers (which any process's DISPLAY may hold)
+    // overflow x11rb's port arithmetic.
+    anyhow::ensure!(
+        parsed.display <= u16::MAX - 6000,
+        "display {:?}: no X server can use display number {}",
+        target.display,
+        parsed.display
+    );
     let cookie = match &target.xauthority {
         Some(path) => {
             let file = std::fs::read(path)
@@ -264,23 +272,53 @@ pub fn connect(target: &DisplayTarget) -> anyhow::Result<(RustConnection, usize)
             Err(e) => last = Some(e),
         }
     }
-    Err(anyhow::anyhow!(
-        "cannot reach X display {}: {}",
-        target.display,
-        last.map(|e| e.to_string())
-            .unwrap_or_else(|| "no address".into())
-    ))
+    let context = format!("cannot reach X display {}", target.display);
+    Err(match last {
+        // Kept as the io::Error, so a socket nobody listens on can be told apart.
+        Some(e) => anyhow::Error::new(e).context(context),
+        None => anyhow::anyhow!("{context}: no address"),
+    })
 }
 
 /// Connects to the first candidate that works; the error lists what was tried and why each
 /// failed, for the viewer.
 pub fn open() -> anyhow::Result<(RustConnection, usize, DisplayTarget)> {
+    open_first(candidates())
+}
+
+fn open_first(
+    candidates: Vec<DisplayTarget>,
+) -> anyhow::Result<(RustConnection, usize, DisplayTarget)> {
     let mut tried = Vec::new();
-    for target in candidates() {
+    // Sockets left behind by X servers that died (nothing listens on them): counted, not
+    // listed one by one.
+    let mut stale = 0;
+    for target in candidates {
         match connect(&target) {
             Ok((conn, screen)) => return Ok((conn, screen, target)),
+            Err(e)
+                if e.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused) =>
+            {
+                stale += 1
+            }
             Err(e) => tried.push(format!("{} ({}): {e:#}", target.display, target.source)),
         }
+    }
+    const LISTED: usize = 3;
+    if tried.len() > LISTED {
+        let more = tried.len() - LISTED;
+        tried.truncate(LISTED);
+        tried.push(format!(
+            "{more} more displays that failed the same way or otherwise"
+        ));
+    }
+    if stale > 0 {
+        tried.push(format!(
+            "{stale} X socket{} with no X server behind {}",
+            if stale == 1 { "" } else { "s" },
+            if stale == 1 { "it" } else { "them" }
+        ));
     }
     let wayland = if wayland_seen() {
         " A Wayland session is running: ironmesh-agent captures X11 sessions only, for now."
@@ -299,6 +337,34 @@ pub fn open() -> anyhow::Result<(RustConnection, usize, DisplayTarget)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Dead X servers' sockets are summed up, other failures listed (at most three): the
+    /// message stays readable on a machine littered with them.
+    #[test]
+    fn failures_are_summed_up() {
+        let target = |display: &str| DisplayTarget {
+            display: display.into(),
+            xauthority: None,
+            source: "test".into(),
+        };
+        // Display numbers nobody serves: nothing listens there.
+        let mut all: Vec<DisplayTarget> =
+            (0..6).map(|i| target(&format!(":{}", 5_900 + i))).collect();
+        all.extend((0..4).map(|_| target("not a display")));
+        // A number past the last X port is refused, not overflowed.
+        all.push(target(":65000"));
+        let Err(err) = open_first(all) else {
+            panic!("no display should have been found")
+        };
+        let err = format!("{err:#}");
+        assert!(
+            err.contains("6 X sockets with no X server behind them"),
+            "{err}"
+        );
+        assert_eq!(err.matches("\"not a display\"").count(), 3, "{err}");
+        assert!(err.contains("2 more displays"), "{err}");
+        assert!(err.len() < 600, "{} characters: {err}", err.len());
+    }
 
     fn entry(family: u16, addr: &[u8], num: &[u8], name: &[u8], data: &[u8]) -> Vec<u8> {
         let mut v = family.to_be_bytes().to_vec();
