@@ -168,7 +168,7 @@ pub async fn info(store: &Store, device: &str, json: bool) -> anyhow::Result<()>
     );
     println!("State:         {}", state(&node));
     println!("OS:            {}", node["osdesc"].as_str().unwrap_or(""));
-    println!("Host name:     {}", node["host"].as_str().unwrap_or(""));
+    println!("Host name:     {}", node["rname"].as_str().unwrap_or(""));
     println!(
         "Agent:         {}",
         node["agent"]["core"].as_str().unwrap_or("")

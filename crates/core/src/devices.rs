@@ -42,7 +42,9 @@ pub fn node_json(d: &DeviceRecord, live: LiveState) -> Value {
         "meshid": d.group_id,
         "name": d.name,
         "rname": d.host,
-        "host": d.host,
+        // MeshCentral keeps `host` for devices without an agent (a host name or address to
+        // reach); an agent's device has none.
+        "host": null,
         "domain": "",
         "icon": d.icon,
         "osdesc": d.os_desc,

@@ -208,7 +208,7 @@ impl Domain {
             ));
         }
         if !self.store.remove_group_member(&group.id, user_id).await? {
-            return Err(DomainError::NotFound("User is not a member of this group"));
+            return Err(DomainError::NotFound("User not in group"));
         }
         let event = Event::new(
             "mesh",

@@ -36,6 +36,10 @@ pub mod model {
 pub enum DomainError {
     #[error("Access denied")]
     Denied,
+    /// A refusal worded as MeshCentral words it for one action ("Permission denied",
+    /// "Invalid group identifier", …): meshctrl prints the text and scripts compare it.
+    #[error("{0}")]
+    Refused(&'static str),
     /// Unknown id, or an id the caller may not see (indistinguishable on purpose).
     #[error("{0}")]
     NotFound(&'static str),

@@ -121,7 +121,7 @@ async fn malformed_requests_get_error_replies_and_the_connection_survives() {
     )
     .await
     .unwrap();
-    assert_eq!(r["result"], "Invalid group id");
+    assert_eq!(r["result"], "Unknown device group");
     let r = request(
         &mut c,
         &json!({"action": "deletemesh", "meshid": "node//wrongkind"}),
@@ -185,7 +185,7 @@ async fn missing_rights_are_refused_and_invisible_things_look_absent() {
         (json!({"action":"users"}), "Access denied"),
         (
             json!({"action":"adduser","username":"x","pass":"longenough1"}),
-            "Access denied",
+            "Permission denied",
         ),
         (
             json!({"action":"deleteuser","userid":"admin"}),
@@ -193,7 +193,7 @@ async fn missing_rights_are_refused_and_invisible_things_look_absent() {
         ),
         (
             json!({"action":"deletemesh","meshid":secret}),
-            "Invalid group id",
+            "Unknown device group",
         ),
         (
             json!({"action":"nodes","meshid":secret}),

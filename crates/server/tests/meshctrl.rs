@@ -92,7 +92,7 @@ async fn full_session(db: Db) {
         ],
     )
     .await;
-    assert_eq!(out.stdout.trim(), "ok user//bob");
+    assert_eq!(out.stdout.trim(), "ok");
     let out = mc(
         &server,
         &["adduser", "--user", "bob", "--pass", "bobpass123"],
@@ -195,7 +195,7 @@ async fn full_session(db: Db) {
         ],
     )
     .await;
-    assert_eq!(out.stdout.trim(), "Unknown device group");
+    assert_eq!(out.stdout.trim(), "Unknown group");
     let out = mc(&server, &["listdevicegroups", "--json"]).await;
     let groups: Value = serde_json::from_str(&out.stdout).unwrap();
     let g1 = groups
@@ -218,7 +218,7 @@ async fn full_session(db: Db) {
         &["adduser", "--user", "eve", "--pass", "evepass123"],
     )
     .await;
-    assert_eq!(out.stdout.trim(), "Access denied");
+    assert_eq!(out.stdout.trim(), "Permission denied");
     let out = mc_as(&server, "bob", "bobpass123", &["listdevicegroups"]).await;
     assert!(
         out.stdout.contains("\"g1\"") && !out.stdout.contains("\"g2\""),
@@ -233,7 +233,7 @@ async fn full_session(db: Db) {
         &["removedevicegroup", "--group", "g2"],
     )
     .await;
-    assert_eq!(out.stdout.trim(), "Unknown device group");
+    assert_eq!(out.stdout.trim(), "Invalid group identifier");
     // g1 is visible but bob lacks full rights.
     let out = mc_as(
         &server,

@@ -29,7 +29,10 @@ fn refused(result: &str) -> bool {
     matches!(
         result,
         "Access denied"
+            | "Permission denied"
             | "Invalid group id"
+            | "Invalid group identifier"
+            | "Unknown group"
             | "Invalid device id"
             | "Invalid nodeid"
             | "Unknown gateway"

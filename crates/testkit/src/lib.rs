@@ -7,6 +7,7 @@ pub mod cli;
 mod freshness;
 pub mod gateway;
 pub mod http;
+pub mod meshcentral;
 pub mod meshctrl;
 pub mod postgres;
 pub mod pty;

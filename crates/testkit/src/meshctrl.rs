@@ -37,17 +37,25 @@ pub async fn run(url: &str, user: &str, pass: &str, args: &[&str]) -> MeshCtrlOu
 }
 
 pub async fn run_raw(args: &[&str], timeout: Duration) -> MeshCtrlOutput {
+    try_run_raw(args, timeout)
+        .await
+        .unwrap_or_else(|| panic!("meshctrl {args:?} did not finish in {timeout:?}"))
+}
+
+/// As [`run_raw`], but a run that does not finish in `timeout` is killed and gives `None`
+/// (for comparisons where hanging is an answer too).
+pub async fn try_run_raw(args: &[&str], timeout: Duration) -> Option<MeshCtrlOutput> {
     let mut cmd = Command::new("node");
     cmd.arg(script()).args(args).kill_on_drop(true);
     let out = tokio::time::timeout(timeout, cmd.output())
         .await
-        .unwrap_or_else(|_| panic!("meshctrl {args:?} did not finish in {timeout:?}"))
+        .ok()?
         .expect("running node");
-    MeshCtrlOutput {
+    Some(MeshCtrlOutput {
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         status: out.status.code(),
-    }
+    })
 }
 
 /// `wscat` (npm package, installed beside meshcentral by `scripts/test`).

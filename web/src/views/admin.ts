@@ -212,12 +212,14 @@ function addUserDialog(app: App, reload: () => void): void {
     const fields: Json = { username: name.value.trim(), pass: pass.value, siteadmin: rights };
     if (email.value.trim()) fields.email = email.value.trim();
     submit(dlg, errorBox, async () => {
-      const r = await app.ctl.request("adduser", fields);
-      if (rights !== FULL && (rights & 64) === 0 && r.userid) {
+      await app.ctl.request("adduser", fields);
+      // MeshCentral's reply carries no id: an account's id is user// + its lower-cased name.
+      const userid = `user//${String(fields.username).toLowerCase()}`;
+      if (rights !== FULL && (rights & 64) === 0) {
         // The server adds "no new device groups" to new accounts by default: lift it.
         const list = await app.ctl.request("users");
-        const made = (list.users ?? []).find((u: Json) => u._id === r.userid);
-        if (made && (Number(made.siteadmin) & 64) !== 0) await app.ctl.request("edituser", { userid: r.userid, siteadmin: rights });
+        const made = (list.users ?? []).find((u: Json) => u._id === userid);
+        if (made && (Number(made.siteadmin) & 64) !== 0) await app.ctl.request("edituser", { userid, siteadmin: rights });
       }
       reload();
     }, `User ${fields.username} added.`);

@@ -33,7 +33,7 @@ export function deviceView(app: App, main: HTMLElement, [id, tabName]: string[])
   const title = h("h1", { id: "device-name" });
   const renderHead = () => {
     const n = app.nodes.get(id) ?? node;
-    title.textContent = n.name || n.host || id;
+    title.textContent = n.name || n.rname || id;
     state.textContent = online(n) ? "online" : "offline";
     state.className = `badge ${online(n) ? "online" : "offline"}`;
   };
@@ -78,7 +78,7 @@ function overviewTab(app: App, node: Json, body: HTMLElement): void {
   body.append(
     h("section", { class: "card" }, h("h2", {}, "Device"), facts([
       ["Name", n.name],
-      ["Host name", n.host],
+      ["Host name", n.rname],
       ["Operating system", n.osdesc],
       ["Address", n.ip],
       ["Agent version", n.agent?.ver ? String(n.agent.ver) : undefined],

@@ -16,7 +16,7 @@ export function online(node: Json): boolean {
 function matches(node: Json, query: string): boolean {
   if (!query) return true;
   const q = query.toLowerCase();
-  return [node.name, node.host, node.osdesc, node.ip, node.agent?.ver]
+  return [node.name, node.rname, node.osdesc, node.ip, node.agent?.ver]
     .filter((v) => v !== undefined && v !== null)
     .some((v) => String(v).toLowerCase().includes(q));
 }
@@ -74,7 +74,7 @@ export function devicesView(app: App, main: HTMLElement): () => void {
                       "tr",
                       { class: online(n) ? "device online" : "device offline", "data-node": n._id },
                       h("td", {}, h("span", { class: "dot", title: online(n) ? "online" : "offline" }), h("span", { class: "sr" }, online(n) ? "online" : "offline")),
-                      h("td", { class: "name" }, h("a", { href: deviceHref(n._id) }, n.name || n.host || n._id)),
+                      h("td", { class: "name" }, h("a", { href: deviceHref(n._id) }, n.name || n.rname || n._id)),
                       h("td", { "data-label": "OS" }, n.osdesc ?? ""),
                       h("td", { "data-label": "Agent" }, n.agent?.core ?? (n.agent?.ver ? `v${n.agent.ver}` : "")),
                       h("td", { "data-label": "Address" }, n.ip ?? ""),

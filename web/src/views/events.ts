@@ -88,7 +88,7 @@ function shortId(id: string): string {
 function deviceName(app: App, e: Json): string {
   if (!e.nodeid) return "";
   const n = app.nodes.get(e.nodeid);
-  return n ? String(n.name || n.host || e.nodeid) : String(e.node?.name ?? shortId(e.nodeid));
+  return n ? String(n.name || n.rname || e.nodeid) : String(e.node?.name ?? shortId(e.nodeid));
 }
 
 function groupName(app: App, e: Json): string {
@@ -224,7 +224,7 @@ export function eventLog(app: App, host: HTMLElement, initial: EventFilter, opts
     fillUsers();
     fill(
       deviceSel,
-      [...app.nodes.values()].map((n): [string, string] => [n._id, String(n.name || n.host || n._id)]).sort((a, b) => a[1].localeCompare(b[1])),
+      [...app.nodes.values()].map((n): [string, string] => [n._id, String(n.name || n.rname || n._id)]).sort((a, b) => a[1].localeCompare(b[1])),
       filter.node,
     );
     fill(groupSel, [...app.meshes.values()].map((g): [string, string] => [g._id, String(g.name)]).sort((a, b) => a[1].localeCompare(b[1])), filter.group);

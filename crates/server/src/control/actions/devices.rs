@@ -201,7 +201,15 @@ impl Action for SysInfo {
                     }
                 }
             }
-            None => reply = reply.with("noinfo", true),
+            None => {
+                // MeshCentral answers a device without a report this way: no node, no
+                // rights, and a `result` text that meshctrl takes as "no system info".
+                return Ok(vec![reply
+                    .with("nodeid", device.id)
+                    .with("noinfo", true)
+                    .with("result", "Invalid device id")
+                    .into_value()]);
+            }
         }
         if self.with_node {
             reply = reply.with("node", node_json(&device, s.state.live_state(&device.id)));

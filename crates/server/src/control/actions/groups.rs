@@ -10,7 +10,9 @@ use ironmesh_proto::ids::{normalize_id, IdKind};
 use ironmesh_proto::rights::MeshRights;
 use serde_json::Value;
 
-use super::{ok, optional_str, optional_str_list, optional_u32, required_str, Action, Replies};
+use super::{
+    not_found_as, ok, optional_str, optional_str_list, optional_u32, required_str, Action, Replies,
+};
 use crate::control::session::ControlSession;
 
 /// How a request names a group: `meshid` (full or bare), or `meshname` (unique among the
@@ -55,9 +57,8 @@ impl GroupRef {
         match matches.as_slice() {
             [] => Err(DomainError::NotFound("Unknown device group")),
             [one] => Ok(one.id.clone()),
-            _ => Err(DomainError::Invalid(
-                "Several device groups have this name; use the group id".into(),
-            )),
+            // MeshCentral's words: several groups have this name; the id names one.
+            _ => Err(DomainError::Invalid("Duplicate device groups found".into())),
         }
     }
 
@@ -142,6 +143,13 @@ pub struct Remove(GroupRef);
 impl Action for Remove {
     type Need = GroupNeed;
 
+    fn refusal(&self, e: DomainError) -> DomainError {
+        match self.0 {
+            GroupRef::Id(_) => not_found_as(e, "Unknown device group"),
+            GroupRef::Name(_) => not_found_as(e, "Invalid group identifier"),
+        }
+    }
+
     fn parse(req: &Request) -> DomainResult<Self> {
         Ok(Remove(GroupRef::parse(req)?))
     }
@@ -173,13 +181,26 @@ pub struct Edit {
 impl Action for Edit {
     type Need = GroupNeed;
 
+    fn refusal(&self, e: DomainError) -> DomainError {
+        not_found_as(e, "Invalid group identifier")
+    }
+
     fn parse(req: &Request) -> DomainResult<Self> {
-        let group = GroupRef::parse(req)?;
-        // `meshname` names the group when no id is given, so the new name is `newname`
-        // there; with an id, `meshname` is the new name (MeshCentral's editmesh).
-        let new_name = match group {
-            GroupRef::Id(_) => optional_str(req, "meshname")?,
-            GroupRef::Name(_) => optional_str(req, "newname")?,
+        // MeshCentral's editmesh names the group by `meshid` or `meshidname`, and
+        // `meshname` is then the new name. Older ironmesh clients name it by `meshname`
+        // with the new name in `newname`.
+        let (group, new_name) = match optional_str(req, "meshidname")? {
+            Some(name) if optional_str(req, "meshid")?.is_none() => {
+                (GroupRef::Name(name), optional_str(req, "meshname")?)
+            }
+            _ => {
+                let group = GroupRef::parse(req)?;
+                let new_name = match group {
+                    GroupRef::Id(_) => optional_str(req, "meshname")?,
+                    GroupRef::Name(_) => optional_str(req, "newname")?,
+                };
+                (group, new_name)
+            }
         };
         Ok(Edit {
             group,
@@ -222,6 +243,10 @@ pub struct AddMembers {
 
 impl Action for AddMembers {
     type Need = GroupNeed;
+
+    fn refusal(&self, e: DomainError) -> DomainError {
+        not_found_as(e, "Unknown group")
+    }
 
     fn parse(req: &Request) -> DomainResult<Self> {
         let group = GroupRef::parse(req)?;
@@ -270,6 +295,11 @@ impl Action for AddMembers {
             }
         }
         let result = match (added.len(), failed.is_empty()) {
+            // Unknown accounts get MeshCentral's bare text (meshctrl scripts compare it);
+            // ironmesh's own refusals keep their reason.
+            (0, _) if failed.iter().all(|f| f.starts_with("Unknown user")) => {
+                "Nothing done".to_string()
+            }
             (0, _) => format!("Nothing done: {}", failed.join("; ")),
             (1, true) => format!("Added user {}", added[0]),
             (_, true) => format!("Added users {}", added.join(", ")),

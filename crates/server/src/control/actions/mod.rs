@@ -44,6 +44,12 @@ pub trait Action: Sized + Send {
     /// What this request needs (may resolve a group name to its id).
     fn need(&self, s: &ControlSession) -> impl Future<Output = DomainResult<Self::Need>> + Send;
 
+    /// The refusal of `need` or of the rights check, reworded where MeshCentral words it
+    /// differently for this action (docs/protocol/control.md §9). Default: unchanged.
+    fn refusal(&self, e: DomainError) -> DomainError {
+        e
+    }
+
     /// The work, with what the check found.
     fn run(
         self,
@@ -56,8 +62,13 @@ pub trait Action: Sized + Send {
 /// Parses, authorizes and runs one action.
 async fn perform<A: Action>(s: &mut ControlSession, req: &Request) -> DomainResult<Replies> {
     let action = A::parse(req)?;
-    let need = action.need(s).await?;
-    let grant = s.state.domain.authorize(&s.actor, &need).await?;
+    let need = action.need(s).await.map_err(|e| action.refusal(e))?;
+    let grant = s
+        .state
+        .domain
+        .authorize(&s.actor, &need)
+        .await
+        .map_err(|e| action.refusal(e))?;
     action.run(s, req, grant).await
 }
 
@@ -200,6 +211,22 @@ pub fn optional_str_list(
             .map(Some)
             .ok_or_else(invalid),
         Some(_) => Err(invalid()),
+    }
+}
+
+/// A refusal for a missing right (`Denied`) reworded as `text`.
+pub fn denied_as(e: DomainError, text: &'static str) -> DomainError {
+    match e {
+        DomainError::Denied => DomainError::Refused(text),
+        other => other,
+    }
+}
+
+/// A refusal for an unknown id (`NotFound`) reworded as `text`.
+pub fn not_found_as(e: DomainError, text: &'static str) -> DomainError {
+    match e {
+        DomainError::NotFound(_) => DomainError::Refused(text),
+        other => other,
     }
 }
 

@@ -235,6 +235,11 @@ impl Action for RunCommands {
             let Some(agent) = s.state.agents.get(&grant.device.id) else {
                 return Err(DomainError::Invalid("Agent not connected".into()));
             };
+            // PowerShell (type 2) exists only on Windows agents (ids 1-4), as MeshCentral
+            // answers for any other.
+            if self.kind == 2 && !(1..=4).contains(&agent.agent_id) {
+                return Err(DomainError::Invalid("Invalid command type".into()));
+            }
             // A place in each agent's queue is taken before anything is sent, so a busy
             // device refuses the whole request too.
             let slot = agent.tx.clone().try_reserve_owned().map_err(|_| {

@@ -8,7 +8,7 @@ use ironmesh_proto::ids::{normalize_id, IdKind};
 use ironmesh_proto::rights::SiteRights;
 use serde_json::Value;
 
-use super::{ok, optional_str, optional_u32, required_str, Action, Replies};
+use super::{denied_as, ok, optional_str, optional_u32, required_str, Action, Replies};
 use crate::control::session::ControlSession;
 
 /// What every action here needs: the right to manage accounts.
@@ -65,6 +65,10 @@ pub struct Add(NewUser);
 impl Action for Add {
     type Need = SiteNeed;
 
+    fn refusal(&self, e: DomainError) -> DomainError {
+        denied_as(e, "Permission denied")
+    }
+
     fn parse(req: &Request) -> DomainResult<Self> {
         Ok(Add(NewUser {
             username: required_str(req, "username")?,
@@ -82,8 +86,10 @@ impl Action for Add {
     }
 
     async fn run(self, s: &mut ControlSession, req: &Request, _: ()) -> DomainResult<Replies> {
-        let user = s.state.domain.add_user(Some(&s.actor), self.0).await?;
-        Ok(vec![ok(req).with("userid", user.id).into_value()])
+        // MeshCentral's reply is a bare `ok` (meshctrl prints it as is); the new account's
+        // id is `user//` + the lower-cased name.
+        s.state.domain.add_user(Some(&s.actor), self.0).await?;
+        Ok(vec![ok(req).into_value()])
     }
 }
 
