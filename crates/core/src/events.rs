@@ -58,6 +58,8 @@ pub struct Event {
     pub ends_sessions: Option<EndSessions>,
     /// The frame pushed to consoles, serialized once however many consoles receive it.
     wire: std::sync::OnceLock<String>,
+    /// When [`Domain::publish`] took it (for the fan-out latency the server measures).
+    published: Option<std::time::Instant>,
 }
 
 impl Event {
@@ -79,7 +81,13 @@ impl Event {
             persist: true,
             ends_sessions: None,
             wire: std::sync::OnceLock::new(),
+            published: None,
         }
+    }
+
+    /// Time since [`Domain::publish`] took this event (`None` before it was published).
+    pub fn since_published(&self) -> Option<std::time::Duration> {
+        self.published.map(|at| at.elapsed())
     }
 
     /// `{"action":"event","event":{…}}` as text, built on first use.
@@ -288,7 +296,8 @@ impl EventBus {
 
     /// Stores (if persistent) and broadcasts. A storage failure is logged, not returned:
     /// the change it reports has already happened.
-    pub(crate) async fn publish(&self, event: Event) {
+    pub(crate) async fn publish(&self, mut event: Event) {
+        event.published = Some(std::time::Instant::now());
         if event.persist {
             match self.log.append(event.record()).await {
                 // An outage is logged once by the store, not once per event.

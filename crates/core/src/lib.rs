@@ -11,6 +11,7 @@ pub mod devices;
 pub mod events;
 pub mod gateways;
 pub mod groups;
+pub mod observe;
 pub mod recordings;
 pub mod sessions;
 pub mod sso;
@@ -150,6 +151,15 @@ impl Domain {
     /// otherwise its findings.
     pub async fn check_integrity(&self) -> DomainResult<String> {
         Ok(self.store.integrity_check().await?)
+    }
+
+    /// Whether the database answers a trivial query within `within` (for readiness
+    /// checks): `Unavailable` when it does not, whatever the pool's own wait.
+    pub async fn ping(&self, within: std::time::Duration) -> DomainResult<()> {
+        match tokio::time::timeout(within, self.store.ping()).await {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(DomainError::Unavailable(Outage::Unreachable)),
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use ironmesh_proto::ids::{normalize_id, IdKind};
 use ironmesh_proto::rights::SiteRights;
 
-use crate::config::{Config, Overrides, DEFAULT_DATA_DIR};
+use crate::config::{Config, LogFormat, MetricsAccess, Overrides, DEFAULT_DATA_DIR};
 use ironmesh_core::accounts::NewUser;
 use ironmesh_core::Domain;
 
@@ -70,6 +70,21 @@ pub struct ServerArgs {
     /// Log filter, e.g. `info` or `ironmesh_server=debug`.
     #[arg(long, env = "IRONMESH_LOG", default_value = "info", global = true)]
     pub log: String,
+    /// Log lines as text (default) or as JSON objects, one a line.
+    #[arg(long, env = "IRONMESH_LOG_FORMAT", value_enum, global = true)]
+    pub log_format: Option<LogFormat>,
+    /// Who may read /metrics: loopback (default), token, off.
+    #[arg(long, env = "IRONMESH_METRICS_ACCESS", value_enum, global = true)]
+    pub metrics_access: Option<MetricsAccess>,
+    /// Bearer token /metrics requires. Prefer the variable or the config file to the flag,
+    /// which other users of the machine can read in the process list.
+    #[arg(
+        long,
+        env = "IRONMESH_METRICS_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    pub metrics_token: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -155,14 +170,6 @@ pub fn run() -> ExitCode {
     unsafe {
         libc::umask(0o077);
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&cli.server.log)
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -198,14 +205,37 @@ async fn main(cli: Cli) -> anyhow::Result<()> {
             allowed_origins: a.allowed_origins.clone(),
             meshcentral_dir: a.meshcentral_dir.clone(),
             agent_binary: a.agent_binary.clone(),
+            metrics_access: a.metrics_access,
+            metrics_token: a.metrics_token.clone(),
+            log_format: a.log_format,
         },
     )?;
+    init_logging(&a.log, config.log_format);
     match cli.command {
         None | Some(Command::Run) => crate::server::run(config).await,
         Some(Command::Account(cmd)) => account(config, cmd).await,
         Some(Command::Group(cmd)) => group(config, cmd).await,
         Some(Command::Db(DbCommand::Check)) => db_check(config).await,
         Some(Command::Audit(AuditCommand::Verify)) => audit_verify(config).await,
+    }
+}
+
+/// Log lines go to stderr: text (coloured on a terminal) or JSON objects, one a line.
+fn init_logging(filter: &str, format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init(),
     }
 }
 

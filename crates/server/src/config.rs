@@ -59,6 +59,51 @@ pub struct Config {
     pub audit: AuditConfig,
     /// OpenID Connect single sign-on, when configured.
     pub oidc: Option<OidcConfig>,
+    /// Who may read `/metrics`.
+    pub metrics: MetricsConfig,
+    /// How log lines are written.
+    pub log_format: LogFormat,
+}
+
+/// Log lines for people (`text`, the default) or for log collectors (`json`, one object a
+/// line).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Who may read `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum MetricsAccess {
+    /// Requests from loopback addresses only (a local Prometheus or agent). Behind a
+    /// reverse proxy on the same machine every request comes from loopback: use `token`.
+    Loopback,
+    /// Requests with `Authorization: Bearer <token>`, from anywhere.
+    Token,
+    /// Not served.
+    Off,
+}
+
+/// `[metrics]`: `access` defaults to `token` when a token is set, else `loopback`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    pub access: Option<MetricsAccess>,
+    pub token: Option<String>,
+}
+
+impl MetricsConfig {
+    pub fn access(&self) -> MetricsAccess {
+        self.access.unwrap_or(if self.token.is_some() {
+            MetricsAccess::Token
+        } else {
+            MetricsAccess::Loopback
+        })
+    }
 }
 
 /// `[audit]`: retention of the event log and of session recordings.
@@ -195,6 +240,8 @@ pub struct FileConfig {
     pub require_second_factor: Option<bool>,
     pub audit: Option<AuditConfig>,
     pub oidc: Option<OidcConfig>,
+    pub metrics: Option<MetricsConfig>,
+    pub log_format: Option<LogFormat>,
 }
 
 impl FileConfig {
@@ -221,6 +268,9 @@ pub struct Overrides {
     pub allowed_origins: Vec<String>,
     pub meshcentral_dir: Option<PathBuf>,
     pub agent_binary: Option<PathBuf>,
+    pub metrics_access: Option<MetricsAccess>,
+    pub metrics_token: Option<String>,
+    pub log_format: Option<LogFormat>,
 }
 
 impl Config {
@@ -263,6 +313,21 @@ impl Config {
         if web_cert.is_some() != web_key.is_some() {
             anyhow::bail!("a custom web certificate needs both --web-cert and --web-key");
         }
+        let metrics = file.metrics.as_ref();
+        let metrics_token = flags
+            .metrics_token
+            .as_ref()
+            .or(metrics.and_then(|m| m.token.as_ref()));
+        if metrics_token.is_some_and(|t| t.trim().is_empty()) {
+            anyhow::bail!("the metrics token is empty");
+        }
+        if flags.metrics_access.or(metrics.and_then(|m| m.access)) == Some(MetricsAccess::Token)
+            && metrics_token.is_none()
+        {
+            anyhow::bail!(
+                "metrics access \"token\" needs a token ([metrics] token or IRONMESH_METRICS_TOKEN)"
+            );
+        }
         let mut allowed_origins = file.allowed_origins.unwrap_or_default();
         allowed_origins.extend(flags.allowed_origins);
         Ok(Config {
@@ -301,6 +366,14 @@ impl Config {
             require_second_factor: file.require_second_factor.unwrap_or(false),
             audit: file.audit.unwrap_or_default(),
             oidc: file.oidc,
+            metrics: {
+                let file = file.metrics.unwrap_or_default();
+                MetricsConfig {
+                    access: flags.metrics_access.or(file.access),
+                    token: flags.metrics_token.or(file.token),
+                }
+            },
+            log_format: flags.log_format.or(file.log_format).unwrap_or_default(),
         })
     }
 

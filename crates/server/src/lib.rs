@@ -3,7 +3,7 @@
 //!
 //! Layers, each using only those above it (checked by `tests::layers` below):
 //! 0. `config`, `locks`: settings and plumbing;
-//! 1. `identity`, `agent_cores`, `endpoint` (what every endpoint shares);
+//! 1. `identity`, `agent_cores`, `endpoint`, `metrics` (what every endpoint shares);
 //! 2. `tls`, `live` (what is connected now) and `auth` (who is calling);
 //! 3. `state` (one server's shared state);
 //! 4. `tunnel` (asking an agent to join a relay);
@@ -25,6 +25,7 @@ pub mod endpoint;
 pub mod identity;
 pub mod live;
 pub mod locks;
+pub mod metrics;
 pub mod relay;
 pub mod routes;
 pub mod server;
@@ -44,6 +45,7 @@ mod tests {
         ("identity", 1),
         ("agent_cores", 1),
         ("endpoint", 1),
+        ("metrics", 1),
         ("tls", 2),
         ("live", 2),
         ("auth", 2),

@@ -4,7 +4,7 @@ use axum::routing::get;
 use axum::Router;
 
 use crate::state::SharedState;
-use crate::web::{console, headers, install, pages};
+use crate::web::{console, headers, install, monitoring, pages};
 
 pub fn router(state: SharedState) -> Router {
     let router = Router::new()
@@ -21,6 +21,9 @@ pub fn router(state: SharedState) -> Router {
         .route("/oidc/callback", get(crate::web::sso::callback))
         .route("/logout", get(pages::logout_page).post(pages::logout))
         .route("/health", get(pages::health))
+        .route("/health/live", get(monitoring::live))
+        .route("/health/ready", get(monitoring::ready))
+        .route("/metrics", get(monitoring::metrics))
         .route("/control.ashx", get(crate::control::upgrade))
         .route("/agent.ashx", get(crate::agents::upgrade))
         .route("/agent.ashx/.websocket", get(crate::agents::upgrade))

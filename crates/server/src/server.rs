@@ -19,6 +19,7 @@ use crate::state::AppState;
 /// Runs until SIGINT/SIGTERM.
 pub async fn run(mut config: Config) -> anyhow::Result<()> {
     let started = Instant::now();
+    ironmesh_core::observe::observe_database(&crate::metrics::METRICS);
     prepare_data_dir(&config)?;
     // Bind first: with port 0 the real port is known before anything reports it.
     let listener = TcpListener::bind(config.bind)

@@ -16,6 +16,7 @@ mod migrations;
 mod recordings;
 mod sessions;
 mod settings;
+mod timed;
 mod twofactor;
 mod users;
 
@@ -27,7 +28,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, ConnectOptions};
+use sqlx::ConnectOptions;
 
 pub use devices::DeviceRecord;
 pub use events::EventRecord;
@@ -47,7 +48,7 @@ pub enum Backend {
 /// Handle to the database; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    pool: AnyPool,
+    pool: timed::TimedPool,
     backend: Backend,
 }
 
@@ -105,9 +106,14 @@ impl Outage {
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         let Some(outage) = outage_of(&e) else {
+            crate::observe::failed(crate::observe::DbFailure::Other);
             return StoreError::Db(e);
         };
         health::failed(outage, &e);
+        crate::observe::failed(match outage {
+            Outage::Unreachable => crate::observe::DbFailure::Unavailable,
+            Outage::StorageFull => crate::observe::DbFailure::StorageFull,
+        });
         match outage {
             Outage::Unreachable => StoreError::Unavailable(e),
             Outage::StorageFull => StoreError::StorageFull(e),
@@ -223,7 +229,10 @@ impl Store {
             .connect_with(options)
             .await
             .with_context(|| format!("connecting to {}", redact(url)))?;
-        let store = Store { pool, backend };
+        let store = Store {
+            pool: timed::TimedPool::new(pool),
+            backend,
+        };
         migrations::run(&store)
             .await
             .context("bringing the database schema up to date")?;
@@ -232,6 +241,12 @@ impl Store {
 
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+
+    /// One trivial round trip.
+    pub async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
     }
 
     /// SQLite: `PRAGMA integrity_check` ("ok", or what it found, one finding a line).

@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 
 use crate::endpoint::{CLOSE_GOING_AWAY, SHUTTING_DOWN};
 use crate::live::agents::{AgentHandle, ToAgent};
+use crate::metrics::METRICS;
 use crate::state::SharedState;
 use ironmesh_core::devices::LiveState;
 use ironmesh_core::model::now_ms;
@@ -34,11 +35,13 @@ pub async fn run(state: SharedState, mut socket: WebSocket, peer: SocketAddr) {
     {
         Ok(Ok(agent)) => agent,
         Ok(Err(reason)) => {
+            METRICS.agent_handshake(None, "refused");
             tracing::info!(%peer, %reason, "agent refused");
             close(&mut socket, &reason).await;
             return;
         }
         Err(_) => {
+            METRICS.agent_handshake(None, "timeout");
             tracing::info!(%peer, "agent handshake timed out");
             close(&mut socket, "handshake timed out").await;
             return;
@@ -56,6 +59,7 @@ pub async fn run(state: SharedState, mut socket: WebSocket, peer: SocketAddr) {
     {
         Ok(r) => r,
         Err(e) => {
+            METRICS.agent_handshake(Some(agent.used_skip_path), "registration_refused");
             let reason = format!("registration refused: {e}");
             if matches!(e, DomainError::Unavailable(_)) {
                 // Logged once by the store, not once per agent retrying.
@@ -67,6 +71,7 @@ pub async fn run(state: SharedState, mut socket: WebSocket, peer: SocketAddr) {
             return;
         }
     };
+    METRICS.agent_handshake(Some(agent.used_skip_path), "ok");
     let device = registration.device;
     let (tx, mut inbox) = mpsc::channel(AGENT_INBOX);
     let conn_id = state.agents.next_conn_id();

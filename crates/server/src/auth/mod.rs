@@ -376,6 +376,7 @@ impl Authenticator {
                 account,
                 why,
             } => {
+                crate::metrics::METRICS.login_failed(method.name());
                 let event = Event::new(
                     "user",
                     "login",

@@ -375,6 +375,7 @@ async fn forward_event(session: &mut ControlSession, event: &Arc<Event>) -> Resu
         }
     }
     if session.actor.may_see(event) {
+        crate::metrics::METRICS.event_queued(event);
         session
             .outbox
             .push(Message::Text(event.wire_text().to_owned().into()))

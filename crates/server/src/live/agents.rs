@@ -80,6 +80,15 @@ impl AgentRegistry {
         crate::locks::lock(&self.agents).len()
     }
 
+    /// How many agents are connected in each device group (by group id).
+    pub fn online_by_group(&self) -> std::collections::BTreeMap<String, usize> {
+        let mut groups = std::collections::BTreeMap::new();
+        for handle in crate::locks::lock(&self.agents).values() {
+            *groups.entry(handle.group_id.clone()).or_insert(0) += 1;
+        }
+        groups
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

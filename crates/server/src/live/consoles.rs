@@ -157,6 +157,15 @@ impl ConsoleRegistry {
         lock(&self.sessions).remove(session_id);
     }
 
+    /// Open control sessions.
+    pub fn len(&self) -> usize {
+        lock(&self.sessions).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Remembers that a session sent something to a device (so its agent may answer it).
     pub fn note_asked(&self, session_id: &str, node_id: &str) {
         if let Some(c) = lock(&self.sessions).get_mut(session_id) {

@@ -79,6 +79,7 @@ pub async fn join(state: SharedState, party: Party, socket: WebSocket) {
             )
             .await;
             let summary = tap.finish();
+            crate::metrics::METRICS.relay_session_ended(summary.protocol);
             let mut end = tap.end_event(&summary);
             if let Some(recording) = &summary.recording {
                 let mut recording = recording.clone();

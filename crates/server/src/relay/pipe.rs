@@ -205,9 +205,11 @@ async fn forward(
                                 }
                             },
                         };
+                        let bytes = msg.clone().into_data().len();
                         if to.lock().await.send(msg).await.is_err() {
                             return End::PeerGone;
                         }
+                        crate::metrics::METRICS.relayed(from_user, bytes);
                     }
                     Message::Close(frame) => return End::Closed(frame),
                     // Pongs only prove liveness; pings are answered by the socket itself.
