@@ -17,6 +17,7 @@ mod recordings;
 mod sessions;
 mod settings;
 mod twofactor;
+mod usergroups;
 mod users;
 
 #[cfg(test)]
@@ -35,6 +36,7 @@ pub use groups::{DeviceGroup, GroupMember};
 pub use recordings::RecordingRecord;
 pub use sessions::{LoginToken, WebSession};
 pub use twofactor::Passkey;
+pub use usergroups::{UserGroup, UserGroupLink};
 pub use users::User;
 
 /// Which database is underneath; only `migrations` and connection set-up look at it.
