@@ -108,39 +108,6 @@ fn rights_text(rights: u32) -> String {
     }
 }
 
-pub async fn list_users(store: &Store, json: bool) -> anyhow::Result<()> {
-    let (_, mut client) = connect(store).await?;
-    let reply = client.request(json!({"action": "users"})).await?;
-    if let Some(err) = reply["result"].as_str() {
-        anyhow::bail!("{err}: listing users needs the right to manage users");
-    }
-    let users = reply["users"].as_array().cloned().unwrap_or_default();
-    if json {
-        output::json(&Value::Array(users));
-        return Ok(());
-    }
-    let rows: Vec<Vec<String>> = users
-        .iter()
-        .map(|u| {
-            let site = u["siteadmin"].as_u64().unwrap_or(0);
-            vec![
-                u["name"].as_str().unwrap_or("").to_string(),
-                u["email"].as_str().unwrap_or("").to_string(),
-                if site == u32::MAX as u64 {
-                    "administrator".into()
-                } else if site == 0 {
-                    String::new()
-                } else {
-                    format!("rights {site}")
-                },
-                u["_id"].as_str().unwrap_or("").to_string(),
-            ]
-        })
-        .collect();
-    table(&["NAME", "EMAIL", "SITE", "ID"], &rows);
-    Ok(())
-}
-
 pub async fn info(store: &Store, device: &str, json: bool) -> anyhow::Result<()> {
     let (_, mut client) = connect(store).await?;
     let node = resolve_device(&mut client, device).await?;

@@ -1,5 +1,6 @@
 //! `ironmesh`: the command line. Parses arguments and dispatches to one module per area.
 
+mod accounts;
 mod config;
 mod devices;
 mod events;
@@ -70,8 +71,28 @@ enum Command {
     },
     /// List device groups.
     Groups,
-    /// List users (needs the right to manage users).
-    Users,
+    /// Accounts: list (the default), add, remove, passwd, disable, enable (needs the
+    /// right to manage users).
+    Users {
+        #[command(subcommand)]
+        command: Option<accounts::UsersCommand>,
+    },
+    /// User groups: list (the default), add, remove, members add/remove.
+    Usergroups {
+        #[command(subcommand)]
+        command: Option<accounts::UserGroupsCommand>,
+    },
+    /// Your login tokens: list (the default), revoke.
+    Tokens {
+        #[command(subcommand)]
+        command: Option<accounts::TokensCommand>,
+    },
+    /// Change your own password.
+    Passwd {
+        /// Read the current and the new password as two lines of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
     /// Details of one device.
     Info { device: String },
     /// Run a shell command on a device and print its output.
@@ -233,7 +254,27 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Logout => session::logout(&store).await?,
         Command::Devices { group } => devices::list_devices(&store, group.as_deref(), json).await?,
         Command::Groups => devices::list_groups(&store, json).await?,
-        Command::Users => devices::list_users(&store, json).await?,
+        Command::Users { command } => {
+            accounts::users(
+                &store,
+                command.unwrap_or(accounts::UsersCommand::List),
+                json,
+            )
+            .await?
+        }
+        Command::Usergroups { command } => {
+            let command = command.unwrap_or(accounts::UserGroupsCommand::List);
+            accounts::user_groups(&store, command, json).await?
+        }
+        Command::Tokens { command } => {
+            accounts::tokens(
+                &store,
+                command.unwrap_or(accounts::TokensCommand::List),
+                json,
+            )
+            .await?
+        }
+        Command::Passwd { password_stdin } => accounts::passwd(&store, password_stdin).await?,
         Command::Info { device } => devices::info(&store, &device, json).await?,
         Command::Run { device, command } => {
             return remote::run(&store, &device, &command.join(" "), json).await

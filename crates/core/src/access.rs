@@ -328,7 +328,13 @@ impl Domain {
         let Some(user) = self.store.user(user_id).await? else {
             return Ok(None);
         };
-        let memberships = self.store.memberships(user_id).await?.into_iter().collect();
+        let mut memberships: HashMap<String, u32> =
+            self.store.memberships(user_id).await?.into_iter().collect();
+        // A user holds, on each group, the union of their own rights and those of their
+        // user groups there (as MeshCentral's GetMeshRights ORs them).
+        for (group, rights) in self.store.memberships_via_user_groups(user_id).await? {
+            *memberships.entry(group).or_insert(0) |= rights;
+        }
         let second_factor_pending = self.second_factor_pending(&user).await?;
         Ok(Some(Actor {
             user,
@@ -350,7 +356,8 @@ impl Domain {
         need.check(self, actor).await
     }
 
-    /// Users who may see a device: members of its group and full site administrators.
+    /// Users who may see a device: members of its group (directly or through a user group)
+    /// and full site administrators.
     pub async fn users_with_access(&self, node_id: &str) -> DomainResult<Vec<String>> {
         let Some(device) = self.store.device(node_id).await? else {
             return Ok(Vec::new());
@@ -362,6 +369,11 @@ impl Domain {
             .into_iter()
             .map(|m| m.user_id)
             .collect();
+        users.extend(
+            self.store
+                .user_ids_via_user_groups(&device.group_id)
+                .await?,
+        );
         users.extend(self.store.full_admin_ids().await?);
         users.sort();
         users.dedup();

@@ -145,12 +145,21 @@ pub enum LoginFailure {
 static DUMMY_HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 impl Domain {
-    /// Every account with its memberships (for user managers).
+    /// Every account with its links (for user managers), oldest first: its own device
+    /// group memberships with their rights, and its user groups (rights 1, as MeshCentral
+    /// records them).
     pub async fn users_with_memberships(&self) -> DomainResult<Vec<(User, Vec<(String, u32)>)>> {
         let mut out = Vec::new();
         for user in self.store.users().await? {
-            let memberships = self.store.memberships(&user.id).await?;
-            out.push((user, memberships));
+            let mut links = self.store.memberships(&user.id).await?;
+            links.extend(
+                self.store
+                    .user_groups_of(&user.id)
+                    .await?
+                    .into_iter()
+                    .map(|g| (g.id, 1)),
+            );
+            out.push((user, links));
         }
         Ok(out)
     }

@@ -6,7 +6,7 @@ use serde_json::{json, Map, Value};
 
 use crate::access::Actor;
 use crate::events::Event;
-use crate::store::{now_ms, DeviceGroup, GroupMember, StoreError};
+use crate::store::{now_ms, DeviceGroup, GroupMember, StoreError, UserGroupLink};
 use crate::{random_bytes, Domain, DomainError, DomainResult};
 
 /// Agent-based group, the only kind ironmesh hosts (docs/protocol/control.md §4.3).
@@ -27,26 +27,43 @@ pub fn check_group_name(name: &str) -> DomainResult<String> {
 }
 
 impl Domain {
-    /// Groups the actor may see, with their rights on each.
+    /// Groups the actor may see, with their rights on each, oldest first. A full site
+    /// administrator sees every group.
     pub async fn visible_groups(
         &self,
         actor: &Actor,
     ) -> DomainResult<Vec<(DeviceGroup, MeshRights)>> {
-        Ok(if actor.is_full_admin() {
-            self.store
-                .groups()
-                .await?
-                .into_iter()
-                .map(|g| (g, MeshRights(MeshRights::FULL)))
-                .collect()
-        } else {
-            self.store
-                .groups_of_user(&actor.user.id)
-                .await?
-                .into_iter()
-                .map(|(g, r)| (g, MeshRights(r)))
-                .collect()
-        })
+        Ok(self
+            .store
+            .groups()
+            .await?
+            .into_iter()
+            .filter_map(|g| actor.group_rights(&g.id).map(|r| (g, r)))
+            .collect())
+    }
+
+    /// Groups the actor is a member of, directly or through a user group, with their
+    /// rights, oldest first: what MeshCentral's `meshes` lists (a site administrator does
+    /// not see groups they are not a member of there).
+    pub async fn member_groups(
+        &self,
+        actor: &Actor,
+    ) -> DomainResult<Vec<(DeviceGroup, MeshRights)>> {
+        Ok(self
+            .store
+            .groups()
+            .await?
+            .into_iter()
+            .filter_map(|g| {
+                let rights = actor.memberships.get(&g.id)?;
+                let rights = if actor.is_full_admin() {
+                    MeshRights::FULL
+                } else {
+                    *rights
+                };
+                Some((g, MeshRights(rights)))
+            })
+            .collect())
     }
 
     /// A group's members (on which the caller's rights were checked).
@@ -156,7 +173,23 @@ impl Domain {
         }
         let members = self.store.group_members(&group.id).await?;
         let mut outcome = Vec::new();
+        let user_groups = self.store.group_user_groups(&group.id).await?;
         for user_id in user_ids {
+            if user_id.starts_with("ugrp/") {
+                let current = user_groups.iter().find(|l| &l.id == user_id);
+                outcome.push(
+                    self.add_user_group_to_group(
+                        actor,
+                        group,
+                        actor_rights,
+                        user_id,
+                        current,
+                        rights,
+                    )
+                    .await?,
+                );
+                continue;
+            }
             let current = members.iter().find(|m| &m.user_id == user_id);
             if current.is_some_and(|m| !MeshRights(m.rights).covered_by(actor_rights)) {
                 outcome.push(Err(format!(
@@ -188,6 +221,60 @@ impl Domain {
         Ok(outcome)
     }
 
+    /// Links a user group to a device group with `rights` (or changes them): each of its
+    /// users then holds them there too.
+    async fn add_user_group_to_group(
+        &self,
+        actor: &Actor,
+        group: &DeviceGroup,
+        actor_rights: MeshRights,
+        ugrp_id: &str,
+        current: Option<&UserGroupLink>,
+        rights: u32,
+    ) -> DomainResult<Result<String, String>> {
+        let key = crate::usergroups::user_group_key(ugrp_id).to_string();
+        if current.is_some_and(|l| !MeshRights(l.rights).covered_by(actor_rights)) {
+            return Ok(Err(format!(
+                "Cannot change the rights of {ugrp_id}: it holds rights you do not hold"
+            )));
+        }
+        let Some(ugrp) = self.store.user_group(ugrp_id).await? else {
+            return Ok(Err(format!("Unknown user {key}")));
+        };
+        self.store
+            .set_group_user_group(&group.id, &ugrp.id, rights)
+            .await?;
+        let mut event = Event::new(
+            "mesh",
+            "addmeshuser",
+            format!(
+                "Added user group {} to device group {}",
+                ugrp.name, group.name
+            ),
+        )
+        .by_actor(actor)
+        .group(&group.id)
+        .with("targetuserid", ugrp.id.clone())
+        .with("rights", rights);
+        // Its users' rights changed: their sessions reload them.
+        for user in self.store.user_group_members(&ugrp.id).await? {
+            event = event.target(&user.id);
+        }
+        self.publish(event).await;
+        Ok(Ok(key))
+    }
+
+    /// Every link of a group: its users and its user groups.
+    pub async fn group_links(
+        &self,
+        group_id: &str,
+    ) -> DomainResult<(Vec<GroupMember>, Vec<UserGroupLink>)> {
+        Ok((
+            self.store.group_members(group_id).await?,
+            self.store.group_user_groups(group_id).await?,
+        ))
+    }
+
     /// Removes a member. Nobody removes a member who holds rights they do not hold
     /// themselves (a group manager cannot remove the group's owner).
     pub async fn remove_group_member(
@@ -197,6 +284,11 @@ impl Domain {
         actor_rights: MeshRights,
         user_id: &str,
     ) -> DomainResult<()> {
+        if user_id.starts_with("ugrp/") {
+            return self
+                .remove_user_group_from_group(actor, group, actor_rights, user_id)
+                .await;
+        }
         let members = self.store.group_members(&group.id).await?;
         if members
             .iter()
@@ -219,6 +311,47 @@ impl Domain {
         .group(&group.id)
         .target(user_id)
         .with("targetuserid", user_id.to_string());
+        self.publish(event).await;
+        Ok(())
+    }
+
+    async fn remove_user_group_from_group(
+        &self,
+        actor: &Actor,
+        group: &DeviceGroup,
+        actor_rights: MeshRights,
+        ugrp_id: &str,
+    ) -> DomainResult<()> {
+        let links = self.store.group_user_groups(&group.id).await?;
+        let Some(link) = links.iter().find(|l| l.id == ugrp_id) else {
+            return Err(DomainError::NotFound("User not in group"));
+        };
+        if !MeshRights(link.rights).covered_by(actor_rights) {
+            return Err(DomainError::Invalid(
+                "Cannot remove a member who holds rights you do not hold".into(),
+            ));
+        }
+        if !self
+            .store
+            .remove_group_user_group(&group.id, ugrp_id)
+            .await?
+        {
+            return Err(DomainError::NotFound("User not in group"));
+        }
+        let mut event = Event::new(
+            "mesh",
+            "removemeshuser",
+            format!(
+                "Removed user group {} from device group {}",
+                link.name, group.name
+            ),
+        )
+        .by_actor(actor)
+        .group(&group.id)
+        .with("targetuserid", ugrp_id.to_string());
+        for user in self.store.user_group_members(ugrp_id).await? {
+            event = event.target(&user.id);
+        }
         self.publish(event).await;
         Ok(())
     }
@@ -262,12 +395,24 @@ impl Domain {
 
 /// The group record as MeshCentral clients read it (docs/protocol/control.md §2.3).
 pub fn group_json(group: &DeviceGroup, members: &[GroupMember]) -> Value {
+    group_json_with(group, members, &[])
+}
+
+/// The group record with its user groups among its `links` (`{name, rights}` each).
+pub fn group_json_with(
+    group: &DeviceGroup,
+    members: &[GroupMember],
+    user_groups: &[UserGroupLink],
+) -> Value {
     let mut links = Map::new();
     for m in members {
         links.insert(
             m.user_id.clone(),
             json!({ "name": m.user_name, "rights": m.rights }),
         );
+    }
+    for l in user_groups {
+        links.insert(l.id.clone(), json!({ "name": l.name, "rights": l.rights }));
     }
     json!({
         "type": "mesh",

@@ -17,6 +17,7 @@ pub mod sessions;
 pub mod sso;
 mod store;
 pub mod twofactor;
+pub mod usergroups;
 
 use crate::store::{Outage, Store, StoreError};
 
@@ -27,7 +28,7 @@ pub mod model {
     pub use crate::store::gateways::{GatewayRecord, PortalSession};
     pub use crate::store::{
         now_ms, DeviceGroup, DeviceRecord, EventRecord, GroupMember, LoginToken, Outage, Passkey,
-        RecordingRecord, User,
+        RecordingRecord, User, UserGroup, UserGroupLink,
     };
 }
 

@@ -61,6 +61,8 @@ pub enum IdKind {
     User,
     Mesh,
     Node,
+    /// A user group (`ugrp//KEY`).
+    UserGroup,
 }
 
 impl IdKind {
@@ -69,6 +71,7 @@ impl IdKind {
             IdKind::User => "user//",
             IdKind::Mesh => "mesh//",
             IdKind::Node => "node//",
+            IdKind::UserGroup => "ugrp//",
         }
     }
 }
@@ -106,7 +109,7 @@ pub fn normalize_id(kind: IdKind, input: &str) -> Result<String, IdError> {
     let key = match kind {
         // A 64-char b64@$ key may legitimately begin with '@'. Only strip a leading '@'
         // when the remainder is itself a complete key.
-        IdKind::Node | IdKind::Mesh => match input.strip_prefix('@') {
+        IdKind::Node | IdKind::Mesh | IdKind::UserGroup => match input.strip_prefix('@') {
             Some(rest) if rest.len() == 64 => rest,
             _ => input,
         },
@@ -130,7 +133,7 @@ fn check_key(kind: IdKind, key: &str) -> Result<String, IdError> {
             }
             Ok(key)
         }
-        IdKind::Mesh | IdKind::Node => {
+        IdKind::Mesh | IdKind::Node | IdKind::UserGroup => {
             let ok = key.len() <= 128
                 && key
                     .bytes()

@@ -239,6 +239,32 @@ async fn every_action_checks_rights() {
             json!({"action":"wifidogcmd","deviceid":"GW-M","op":"get_clients"}),
             Some(8),
         ),
+        // User groups and broadcasts: site rights USERGROUPS / MANAGEUSERS.
+        (
+            "createusergroup",
+            json!({"action":"createusergroup","name":"staff"}),
+            None,
+        ),
+        (
+            "deleteusergroup",
+            json!({"action":"deleteusergroup","ugrpid":"ugrp//nosuch"}),
+            None,
+        ),
+        (
+            "addusertousergroup",
+            json!({"action":"addusertousergroup","ugrpid":"ugrp//nosuch","usernames":["nobody"]}),
+            None,
+        ),
+        (
+            "removeuserfromusergroup",
+            json!({"action":"removeuserfromusergroup","ugrpid":"ugrp//nosuch","userid":"nobody"}),
+            None,
+        ),
+        (
+            "userbroadcast",
+            json!({"action":"userbroadcast","msg":"hello"}),
+            None,
+        ),
         (
             "wifidogauthmode",
             json!({"action":"wifidogauthmode","deviceid":"GW-M","gwid":"GW0001","authmode":0}),
@@ -269,6 +295,10 @@ async fn every_action_checks_rights() {
         json!({"action":"otp-hkey-remove","id":"no-such-key"}),
         // Lists only the recordings the caller may watch.
         json!({"action":"recordings"}),
+        // User group names (the whole records need USERGROUPS); session counts (empty
+        // without MANAGEUSERS).
+        json!({"action":"usergroups"}),
+        json!({"action":"wssessioncount"}),
     ];
     let covered: HashSet<String> = matrix
         .iter()

@@ -114,9 +114,13 @@ impl Store {
             .collect::<Vec<_>>()
             .join(", ");
         let rows = sqlx::query(&format!(
-            "SELECT {cols} FROM devices d JOIN group_members m ON m.group_id = d.group_id \
-             WHERE m.user_id = $1 ORDER BY d.name, d.id"
+            "SELECT {cols} FROM devices d WHERE d.group_id IN \
+             (SELECT group_id FROM group_members WHERE user_id = $1 \
+              UNION SELECT l.group_id FROM group_user_groups l \
+              JOIN user_group_members u ON u.ugrp_id = l.ugrp_id WHERE u.user_id = $2) \
+             ORDER BY d.name, d.id"
         ))
+        .bind(user_id)
         .bind(user_id)
         .fetch_all(&self.pool)
         .await?;

@@ -86,29 +86,14 @@ impl Store {
         Ok(row.as_ref().map(from_row).transpose()?)
     }
 
+    /// Every group, oldest first (as MeshCentral lists them).
     pub async fn groups(&self) -> StoreResult<Vec<DeviceGroup>> {
         let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM device_groups ORDER BY name, id"
+            "SELECT {COLUMNS} FROM device_groups ORDER BY created_ms, id"
         ))
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
-    }
-
-    /// Groups a user is a member of, with the user's rights on each.
-    pub async fn groups_of_user(&self, user_id: &str) -> StoreResult<Vec<(DeviceGroup, u32)>> {
-        let rows = sqlx::query(
-            "SELECT g.id, g.name, g.mtype, g.description, g.flags, g.consent, g.creator_id, \
-             g.creator_name, g.created_ms, m.rights FROM device_groups g \
-             JOIN group_members m ON m.group_id = g.id WHERE m.user_id = $1 ORDER BY g.name, g.id",
-        )
-        .bind(user_id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| Ok((from_row(r)?, r.try_get::<i64, _>("rights")? as u32)))
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StoreError::from)
     }
 
     /// Returns false when no such group existed. Members and devices go with it.

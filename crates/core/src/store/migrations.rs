@@ -185,6 +185,30 @@ CREATE TABLE oidc_identities (
 )
 "#,
     ),
+    (
+        6,
+        r#"
+CREATE TABLE user_groups (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    description TEXT NOT NULL DEFAULT '',
+    created_ms BIGINT NOT NULL
+);
+CREATE TABLE user_group_members (
+    ugrp_id TEXT NOT NULL REFERENCES user_groups(id) ON DELETE CASCADE,
+    user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    PRIMARY KEY (ugrp_id, user_id)
+);
+CREATE INDEX user_group_members_user ON user_group_members(user_id);
+CREATE TABLE group_user_groups (
+    group_id TEXT NOT NULL REFERENCES device_groups(id) ON DELETE CASCADE,
+    ugrp_id TEXT NOT NULL REFERENCES user_groups(id) ON DELETE CASCADE,
+    rights BIGINT NOT NULL,
+    PRIMARY KEY (group_id, ugrp_id)
+);
+CREATE INDEX group_user_groups_ugrp ON group_user_groups(ugrp_id)
+"#,
+    ),
 ];
 
 pub async fn run(store: &Store) -> Result<(), sqlx::Error> {

@@ -18,6 +18,7 @@ mod sessions;
 mod settings;
 mod timed;
 mod twofactor;
+mod usergroups;
 mod users;
 
 #[cfg(test)]
@@ -36,6 +37,7 @@ pub use groups::{DeviceGroup, GroupMember};
 pub use recordings::RecordingRecord;
 pub use sessions::{LoginToken, WebSession};
 pub use twofactor::Passkey;
+pub use usergroups::{UserGroup, UserGroupLink};
 pub use users::User;
 
 /// Which database is underneath; only `migrations` and connection set-up look at it.

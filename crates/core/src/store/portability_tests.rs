@@ -2,7 +2,9 @@
 //! constraints the domain relies on.
 
 use crate::store::events::EventFilter;
-use crate::store::{DeviceGroup, DeviceRecord, LoginToken, Store, StoreError, User, WebSession};
+use crate::store::{
+    DeviceGroup, DeviceRecord, LoginToken, Store, StoreError, User, UserGroup, WebSession,
+};
 use ironmesh_testkit::postgres;
 
 async fn sqlite() -> (Store, tempfile::TempDir) {
@@ -101,7 +103,7 @@ async fn exercise(store: Store) {
             .rights,
         24
     );
-    assert_eq!(store.groups_of_user("user//bob").await.unwrap().len(), 1);
+    assert_eq!(store.memberships("user//bob").await.unwrap().len(), 1);
     assert_eq!(store.groups().await.unwrap().len(), 2);
 
     // Devices: the stored group and name win on reconnect.
@@ -131,6 +133,113 @@ async fn exercise(store: Store) {
     assert_eq!((back.first_connect_ms, back.last_connect_ms), (10, 20));
     assert_eq!(store.devices_of_user("user//bob").await.unwrap().len(), 1);
     assert_eq!(store.devices_in_group("mesh//g2").await.unwrap().len(), 0);
+
+    // User groups: a member holds the group's link rights; devices follow; removal
+    // takes the memberships and links with it. Listed oldest first.
+    store.insert_user(&user("carol")).await.unwrap();
+    let ugrp = |id: &str, name: &str, created_ms| UserGroup {
+        id: id.into(),
+        name: name.into(),
+        description: String::new(),
+        created_ms,
+    };
+    store
+        .insert_user_group(&ugrp("ugrp//b", "later", 20))
+        .await
+        .unwrap();
+    store
+        .insert_user_group(&ugrp("ugrp//a", "staff", 10))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.insert_user_group(&ugrp("ugrp//a", "again", 30)).await,
+        Err(StoreError::Conflict)
+    ));
+    let names: Vec<String> = store
+        .user_groups()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|g| g.name)
+        .collect();
+    assert_eq!(names, ["staff", "later"]);
+    for _ in 0..2 {
+        store
+            .add_user_group_member("ugrp//a", "user//carol")
+            .await
+            .unwrap();
+    }
+    store
+        .set_group_user_group("mesh//g1", "ugrp//a", 4)
+        .await
+        .unwrap();
+    store
+        .set_group_user_group("mesh//g1", "ugrp//a", 8)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .memberships_via_user_groups("user//carol")
+            .await
+            .unwrap(),
+        vec![("mesh//g1".to_string(), 8)]
+    );
+    assert!(store.memberships("user//carol").await.unwrap().is_empty());
+    assert_eq!(store.devices_of_user("user//carol").await.unwrap().len(), 1);
+    assert_eq!(
+        store.user_ids_via_user_groups("mesh//g1").await.unwrap(),
+        ["user//carol"]
+    );
+    let members = store.user_group_members("ugrp//a").await.unwrap();
+    assert_eq!(
+        (members.len(), members[0].id.as_str(), members[0].rights),
+        (1, "user//carol", 1)
+    );
+    assert_eq!(
+        store.user_groups_of("user//carol").await.unwrap()[0].name,
+        "staff"
+    );
+    let links = store.group_user_groups("mesh//g1").await.unwrap();
+    assert_eq!((links[0].id.as_str(), links[0].rights), ("ugrp//a", 8));
+    assert_eq!(
+        store.user_group_device_groups("ugrp//a").await.unwrap()[0].id,
+        "mesh//g1"
+    );
+    assert!(store
+        .remove_user_group_member("ugrp//b", "user//carol")
+        .await
+        .unwrap()
+        .eq(&false));
+    assert!(!store
+        .remove_group_user_group("mesh//g2", "ugrp//a")
+        .await
+        .unwrap());
+    assert!(store.delete_user_group("ugrp//a").await.unwrap());
+    assert!(store
+        .memberships_via_user_groups("user//carol")
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .group_user_groups("mesh//g1")
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .devices_of_user("user//carol")
+        .await
+        .unwrap()
+        .is_empty());
+    store
+        .add_user_group_member("ugrp//b", "user//carol")
+        .await
+        .unwrap();
+    assert!(store.delete_user("user//carol").await.unwrap());
+    assert!(store
+        .user_group_members("ugrp//b")
+        .await
+        .unwrap()
+        .is_empty());
 
     // Events: a hash chain in append order, listed newest first, visible through
     // memberships; in a group where a member has LIMIT_EVENTS, only events they caused
@@ -339,7 +448,7 @@ async fn exercise(store: Store) {
     // Deleting a group takes its devices and memberships; deleting a user its tokens.
     assert!(store.delete_group("mesh//g1").await.unwrap());
     assert!(store.device("node//n1").await.unwrap().is_none());
-    assert!(store.groups_of_user("user//bob").await.unwrap().is_empty());
+    assert!(store.memberships("user//bob").await.unwrap().is_empty());
     assert!(store.delete_user("user//bob").await.unwrap());
     assert!(store.login_token("~t:abc").await.unwrap().is_none());
     assert!(!store.delete_user("user//bob").await.unwrap());

@@ -71,10 +71,13 @@ impl Store {
         Ok(row.as_ref().map(from_row).transpose()?)
     }
 
+    /// Every account, oldest first (as MeshCentral lists them).
     pub async fn users(&self) -> StoreResult<Vec<User>> {
-        let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM users ORDER BY id"))
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM users ORDER BY created_ms, id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
     }
 

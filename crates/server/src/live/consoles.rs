@@ -214,6 +214,15 @@ impl ConsoleRegistry {
             .count()
     }
 
+    /// How many sessions each connected user has open, by user id.
+    pub fn session_counts(&self) -> std::collections::BTreeMap<String, usize> {
+        let mut counts = std::collections::BTreeMap::new();
+        for c in lock(&self.sessions).values() {
+            *counts.entry(c.user_id.clone()).or_insert(0) += 1;
+        }
+        counts
+    }
+
     /// Users that have at least one open session.
     pub fn connected_users(&self) -> Vec<String> {
         let sessions = lock(&self.sessions);

@@ -2,7 +2,7 @@
 //! `addmeshuser`, `removemeshuser`.
 
 use ironmesh_core::access::{GroupGrant, GroupNeed, SignedIn};
-use ironmesh_core::groups::{group_json, MTYPE_AGENT};
+use ironmesh_core::groups::{group_json, group_json_with, MTYPE_AGENT};
 use ironmesh_core::model::DeviceGroup;
 use ironmesh_core::{DomainError, DomainResult};
 use ironmesh_proto::control::Request;
@@ -71,7 +71,7 @@ impl GroupRef {
     }
 }
 
-/// `meshes`: the groups the caller can see, with their members.
+/// `meshes`: the groups the caller is a member of, with their members.
 pub struct List;
 
 impl Action for List {
@@ -88,9 +88,11 @@ impl Action for List {
     async fn run(self, s: &mut ControlSession, req: &Request, _: ()) -> DomainResult<Replies> {
         let domain = &s.state.domain;
         let mut meshes = Vec::new();
-        for (group, _) in domain.visible_groups(&s.actor).await? {
-            let members = domain.group_members(&group.id).await?;
-            meshes.push(group_json(&group, &members));
+        // As MeshCentral: the groups the caller is a member of (directly or through a
+        // user group), oldest first, with user groups among their links.
+        for (group, _) in domain.member_groups(&s.actor).await? {
+            let (members, user_groups) = domain.group_links(&group.id).await?;
+            meshes.push(group_json_with(&group, &members, &user_groups));
         }
         Ok(vec![req
             .reply()
@@ -250,9 +252,14 @@ impl Action for AddMembers {
 
     fn parse(req: &Request) -> DomainResult<Self> {
         let group = GroupRef::parse(req)?;
+        // Names or ids in `usernames` (meshctrl), ids in `userids` (MeshCentral's console),
+        // or one `userid` (meshctrl's addtousergroup, with a user group id).
         let names = match optional_str_list(req, "usernames", "names")? {
             Some(names) => names,
-            None => vec![required_str(req, "userid")?],
+            None => match optional_str_list(req, "userids", "ids")? {
+                Some(ids) => ids,
+                None => vec![required_str(req, "userid")?],
+            },
         };
         if names.is_empty() {
             return Err(DomainError::Invalid("Missing field: usernames".into()));
@@ -277,7 +284,7 @@ impl Action for AddMembers {
         let mut ids = Vec::new();
         let mut failed = Vec::new();
         for name in &self.names {
-            match normalize_id(IdKind::User, name) {
+            match member_id(name) {
                 Ok(id) => ids.push(id),
                 Err(_) => failed.push(format!("Invalid user name {name}")),
             }
@@ -326,7 +333,7 @@ impl Action for RemoveMember {
     fn parse(req: &Request) -> DomainResult<Self> {
         Ok(RemoveMember {
             group: GroupRef::parse(req)?,
-            user_id: normalize_id(IdKind::User, &required_str(req, "userid")?)
+            user_id: member_id(&required_str(req, "userid")?)
                 .map_err(|_| DomainError::NotFound("User does not exists"))?,
         })
     }
@@ -346,5 +353,15 @@ impl Action for RemoveMember {
             .remove_group_member(&s.actor, &g.group, g.rights, &self.user_id)
             .await?;
         Ok(vec![ok(req).into_value()])
+    }
+}
+
+/// A member of a device group as a request names it: a user (name or id) or a user
+/// group (`ugrp//…` id).
+fn member_id(name: &str) -> Result<String, ironmesh_proto::ids::IdError> {
+    if name.starts_with("ugrp/") {
+        normalize_id(IdKind::UserGroup, name)
+    } else {
+        normalize_id(IdKind::User, name)
     }
 }

@@ -14,6 +14,7 @@ mod recordings;
 mod remote;
 mod tokens;
 mod twofactor;
+mod usergroups;
 mod users;
 
 use std::future::Future;
@@ -126,6 +127,13 @@ control_actions! {
     "webauthn-endregister" => twofactor::PasskeyFinish,
     "otp-hkey-remove" => twofactor::PasskeyRemove,
     "recordings" => recordings::List,
+    "usergroups" => usergroups::List,
+    "createusergroup" => usergroups::Create,
+    "deleteusergroup" => usergroups::Remove,
+    "addusertousergroup" => usergroups::AddUsers,
+    "removeuserfromusergroup" => usergroups::RemoveUser,
+    "wssessioncount" => usergroups::SessionCount,
+    "userbroadcast" => usergroups::Broadcast,
 }
 
 pub async fn dispatch(session: &mut ControlSession, req: &Request) -> Replies {

@@ -1191,8 +1191,8 @@ async fn meshes_lists_the_groups_the_caller_sees() {
         json!({
             "action": "meshes",
             "meshes": [
-                group_view(&w.lab, json!({ "user//admin": { "name": "admin", "rights": FULL } })),
                 group_view(&w.office, office_links),
+                group_view(&w.lab, json!({ "user//admin": { "name": "admin", "rights": FULL } })),
             ],
         })
     );
@@ -1655,6 +1655,352 @@ async fn rights_granted_meanwhile_apply_to_the_next_request() {
     assert_eq!(
         one(&mut bob, lab_nodes).await,
         json!({ "action": "nodes", "nodes": { w.lab.id.clone(): [node_view(&w.lab_pc)] } })
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// User groups
+// ---------------------------------------------------------------------------------------
+
+/// A user group as a user group administrator sees it in `usergroups`.
+fn user_group_view(id: &str, name: &str, desc: &str, links: Value) -> Value {
+    json!({ "type": "ugrp", "_id": id, "name": name, "desc": desc, "domain": "", "links": links })
+}
+
+/// A user in a user group holds the group's rights on a device group, on top of their
+/// own, and only while they are in it and the link exists.
+#[tokio::test]
+async fn user_groups_grant_their_rights_to_their_users() {
+    let mut w = World::new().await;
+    let mut admin = w.session(&w.admin).await;
+    let mut alice = w.session(&w.alice).await;
+    let mut bob = w.session(&w.bob).await;
+    assert_eq!(
+        one(&mut admin, json!({ "action": "usergroups" })).await,
+        json!({ "action": "usergroups", "ugroups": null })
+    );
+    // Refusals: the USERGROUPS site right, then the fields.
+    for request in [
+        json!({ "action": "createusergroup", "name": "x" }),
+        json!({ "action": "deleteusergroup", "ugrpid": "ugrp//x" }),
+        json!({ "action": "addusertousergroup", "ugrpid": "ugrp//x", "usernames": ["bob"] }),
+        json!({ "action": "removeuserfromusergroup", "ugrpid": "ugrp//x", "userid": "bob" }),
+    ] {
+        let action = request["action"].as_str().unwrap().to_string();
+        assert_eq!(
+            one(&mut alice, request).await,
+            refused(&action, "Permission denied")
+        );
+    }
+    for (request, result) in [
+        (json!({ "action": "createusergroup" }), "Invalid group name"),
+        (
+            json!({ "action": "createusergroup", "name": "x".repeat(65) }),
+            "Invalid group name",
+        ),
+        (
+            json!({ "action": "createusergroup", "name": "x", "desc": 5 }),
+            "Invalid group description",
+        ),
+        (json!({ "action": "deleteusergroup" }), "Invalid group id"),
+        (
+            json!({ "action": "deleteusergroup", "ugrpid": w.office.id }),
+            "Invalid domain id",
+        ),
+        (
+            json!({ "action": "deleteusergroup", "ugrpid": "ugrp//nosuch" }),
+            "Unknown device group",
+        ),
+        (
+            json!({ "action": "addusertousergroup", "usernames": ["bob"] }),
+            "Invalid groupid",
+        ),
+        (
+            json!({ "action": "addusertousergroup", "ugrpid": "ugrp//nosuch" }),
+            "Invalid usernames",
+        ),
+        (
+            json!({ "action": "addusertousergroup", "ugrpid": "ugrp//nosuch", "usernames": ["bob"] }),
+            "Invalid groupid",
+        ),
+        (
+            json!({ "action": "removeuserfromusergroup", "ugrpid": "ugrp//nosuch" }),
+            "Invalid userid",
+        ),
+    ] {
+        let action = request["action"].as_str().unwrap().to_string();
+        assert_eq!(one(&mut admin, request).await, refused(&action, result));
+    }
+
+    let created = one(
+        &mut admin,
+        json!({ "action": "createusergroup", "name": "Lab staff", "desc": "on call", "responseid": "c" }),
+    )
+    .await;
+    let ugrp = created["ugrpid"].as_str().unwrap().to_string();
+    assert!(ugrp.starts_with("ugrp//") && ugrp.len() == 70, "{created}");
+    assert_eq!(
+        created,
+        json!({ "action": "createusergroup", "responseid": "c", "result": "ok", "ugrpid": ugrp, "links": {} })
+    );
+    let published = w.published();
+    assert!(
+        published.iter().any(|e| e.action == "createusergroup"
+            && e.extra["ugrpid"] == ugrp.as_str()
+            && e.user_id.as_deref() == Some("user//admin")),
+        "{published:?}"
+    );
+
+    // Bob cannot see Lab; through the user group he can, with its rights.
+    let lab_nodes = json!({ "action": "nodes", "meshid": w.lab.id });
+    assert_eq!(
+        one(&mut bob, lab_nodes.clone()).await,
+        refused("nodes", "Invalid group id")
+    );
+    assert_eq!(
+        one(
+            &mut admin,
+            json!({ "action": "addusertousergroup", "ugrpid": ugrp, "usernames": ["bob", "nobody"] })
+        )
+        .await,
+        json!({ "action": "addusertousergroup", "result": "ok", "added": 1, "failed": 1 })
+    );
+    let key = ugrp.trim_start_matches("ugrp//").to_string();
+    assert_eq!(
+        one(
+            &mut admin,
+            json!({ "action": "addmeshuser", "meshid": w.lab.id, "userid": ugrp,
+                    "meshadmin": MeshRights::REMOTE_CONTROL })
+        )
+        .await,
+        json!({ "action": "addmeshuser", "result": format!("Added user {key}"), "success": 1, "failed": 0 })
+    );
+    assert_eq!(
+        one(&mut bob, lab_nodes.clone()).await,
+        json!({ "action": "nodes", "nodes": { w.lab.id.clone(): [node_view(&w.lab_pc)] } })
+    );
+    // Union with his own rights: none of his own on Office, remote control through the
+    // group (given by `usernames`, as meshctrl's addusertodevicegroup sends it).
+    assert_eq!(
+        one(
+            &mut admin,
+            json!({ "action": "addmeshuser", "meshid": w.office.id, "usernames": [ugrp],
+                    "meshadmin": MeshRights::REMOTE_COMMAND })
+        )
+        .await["success"],
+        1
+    );
+    let rights = |a: &Actor, g: &DeviceGroup| a.group_rights(&g.id).map(|r| r.0);
+    let bob_actor = actor(w.domain(), &w.bob).await;
+    assert_eq!(
+        rights(&bob_actor, &w.office),
+        Some(MeshRights::REMOTE_COMMAND)
+    );
+    assert_eq!(rights(&bob_actor, &w.lab), Some(MeshRights::REMOTE_CONTROL));
+    let alice_actor = actor(w.domain(), &w.alice).await;
+    assert_eq!(rights(&alice_actor, &w.office), Some(ALICE_RIGHTS));
+    assert!(w
+        .domain()
+        .users_with_access(&w.lab_pc.id)
+        .await
+        .unwrap()
+        .contains(&w.bob.id));
+
+    // Lists: the user group with its links; others see its name only; `meshes` and
+    // `users` show the links; bob now sees Lab, Office first (creation order).
+    let links = json!({
+        "user//bob": { "userid": "user//bob", "name": "bob", "rights": 1 },
+        w.office.id.clone(): { "name": "Office", "rights": MeshRights::REMOTE_COMMAND },
+        w.lab.id.clone(): { "name": "Lab", "rights": MeshRights::REMOTE_CONTROL },
+    });
+    assert_eq!(
+        one(&mut admin, json!({ "action": "usergroups" })).await,
+        json!({ "action": "usergroups", "ugroups": {
+            ugrp.clone(): user_group_view(&ugrp, "Lab staff", "on call", links),
+        } })
+    );
+    assert_eq!(
+        one(&mut alice, json!({ "action": "usergroups" })).await,
+        json!({ "action": "usergroups", "ugroups": { ugrp.clone(): { "name": "Lab staff" } } })
+    );
+    let meshes = one(&mut bob, json!({ "action": "meshes" })).await;
+    let names: Vec<&str> = meshes["meshes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Office", "Lab"], "{meshes}");
+    assert_eq!(
+        meshes["meshes"][1]["links"][&ugrp],
+        json!({ "name": "Lab staff", "rights": MeshRights::REMOTE_CONTROL })
+    );
+    assert_eq!(
+        listed_user(&mut admin, &w.bob.id).await["links"],
+        json!({ w.office.id.clone(): { "rights": 0 }, ugrp.clone(): { "rights": 1 } })
+    );
+
+    // Out of the user group: Lab is gone again.
+    assert_eq!(
+        one(
+            &mut admin,
+            json!({ "action": "removeuserfromusergroup", "ugrpid": ugrp, "userid": "user//bob" })
+        )
+        .await,
+        ok("removeuserfromusergroup")
+    );
+    assert_eq!(
+        one(&mut bob, lab_nodes.clone()).await,
+        refused("nodes", "Invalid group id")
+    );
+    // Back in, then the link goes: the same.
+    one(
+        &mut admin,
+        json!({ "action": "addusertousergroup", "ugrpid": ugrp, "usernames": ["bob"] }),
+    )
+    .await;
+    assert!(one(&mut bob, lab_nodes.clone())
+        .await
+        .get("failed")
+        .is_none());
+    let unlink = json!({ "action": "removemeshuser", "meshid": w.lab.id, "userid": ugrp });
+    assert_eq!(one(&mut admin, unlink.clone()).await, ok("removemeshuser"));
+    assert_eq!(
+        one(&mut admin, unlink).await,
+        refused("removemeshuser", "User not in group")
+    );
+    assert_eq!(
+        one(&mut bob, lab_nodes).await,
+        refused("nodes", "Invalid group id")
+    );
+    // A group manager cannot hand a user group rights they do not hold.
+    assert_eq!(
+        one(
+            &mut alice,
+            json!({ "action": "addmeshuser", "meshid": w.office.id, "userid": ugrp,
+                    "meshadmin": MeshRights::FULL })
+        )
+        .await,
+        refused("addmeshuser", "Access denied")
+    );
+    // Removing the group takes what it granted.
+    assert_eq!(
+        one(
+            &mut admin,
+            json!({ "action": "deleteusergroup", "ugrpid": ugrp })
+        )
+        .await,
+        json!({ "action": "deleteusergroup", "result": "ok", "ugrpid": ugrp })
+    );
+    let bob_actor = actor(w.domain(), &w.bob).await;
+    assert_eq!(rights(&bob_actor, &w.office), Some(0));
+    assert_eq!(
+        one(
+            &mut admin,
+            json!({ "action": "deleteusergroup", "ugrpid": ugrp })
+        )
+        .await,
+        refused("deleteusergroup", "Unknown device group")
+    );
+}
+
+/// `wssessioncount` counts open sessions per user for user managers only; `userbroadcast`
+/// reaches every open session (or one user's) as a notification.
+#[tokio::test]
+async fn session_counts_and_broadcasts() {
+    use crate::live::consoles::{Outbox, OUTBOX_LIMIT};
+    let w = World::new().await;
+    let mut admin = w.session(&w.admin).await;
+    let mut alice = w.session(&w.alice).await;
+    let mut readers = Vec::new();
+    for (s, user) in [(&admin, &w.admin), (&alice, &w.alice)] {
+        let (outbox, reader) = Outbox::new(OUTBOX_LIMIT);
+        w.state.consoles.register(&s.session_id, &user.id, outbox);
+        readers.push(reader);
+    }
+    let (outbox, second_alice) = Outbox::new(OUTBOX_LIMIT);
+    w.state
+        .consoles
+        .register("user//alice/second", &w.alice.id, outbox);
+    readers.push(second_alice);
+    assert_eq!(
+        one(
+            &mut admin,
+            json!({ "action": "wssessioncount", "responseid": "n" })
+        )
+        .await,
+        json!({ "action": "wssessioncount", "responseid": "n",
+                "wssessions": { "user//admin": 1, "user//alice": 2 } })
+    );
+    assert_eq!(
+        one(&mut alice, json!({ "action": "wssessioncount" })).await,
+        json!({ "action": "wssessioncount", "wssessions": {} })
+    );
+    assert_eq!(
+        one(
+            &mut alice,
+            json!({ "action": "userbroadcast", "msg": "hi" })
+        )
+        .await,
+        refused("userbroadcast", "Permission denied")
+    );
+    for bad in [
+        json!({ "action": "userbroadcast" }),
+        json!({ "action": "userbroadcast", "msg": "x".repeat(513) }),
+    ] {
+        assert_eq!(
+            one(&mut admin, bad).await,
+            refused("userbroadcast", "Message is too long")
+        );
+    }
+    assert_eq!(
+        one(
+            &mut admin,
+            json!({ "action": "userbroadcast", "msg": "Maintenance at noon" })
+        )
+        .await,
+        ok("userbroadcast")
+    );
+    let text = |m: axum::extract::ws::Message| -> Value {
+        match m {
+            axum::extract::ws::Message::Text(t) => serde_json::from_str(&t).unwrap(),
+            other => panic!("not text: {other:?}"),
+        }
+    };
+    for reader in readers.iter_mut() {
+        let got = text(reader.next().await.unwrap());
+        assert_eq!(
+            (
+                &got["action"],
+                &got["type"],
+                &got["value"],
+                &got["title"],
+                &got["tag"]
+            ),
+            (
+                &json!("msg"),
+                &json!("notify"),
+                &json!("Maintenance at noon"),
+                &json!("admin"),
+                &json!("broadcast")
+            ),
+            "{got}"
+        );
+    }
+    assert_eq!(
+        one(
+            &mut admin,
+            json!({ "action": "userbroadcast", "msg": "only you", "userid": "alice" })
+        )
+        .await,
+        ok("userbroadcast")
+    );
+    assert_eq!(text(readers[1].next().await.unwrap())["value"], "only you");
+    assert_eq!(text(readers[2].next().await.unwrap())["value"], "only you");
+    use futures_util::FutureExt;
+    assert!(
+        readers[0].next().now_or_never().is_none(),
+        "admin got a message for alice"
     );
 }
 

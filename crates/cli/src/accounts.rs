@@ -1,0 +1,406 @@
+//! Accounts: `users`, `usergroups`, `tokens` and `passwd`, through the control channel's
+//! account actions (the caller needs the site rights each one asks for).
+
+use std::io::{BufRead, IsTerminal};
+
+use clap::Subcommand;
+use serde_json::{json, Value};
+
+use crate::config::Store;
+use crate::output::{self, table};
+use crate::session::connect;
+
+/// The LOCKED site right: the account cannot sign in.
+const LOCKED: u64 = 32;
+
+#[derive(Subcommand)]
+pub enum UsersCommand {
+    /// List accounts (the default).
+    List,
+    /// Create an account; the password is asked for, or read from standard input.
+    Add {
+        name: String,
+        #[arg(long)]
+        email: Option<String>,
+        /// Full site administrator.
+        #[arg(long)]
+        admin: bool,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Remove an account.
+    Remove { name: String },
+    /// Set another account's password.
+    Passwd {
+        name: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Lock an account: it cannot sign in, and its open sessions end.
+    Disable { name: String },
+    /// Unlock an account.
+    Enable { name: String },
+}
+
+#[derive(Subcommand)]
+pub enum UserGroupsCommand {
+    /// List user groups with their users and device groups (the default).
+    List,
+    /// Create a user group.
+    Add {
+        name: String,
+        #[arg(long)]
+        desc: Option<String>,
+    },
+    /// Remove a user group (name or id).
+    Remove { group: String },
+    /// Add or remove users of a user group.
+    #[command(subcommand)]
+    Members(MembersCommand),
+}
+
+#[derive(Subcommand)]
+pub enum MembersCommand {
+    Add { group: String, users: Vec<String> },
+    Remove { group: String, users: Vec<String> },
+}
+
+#[derive(Subcommand)]
+pub enum TokensCommand {
+    /// List your login tokens (the default).
+    List,
+    /// Revoke login tokens by name.
+    Revoke { names: Vec<String> },
+}
+
+/// A refusal's text, if the reply is one.
+fn refusal(reply: &Value) -> Option<String> {
+    match reply["result"].as_str() {
+        Some(r) if reply["failed"] == true || (r != "ok" && !r.starts_with("Added")) => {
+            Some(r.to_string())
+        }
+        _ => None,
+    }
+}
+
+fn check(reply: &Value) -> anyhow::Result<()> {
+    match refusal(reply) {
+        Some(r) => anyhow::bail!("{r}"),
+        None => Ok(()),
+    }
+}
+
+fn read_secret(prompt: &str, from_stdin: bool) -> anyhow::Result<String> {
+    if from_stdin || !std::io::stdin().is_terminal() {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        return Ok(line.trim_end_matches(['\r', '\n']).to_string());
+    }
+    Ok(rpassword::prompt_password(prompt)?)
+}
+
+pub async fn users(store: &Store, cmd: UsersCommand, json: bool) -> anyhow::Result<()> {
+    let (_, mut client) = connect(store).await?;
+    match cmd {
+        UsersCommand::List => {
+            let reply = client.request(json!({"action": "users"})).await?;
+            if let Some(err) = reply["result"].as_str() {
+                anyhow::bail!("{err}: listing users needs the right to manage users");
+            }
+            let users = reply["users"].as_array().cloned().unwrap_or_default();
+            if json {
+                output::json(&Value::Array(users));
+                return Ok(());
+            }
+            let rows: Vec<Vec<String>> = users
+                .iter()
+                .map(|u| {
+                    let site = u["siteadmin"].as_u64().unwrap_or(0);
+                    vec![
+                        u["name"].as_str().unwrap_or("").to_string(),
+                        u["email"].as_str().unwrap_or("").to_string(),
+                        if site == u32::MAX as u64 {
+                            "administrator".into()
+                        } else if site == 0 {
+                            String::new()
+                        } else {
+                            format!("rights {site}")
+                        },
+                        if site != u32::MAX as u64 && site & LOCKED != 0 {
+                            "disabled".into()
+                        } else {
+                            "enabled".into()
+                        },
+                        u["_id"].as_str().unwrap_or("").to_string(),
+                    ]
+                })
+                .collect();
+            table(&["NAME", "EMAIL", "SITE", "STATE", "ID"], &rows);
+            return Ok(());
+        }
+        UsersCommand::Add {
+            name,
+            email,
+            admin,
+            password_stdin,
+        } => {
+            let pass = read_secret("Password for the new account: ", password_stdin)?;
+            let mut req = json!({"action": "adduser", "username": name, "pass": pass});
+            if let Some(e) = email {
+                req["email"] = e.into();
+            }
+            if admin {
+                req["siteadmin"] = u32::MAX.into();
+            }
+            let reply = client.request(req).await?;
+            check(&reply)?;
+            done(
+                json,
+                &reply,
+                &format!("added {}", reply["userid"].as_str().unwrap_or("")),
+            );
+        }
+        UsersCommand::Remove { name } => {
+            let reply = client
+                .request(json!({"action": "deleteuser", "userid": name}))
+                .await?;
+            check(&reply)?;
+            done(json, &reply, &format!("removed {name}"));
+        }
+        UsersCommand::Passwd {
+            name,
+            password_stdin,
+        } => {
+            let pass = read_secret("New password: ", password_stdin)?;
+            let reply = client
+                .request(json!({"action": "changeuserpass", "userid": name, "pass": pass}))
+                .await?;
+            check(&reply)?;
+            done(json, &reply, &format!("password of {name} changed"));
+        }
+        UsersCommand::Disable { name } => set_locked(&mut client, &name, true, json).await?,
+        UsersCommand::Enable { name } => set_locked(&mut client, &name, false, json).await?,
+    }
+    Ok(())
+}
+
+/// Sets or clears the LOCKED bit, keeping the account's other site rights.
+async fn set_locked(
+    client: &mut ironmesh_client::control::ControlClient,
+    name: &str,
+    locked: bool,
+    json: bool,
+) -> anyhow::Result<()> {
+    let id = ironmesh_proto::ids::normalize_id(ironmesh_proto::ids::IdKind::User, name)
+        .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+    let reply = client.request(json!({"action": "users"})).await?;
+    if let Some(err) = reply["result"].as_str() {
+        anyhow::bail!("{err}: this needs the right to manage users");
+    }
+    let Some(user) = reply["users"]
+        .as_array()
+        .and_then(|l| l.iter().find(|u| u["_id"] == id.as_str()))
+    else {
+        anyhow::bail!("User does not exists: {name}");
+    };
+    let site = user["siteadmin"].as_u64().unwrap_or(0);
+    let wanted = if locked {
+        site | LOCKED
+    } else {
+        site & !LOCKED
+    };
+    let reply = client
+        .request(json!({"action": "edituser", "userid": id, "siteadmin": wanted}))
+        .await?;
+    check(&reply)?;
+    let what = if locked { "disabled" } else { "enabled" };
+    done(json, &reply, &format!("{name} {what}"));
+    Ok(())
+}
+
+fn done(json: bool, reply: &Value, text: &str) {
+    if json {
+        output::json(reply);
+    } else {
+        println!("{text}");
+    }
+}
+
+/// The id of a user group named by id or unique name.
+async fn resolve_user_group(
+    client: &mut ironmesh_client::control::ControlClient,
+    wanted: &str,
+) -> anyhow::Result<String> {
+    if wanted.starts_with("ugrp/") {
+        return Ok(wanted.to_string());
+    }
+    let reply = client.request(json!({"action": "usergroups"})).await?;
+    let matches: Vec<String> = reply["ugroups"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter(|(_, g)| g["name"] == wanted)
+                .map(|(id, _)| id.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    match matches.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => anyhow::bail!("no user group named {wanted}"),
+        _ => anyhow::bail!("several user groups are named {wanted}; use the id"),
+    }
+}
+
+pub async fn user_groups(store: &Store, cmd: UserGroupsCommand, json: bool) -> anyhow::Result<()> {
+    let (_, mut client) = connect(store).await?;
+    match cmd {
+        UserGroupsCommand::List => {
+            let reply = client.request(json!({"action": "usergroups"})).await?;
+            let groups = reply["ugroups"].as_object().cloned().unwrap_or_default();
+            if json {
+                output::json(&Value::Array(groups.values().cloned().collect()));
+                return Ok(());
+            }
+            let rows: Vec<Vec<String>> = groups
+                .iter()
+                .map(|(id, g)| {
+                    let links = g["links"].as_object().cloned().unwrap_or_default();
+                    let of = |prefix: &str, rights: bool| {
+                        links
+                            .iter()
+                            .filter(|(k, _)| k.starts_with(prefix))
+                            .map(|(_, l)| {
+                                let name = l["name"].as_str().unwrap_or("").to_string();
+                                if rights {
+                                    format!("{name} ({})", l["rights"])
+                                } else {
+                                    name
+                                }
+                            })
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    };
+                    vec![
+                        g["name"].as_str().unwrap_or("").to_string(),
+                        of("user/", false),
+                        of("mesh/", true),
+                        id.clone(),
+                    ]
+                })
+                .collect();
+            table(&["NAME", "USERS", "DEVICE GROUPS", "ID"], &rows);
+        }
+        UserGroupsCommand::Add { name, desc } => {
+            let reply = client
+                .request(json!({"action": "createusergroup", "name": name, "desc": desc.unwrap_or_default()}))
+                .await?;
+            check(&reply)?;
+            done(json, &reply, reply["ugrpid"].as_str().unwrap_or(""));
+        }
+        UserGroupsCommand::Remove { group } => {
+            let id = resolve_user_group(&mut client, &group).await?;
+            let reply = client
+                .request(json!({"action": "deleteusergroup", "ugrpid": id}))
+                .await?;
+            check(&reply)?;
+            done(json, &reply, &format!("removed {group}"));
+        }
+        UserGroupsCommand::Members(MembersCommand::Add { group, users }) => {
+            let id = resolve_user_group(&mut client, &group).await?;
+            let reply = client
+                .request(json!({"action": "addusertousergroup", "ugrpid": id, "usernames": users}))
+                .await?;
+            check(&reply)?;
+            if reply["failed"].as_u64().unwrap_or(0) > 0 && !json {
+                anyhow::bail!(
+                    "added {}, {} unknown user(s)",
+                    reply["added"],
+                    reply["failed"]
+                );
+            }
+            done(json, &reply, &format!("added {}", reply["added"]));
+        }
+        UserGroupsCommand::Members(MembersCommand::Remove { group, users }) => {
+            let id = resolve_user_group(&mut client, &group).await?;
+            for user in &users {
+                let reply = client
+                    .request(
+                        json!({"action": "removeuserfromusergroup", "ugrpid": id, "userid": user}),
+                    )
+                    .await?;
+                check(&reply)?;
+            }
+            done(json, &json!({"removed": users}), "removed");
+        }
+    }
+    Ok(())
+}
+
+pub async fn tokens(store: &Store, cmd: TokensCommand, json: bool) -> anyhow::Result<()> {
+    let (_, mut client) = connect(store).await?;
+    let remove = match &cmd {
+        TokensCommand::List => Vec::new(),
+        TokensCommand::Revoke { names } => {
+            anyhow::ensure!(!names.is_empty(), "name the tokens to revoke");
+            names.clone()
+        }
+    };
+    let before = client.request(json!({"action": "loginTokens"})).await?;
+    let known: Vec<String> = before["loginTokens"]
+        .as_array()
+        .map(|l| {
+            l.iter()
+                .filter_map(|t| t["name"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(missing) = remove.iter().find(|n| !known.contains(n)) {
+        anyhow::bail!("no login token named {missing}");
+    }
+    let reply = client
+        .request(json!({"action": "loginTokens", "remove": remove}))
+        .await?;
+    check(&reply)?;
+    let tokens = reply["loginTokens"].as_array().cloned().unwrap_or_default();
+    if json {
+        output::json(&Value::Array(tokens));
+        return Ok(());
+    }
+    if let TokensCommand::Revoke { names } = cmd {
+        println!("revoked {}", names.join(", "));
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = tokens
+        .iter()
+        .map(|t| {
+            let expire = t["expire"].as_i64().unwrap_or(0);
+            vec![
+                t["name"].as_str().unwrap_or("").to_string(),
+                t["tokenUser"].as_str().unwrap_or("").to_string(),
+                output::time(t["created"].as_i64().unwrap_or(0)),
+                if expire == 0 {
+                    "never".into()
+                } else {
+                    output::time(expire)
+                },
+            ]
+        })
+        .collect();
+    table(&["NAME", "USER", "CREATED", "EXPIRES"], &rows);
+    Ok(())
+}
+
+/// Changes the signed-in user's own password: the current one, then the new one (two
+/// lines on standard input with --password-stdin).
+pub async fn passwd(store: &Store, password_stdin: bool) -> anyhow::Result<()> {
+    let old = read_secret("Current password: ", password_stdin)?;
+    let new = read_secret("New password: ", password_stdin)?;
+    let (_, mut client) = connect(store).await?;
+    let reply = client
+        .request(json!({"action": "changepassword", "oldpass": old, "newpass": new}))
+        .await?;
+    check(&reply)?;
+    // The change revokes every login token of the account, the stored one included.
+    println!("password changed; sign in again with `ironmesh login`");
+    Ok(())
+}
