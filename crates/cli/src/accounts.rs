@@ -154,10 +154,11 @@ pub async fn users(store: &Store, cmd: UsersCommand, json: bool) -> anyhow::Resu
             }
             let reply = client.request(req).await?;
             check(&reply)?;
+            // The reply is MeshCentral's bare `ok`; the id is user// + the lower-cased name.
             done(
                 json,
                 &reply,
-                &format!("added {}", reply["userid"].as_str().unwrap_or("")),
+                &format!("added user//{}", name.to_lowercase()),
             );
         }
         UsersCommand::Remove { name } => {

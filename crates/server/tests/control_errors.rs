@@ -241,7 +241,11 @@ async fn missing_rights_are_refused_and_invisible_things_look_absent() {
         .iter()
         .map(|m| m["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["bobs", "shared"]);
+    assert_eq!(
+        names,
+        ["shared", "bobs"],
+        "creation order, as MeshCentral lists"
+    );
     // An administrator cannot be granted by a non-administrator, even with user rights.
     let r = request(
         &mut admin,

@@ -156,6 +156,8 @@ impl World {
         let bob = add_user(&state.domain, "bob", 0).await;
         let admin_actor = actor(&state.domain, &admin).await;
         let office = create_group(&state.domain, &admin_actor, "Office").await;
+        // Lists come in creation order (by millisecond): Lab is made a little later.
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
         let lab = create_group(&state.domain, &admin_actor, "Lab").await;
         add_member(&state.domain, &admin_actor, &office, &alice, ALICE_RIGHTS).await;
         add_member(&state.domain, &admin_actor, &office, &bob, 0).await;
