@@ -547,26 +547,33 @@ pub fn user_json(user: &User, memberships: &[(String, u32)]) -> Value {
     for (group, rights) in memberships {
         links.insert(group.clone(), json!({ "rights": rights }));
     }
-    let mut obj = json!({
-        "_id": user.id,
-        "name": user.name,
-        "creation": user.created_ms / 1000,
-        "links": links,
-        "siteadmin": user.site_rights,
-        "passchange": user.password_changed_ms / 1000,
-    });
-    let map = obj.as_object_mut().expect("object");
+    // MeshCentral's key order; `links` and `siteadmin` only when there are any, as
+    // MeshCentral stores them (meshctrl prints what arrives, in order).
+    let mut map = Map::new();
+    map.insert("_id".into(), user.id.clone().into());
+    map.insert("name".into(), user.name.clone().into());
     if let Some(email) = &user.email {
         map.insert("email".into(), email.clone().into());
         map.insert("emailVerified".into(), user.email_verified.into());
     }
+    map.insert("creation".into(), (user.created_ms / 1000).into());
+    map.insert(
+        "passchange".into(),
+        (user.password_changed_ms / 1000).into(),
+    );
     if let Some(realname) = &user.realname {
         map.insert("realname".into(), realname.clone().into());
+    }
+    if !links.is_empty() {
+        map.insert("links".into(), Value::Object(links));
+    }
+    if user.site_rights != 0 {
+        map.insert("siteadmin".into(), user.site_rights.into());
     }
     if user.reset_next_login {
         map.insert("resetNextLogin".into(), true.into());
     }
-    obj
+    Value::Object(map)
 }
 
 pub fn sha256_hex(text: &str) -> String {

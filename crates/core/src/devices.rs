@@ -35,33 +35,35 @@ pub struct LiveState {
 
 /// The node record as MeshCentral clients read it (docs/protocol/control.md §2.3).
 pub fn node_json(d: &DeviceRecord, live: LiveState) -> Value {
+    // In MeshCentral's key order: meshctrl prints keys in the order they arrive.
     let mut node = json!({
         "type": "node",
         "mtype": 2,
         "_id": d.id,
+        "icon": d.icon,
         "meshid": d.group_id,
         "name": d.name,
         "rname": d.host,
+        "domain": "",
+        "agent": {
+            "ver": d.agent_version,
+            "id": d.agent_id,
+            "caps": d.agent_caps,
+        },
         // MeshCentral keeps `host` for devices without an agent (a host name or address to
         // reach); an agent's device has none.
         "host": null,
-        "domain": "",
-        "icon": d.icon,
-        "osdesc": d.os_desc,
-        "agent": {
-            "id": d.agent_id,
-            "ver": d.agent_version,
-            "caps": d.agent_caps,
-        },
-        "ip": d.last_addr.rsplit_once(':').map(|(ip, _)| ip).unwrap_or(""),
         "firstconnect": d.first_connect_ms,
-        "lastconnect": d.last_connect_ms,
+        "ip": d.last_addr.rsplit_once(':').map(|(ip, _)| ip).unwrap_or(""),
+        "osdesc": d.os_desc,
         "conn": live.conn,
         "pwr": live.pwr,
     });
     if live.conn != 0 {
         node["agct"] = live.connected_ms.into();
     }
+    // ironmesh's addition (MeshCentral keeps it in a record of its own, `lastconnect`).
+    node["lastconnect"] = d.last_connect_ms.into();
     if let Some(core) = d
         .core_info
         .as_deref()

@@ -414,18 +414,26 @@ pub fn group_json_with(
     for l in user_groups {
         links.insert(l.id.clone(), json!({ "name": l.name, "rights": l.rights }));
     }
-    json!({
-        "type": "mesh",
-        "_id": group.id,
-        "name": group.name,
-        "mtype": group.mtype,
-        "desc": group.description,
-        "flags": group.flags,
-        "consent": group.consent,
-        "domain": "",
-        "links": links,
-        "creation": group.created_ms,
-        "creatorid": group.creator_id,
-        "creatorname": group.creator_name,
-    })
+    // MeshCentral's key order (meshctrl prints keys in the order they arrive); `desc`,
+    // `flags` and `consent` only when set, as MeshCentral stores them.
+    let mut g = Map::new();
+    g.insert("type".into(), "mesh".into());
+    g.insert("_id".into(), group.id.clone().into());
+    g.insert("name".into(), group.name.clone().into());
+    g.insert("mtype".into(), group.mtype.into());
+    if !group.description.is_empty() {
+        g.insert("desc".into(), group.description.clone().into());
+    }
+    g.insert("domain".into(), "".into());
+    g.insert("links".into(), Value::Object(links));
+    g.insert("creation".into(), group.created_ms.into());
+    g.insert("creatorid".into(), group.creator_id.clone().into());
+    g.insert("creatorname".into(), group.creator_name.clone().into());
+    if group.flags != 0 {
+        g.insert("flags".into(), group.flags.into());
+    }
+    if group.consent != 0 {
+        g.insert("consent".into(), group.consent.into());
+    }
+    Value::Object(g)
 }

@@ -247,14 +247,17 @@ pub fn links_json(view: &UserGroupView) -> Value {
 
 /// The user group record as `usergroups` lists it (docs/protocol/control.md §2.6).
 pub fn user_group_json(view: &UserGroupView) -> Value {
-    json!({
-        "type": "ugrp",
-        "_id": view.group.id,
-        "name": view.group.name,
-        "desc": view.group.description,
-        "domain": "",
-        "links": links_json(view),
-    })
+    let mut g = serde_json::Map::new();
+    g.insert("type".into(), "ugrp".into());
+    g.insert("_id".into(), view.group.id.clone().into());
+    g.insert("name".into(), view.group.name.clone().into());
+    // Only when set, as MeshCentral stores it.
+    if !view.group.description.is_empty() {
+        g.insert("desc".into(), view.group.description.clone().into());
+    }
+    g.insert("domain".into(), "".into());
+    g.insert("links".into(), links_json(view));
+    Value::Object(g)
 }
 
 /// The short form users without the USERGROUPS site right get: the name only.

@@ -250,6 +250,12 @@ pub fn public_key_hash(cert_der: &[u8]) -> anyhow::Result<Hash384> {
     }
 }
 
+/// When a certificate expires, in Unix milliseconds (`None` if it does not parse).
+pub fn not_after_ms(cert_der: &[u8]) -> Option<i64> {
+    let (_, cert) = x509_parser::parse_x509_certificate(cert_der).ok()?;
+    Some(cert.validity().not_after.timestamp() * 1000)
+}
+
 fn name(common_name: &str) -> DistinguishedName {
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, common_name);

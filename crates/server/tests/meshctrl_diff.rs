@@ -43,6 +43,8 @@ struct Step {
     name: &'static str,
     who: Who,
     args: &'static str,
+    /// A name for later steps, and how to find its value in this step's output.
+    capture: Option<(&'static str, fn(&str) -> Option<String>)>,
 }
 
 const fn admin(name: &'static str, args: &'static str) -> Step {
@@ -50,6 +52,7 @@ const fn admin(name: &'static str, args: &'static str) -> Step {
         name,
         who: Who::Admin,
         args,
+        capture: None,
     }
 }
 
@@ -58,7 +61,21 @@ const fn user2(name: &'static str, args: &'static str) -> Step {
         name,
         who: Who::User2,
         args,
+        capture: None,
     }
+}
+
+impl Step {
+    const fn capture(mut self, var: &'static str, find: fn(&str) -> Option<String>) -> Step {
+        self.capture = Some((var, find));
+        self
+    }
+}
+
+/// The id of the first user group in `listusergroups --json` (an object keyed by id).
+fn first_user_group(output: &str) -> Option<String> {
+    let groups: Value = serde_json::from_str(output).ok()?;
+    groups.as_object()?.keys().next().cloned()
 }
 
 /// The sequence, run in this order on both servers. Names are unique; README.md refers to
@@ -218,7 +235,27 @@ const STEPS: &[Step] = &[
     ),
     admin("addusergroup", "addusergroup --name team"),
     admin("listusergroups", "listusergroups"),
-    admin("listusergroups-json", "listusergroups --json"),
+    admin("listusergroups-json", "listusergroups --json").capture("ugrp", first_user_group),
+    admin(
+        "addtousergroup-user",
+        "addtousergroup --id user//user2 --groupid {ugrp}",
+    ),
+    admin(
+        "addtousergroup-devicegroup",
+        "addtousergroup --id mesh//{group} --groupid {ugrp} --rights 8",
+    ),
+    admin("listusergroups-members", "listusergroups"),
+    user2("user2-listdevices-via-usergroup", "listdevices"),
+    admin(
+        "removefromusergroup-user",
+        "removefromusergroup --id user//user2 --groupid {ugrp}",
+    ),
+    admin(
+        "removeallusersfromusergroup",
+        "removeallusersfromusergroup --groupid {ugrp}",
+    ),
+    admin("removeusergroup", "removeusergroup --groupid {ugrp}"),
+    admin("listusergroups-after-remove", "listusergroups"),
     admin(
         "removeusergroup-unknown",
         "removeusergroup --groupid nosuchgroup",
@@ -355,6 +392,13 @@ async fn meshctrl_answers_as_meshcentral_does() {
     let mut differing = Vec::new();
     for step in STEPS {
         let (a, b) = tokio::join!(mc.run(step), im.run(step));
+        if let Some((var, find)) = step.capture {
+            for (side, output) in [(&mut mc, &a), (&mut im, &b)] {
+                if let Some(value) = find(output) {
+                    side.vars.insert(var, value);
+                }
+            }
+        }
         let (a, b) = (mc_ids.normalize(&a), im_ids.normalize(&b));
         let same = a == b;
         if !same {

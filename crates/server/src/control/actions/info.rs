@@ -12,25 +12,79 @@ use ironmesh_core::DomainResult;
 use super::{Action, Replies};
 use crate::control::session::ControlSession;
 
-/// What `meshctrl serverinfo` prints. `domain` must be present (meshctrl builds node ids
-/// from it); `agentCertHash` is the ServerID agents pin; `tlshash` the web certificate hash.
+/// MeshCentral's `features` bits that describe ironmesh (docs/protocol/control.md §2.1).
+mod feature {
+    /// No LAN-only discovery: devices reach the server over the network.
+    pub const WAN_ONLY: u32 = 0x0000_0001;
+    pub const HIGH_QUALITY_DESKTOP: u32 = 0x0000_0200;
+    /// No Intel AMT CIRA (MPS) port.
+    pub const NO_CIRA: u32 = 0x0000_0400;
+    /// Second factors may be added (TOTP, recovery codes).
+    pub const TWO_FACTOR: u32 = 0x0000_1000;
+    pub const WEBAUTHN: u32 = 0x0002_0000;
+    /// Every account must have a second factor.
+    pub const FORCE_TWO_FACTOR: u32 = 0x0004_0000;
+    /// The web certificate is the server's own, not one a public CA issued.
+    pub const UNTRUSTED_CERT: u32 = 0x8000_0000;
+    /// `features2`: login tokens may be made.
+    pub const LOGIN_TOKENS: u32 = 0x0000_0080;
+}
+
+/// What `meshctrl serverinfo` prints, with MeshCentral's keys in MeshCentral's order
+/// (meshctrl prints them as they arrive). `domain` must be present (meshctrl builds node
+/// ids from it); `agentCertHash` is the ServerID agents pin; `tlshash` the web certificate
+/// hash. `product`, `version` and `startTime` are ironmesh's additions, last.
 pub fn serverinfo_push(session: &ControlSession) -> Value {
     let state = &session.state;
+    let config = &state.config;
     let id = &state.identity;
+    let mut features = feature::WAN_ONLY
+        | feature::HIGH_QUALITY_DESKTOP
+        | feature::NO_CIRA
+        | feature::TWO_FACTOR
+        | feature::WEBAUTHN;
+    if config.require_second_factor {
+        features |= feature::FORCE_TWO_FACTOR;
+    }
+    if config.web_cert.is_none() {
+        features |= feature::UNTRUSTED_CERT;
+    }
+    let port = config.bind.port();
+    let agent_url = if port == 443 {
+        format!("mc://{}", config.server_name)
+    } else {
+        format!("mc://{}:{port}", config.server_name)
+    };
+    let cert_expire = id
+        .web
+        .cert_chain
+        .first()
+        .and_then(|leaf| crate::identity::not_after_ms(leaf));
     json!({
         "action": "serverinfo",
         "serverinfo": {
             "domain": "",
-            "name": state.config.server_name,
-            "port": state.config.bind.port(),
-            "https": true,
-            "product": "ironmesh",
-            "version": env!("CARGO_PKG_VERSION"),
+            "name": config.server_name,
+            "mpsname": config.server_name,
+            "mpsport": 0,
+            "port": port,
+            "emailcheck": false,
+            "domainauth": false,
             "serverTime": now_ms(),
-            "startTime": state.started_ms,
+            "features": features,
+            "features2": feature::LOGIN_TOKENS,
+            // The console speaks English only.
+            "languages": ["en"],
             "tlshash": hex_upper(&id.web.cert_hash),
             "agentCertHash": b64_at_dollar(&id.agent_server.server_id),
-            "features": 0,
+            "https": true,
+            "redirport": 0,
+            "magenturl": agent_url,
+            "domainsuffix": "",
+            "certExpire": cert_expire,
+            "product": "ironmesh",
+            "version": env!("CARGO_PKG_VERSION"),
+            "startTime": state.started_ms,
         }
     })
 }

@@ -374,14 +374,20 @@ async fn listed_user(s: &mut ControlSession, id: &str) -> Value {
 
 /// A user as `users` and `userinfo` show it (without email, real name, reset flag).
 fn user_view(user: &User, links: Value) -> Value {
-    json!({
+    let mut view = json!({
         "_id": user.id,
         "name": user.name,
         "creation": user.created_ms / 1000,
-        "links": links,
-        "siteadmin": user.site_rights,
         "passchange": user.password_changed_ms / 1000,
-    })
+    });
+    // Absent when empty, as MeshCentral stores them.
+    if links.as_object().is_some_and(|l| !l.is_empty()) {
+        view["links"] = links;
+    }
+    if user.site_rights != 0 {
+        view["siteadmin"] = user.site_rights.into();
+    }
+    view
 }
 
 /// A group as `meshes` shows it.
@@ -391,9 +397,6 @@ fn group_view(group: &DeviceGroup, links: Value) -> Value {
         "_id": group.id,
         "name": group.name,
         "mtype": 2,
-        "desc": group.description,
-        "flags": 0,
-        "consent": 0,
         "domain": "",
         "links": links,
         "creation": group.created_ms,
@@ -473,6 +476,11 @@ async fn info_actions() {
     let time = reply["serverinfo"]["serverTime"].as_i64().unwrap();
     assert!((before..=after).contains(&time), "{reply}");
     reply["serverinfo"]["serverTime"] = 0.into();
+    // The web certificate's end, in ms: in the future.
+    assert!(
+        reply["serverinfo"]["certExpire"].as_i64().unwrap() > after,
+        "{reply}"
+    );
     let identity = &w.state.identity;
     assert_eq!(
         reply,
@@ -483,15 +491,27 @@ async fn info_actions() {
             "serverinfo": {
                 "domain": "",
                 "name": "localhost",
+                "mpsname": "localhost",
+                "mpsport": 0,
                 "port": 4443,
-                "https": true,
-                "product": "ironmesh",
-                "version": env!("CARGO_PKG_VERSION"),
+                "emailcheck": false,
+                "domainauth": false,
                 "serverTime": 0,
-                "startTime": w.state.started_ms,
+                // WAN-only, high-quality desktop, no CIRA, second factors, passkeys, and
+                // the server's own certificate.
+                "features": 0x8002_1601u32,
+                "features2": 0x80,
+                "languages": ["en"],
                 "tlshash": hex_upper(&identity.web.cert_hash),
                 "agentCertHash": b64_at_dollar(&identity.agent_server.server_id),
-                "features": 0,
+                "https": true,
+                "redirport": 0,
+                "magenturl": "mc://localhost:4443",
+                "domainsuffix": "",
+                "certExpire": reply["serverinfo"]["certExpire"],
+                "product": "ironmesh",
+                "version": env!("CARGO_PKG_VERSION"),
+                "startTime": w.state.started_ms,
             }
         })
     );
@@ -681,7 +701,6 @@ async fn account_lifecycle() {
             "_id": "user//carol",
             "name": "Carol",
             "creation": carol.created_ms / 1000,
-            "links": {},
             "siteadmin": SiteRights::NO_NEW_GROUPS,
             "passchange": carol.password_changed_ms / 1000,
             "email": "carol@example.com",
@@ -718,7 +737,6 @@ async fn account_lifecycle() {
             "_id": "user//carol",
             "name": "Carol",
             "creation": carol.created_ms / 1000,
-            "links": {},
             "siteadmin": SiteRights::MANAGE_USERS,
             "passchange": carol.password_changed_ms / 1000,
             "realname": "Caroline",
