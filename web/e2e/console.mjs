@@ -410,6 +410,106 @@ async function main() {
     await page.waitForSelector("#event-log, #ev-empty");
   });
 
+  await run("user groups: create one, add a member, give it rights on a device group", async () => {
+    await page.click("nav.nav a:text('Users')");
+    await page.click("#add-user-group");
+    await page.fill("#new-ugroup-name", "Night shift");
+    await page.fill("#new-ugroup-desc", "Out-of-hours operators");
+    await page.click("#add-ugroup-submit");
+    const card = 'section.ugroup-card[data-ugroup="Night shift"]';
+    await page.waitForSelector(card);
+    // An unknown user is refused in the dialog, by name.
+    await page.click(`${card} button:text("Add member")`);
+    await page.fill("#ugroup-member-name", "nobody-here");
+    await page.click("#ugroup-member-submit");
+    await page.waitForSelector("dialog .notice.error:has-text('no user named nobody-here')");
+    await page.fill("#ugroup-member-name", "operator");
+    await page.click("#ugroup-member-submit");
+    await page.waitForSelector(`${card} tr[data-member="operator"]`);
+    const ugroups = async () => Object.entries((await control("usergroups")).ugroups ?? {});
+    const [ugrpid, group] = (await ugroups()).find(([, g]) => g.name === "Night shift");
+    check(group.links?.["user//operator"], `the server holds the member (got ${JSON.stringify(group)})`);
+    await shot("user-groups");
+    // The device group takes the user group as a member, with rights.
+    await page.click("nav.nav a:text('Device groups')");
+    const branch = 'section.group-card[data-group-name="Branch office"]';
+    await page.click(`${branch} button:text("Add member")`);
+    await page.selectOption("#member-kind", "ugroup");
+    await page.waitForSelector("#member-ugroup option:text('Night shift')", { state: "attached" });
+    await page.selectOption("#member-ugroup", ugrpid);
+    await page.uncheck('#rights-grid input[data-bit="131072"]');
+    await page.click("dialog footer button:text('Add member')");
+    await page.waitForSelector(`${branch} tr[data-member="Night shift"][data-kind="ugroup"]`);
+    const rights = await page.textContent(`${branch} tr[data-member="Night shift"] td.rights`);
+    check(rights.includes("Remote control") && !rights.includes("Run commands"), `the group's rights shown (got ${rights})`);
+    const link = (await control("meshes")).meshes.find((m) => m.name === "Branch office").links[ugrpid];
+    check(link && link.rights === (8 | 1048576), `the server holds the user group's rights (got ${JSON.stringify(link)})`);
+    await shot("device-group-user-group");
+    // The users page lists the device group on the user group's card.
+    await page.click("nav.nav a:text('Users')");
+    await page.waitForSelector('section.ugroup-card[data-ugroup="Night shift"] .ugroup-meshes:has-text("Branch office")');
+  });
+
+  // A second browser, signed in as another user (operator).
+  const other = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 800 } });
+  const page2 = await other.newPage();
+  watch(page2);
+  const signInOther = async () => {
+    await page2.goto(`${BASE}/`);
+    await page2.waitForURL(/\/login$/);
+    await page2.fill('input[name="username"]', "operator");
+    await page2.fill('input[name="password"]', "Operat0r-pass!");
+    await page2.click('button[type="submit"]');
+  };
+
+  await run("disable then enable a user: a disabled user cannot sign in", async () => {
+    const row = 'tr[data-user="operator"]';
+    await page.waitForSelector(`${row} td.state:text-is("Active")`);
+    check(await page.isDisabled('tr[data-user="admin"] button[data-action="disable"]'), "one cannot disable oneself");
+    await page.click(`${row} button[data-action="disable"]`);
+    await page.click("#confirm-disable-user");
+    await page.waitForSelector(`${row} td.state:has-text("Locked")`);
+    check(((await siteRightsOf("operator")) & 32) === 32, "the server holds the lock");
+    await shot("user-disabled");
+    await signInOther();
+    const msg = await page2.textContent("#login-error");
+    check(msg && msg.includes("Sign-in refused"), `the disabled user's sign-in fails (got ${msg})`);
+    await page.click(`${row} button[data-action="enable"]`);
+    await page.waitForSelector(`${row} td.state:text-is("Active")`);
+    check(((await siteRightsOf("operator")) & 32) === 0, "the lock is gone");
+    await signInOther();
+    await page2.waitForSelector("#whoami:text-is('operator')");
+  });
+
+  await run("broadcast a message: shown as text in every signed-in console, dismissible", async () => {
+    const text = `Maintenance at 22:00 <img src=x onerror="window.__ironmeshPwned=true"> & <b>not bold</b>`;
+    await page.click("#broadcast");
+    await page.fill("#broadcast-message", text);
+    await page.click("#broadcast-send");
+    await page.waitForSelector("#toast .notice.ok:has-text('Message sent')");
+    for (const p of [page2, page]) {
+      await p.waitForSelector("#broadcasts .broadcast");
+      const shown = await p.textContent("#broadcasts .broadcast .broadcast-message");
+      check(shown === text, `the message verbatim (got ${shown})`);
+      check((await p.textContent("#broadcasts .broadcast .broadcast-from")) === USER, "the sender is named");
+      check((await p.$$("#broadcasts img, #broadcasts b")).length === 0, "no element was made from the message");
+      check(!(await p.evaluate(() => window.__ironmeshPwned === true)), "no script ran");
+    }
+    await shot("broadcast", page2);
+    await page2.click("#broadcasts .broadcast-dismiss");
+    await page2.waitForSelector("#broadcasts .broadcast", { state: "detached" });
+    await page.click("#broadcasts .broadcast-dismiss");
+    // To one user: only that user's console shows it.
+    await page.click("#broadcast");
+    await page.fill("#broadcast-message", "Only for operator");
+    await page.selectOption("#broadcast-target", "user//operator");
+    await page.click("#broadcast-send");
+    await page2.waitForSelector("#broadcasts .broadcast-message:text-is('Only for operator')");
+    await page.waitForTimeout(500);
+    check(!(await page.$("#broadcasts .broadcast")), "the sender, not chosen, got nothing");
+    await other.close();
+  });
+
   await run("narrow (mobile) layout has no sideways scrolling", async () => {
     await page.setViewportSize({ width: 390, height: 844 });
     await page.click("nav.nav a:text('Devices')");

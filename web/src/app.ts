@@ -11,6 +11,7 @@ export class App {
   nodes = new Map<string, Json>();
   private changeListeners = new Set<() => void>();
   private eventListeners = new Set<(ev: Json) => void>();
+  private notifyListeners = new Set<(msg: Json) => void>();
   private refreshTimer: number | undefined;
   private notifyTimer: number | undefined;
   private ready: Promise<void>;
@@ -30,6 +31,10 @@ export class App {
           break;
         case "event":
           this.onEvent(msg.event ?? {});
+          break;
+        case "msg":
+          // A user manager's broadcast (`userbroadcast`, docs/protocol/control.md §2.6).
+          if (msg.type === "notify") this.notifyListeners.forEach((f) => f(msg));
           break;
       }
     });
@@ -63,9 +68,19 @@ export class App {
     return (this.siteRights & 2) !== 0;
   }
 
+  canManageUserGroups(): boolean {
+    return (this.siteRights & 256) !== 0;
+  }
+
   onChange(f: () => void): () => void {
     this.changeListeners.add(f);
     return () => this.changeListeners.delete(f);
+  }
+
+  /** Notifications sent to this user (`{action:"msg", type:"notify", title, value}`). */
+  onNotification(f: (msg: Json) => void): () => void {
+    this.notifyListeners.add(f);
+    return () => this.notifyListeners.delete(f);
   }
 
   /** Raw events from the server, for views that care about one device or group. */

@@ -3,7 +3,7 @@
 import "./nonce";
 import "./style.css";
 import { App } from "./app";
-import { errorText } from "./control";
+import { errorText, Json } from "./control";
 import { h, notice, replace } from "./dom";
 import { devicesView } from "./views/devices";
 import { deviceView } from "./views/device";
@@ -38,7 +38,9 @@ function frame(app: App): { main: HTMLElement; nav: HTMLElement } {
   );
   const header = h("header", { class: "top" }, h("a", { href: "#/devices", class: "brand" }, "ironmesh"), nav, h("div", { class: "top-right" }, status, who, signOut));
   const main = h("main", { id: "view" });
-  replace(document.getElementById("app")!, header, h("div", { id: "toast" }), main);
+  const broadcasts = h("div", { id: "broadcasts", class: "broadcasts", "aria-live": "polite" });
+  replace(document.getElementById("app")!, header, h("div", { id: "toast" }), broadcasts, main);
+  app.onNotification((msg) => broadcasts.prepend(broadcastNotice(msg)));
   // Re-rendered on every change of the app's lists (live events arrive all the time): the
   // links are rebuilt only when their set changes, so a click is never lost to a link
   // replaced under the pointer; otherwise only which one is active is updated.
@@ -66,6 +68,20 @@ function frame(app: App): { main: HTMLElement; nav: HTMLElement } {
   window.addEventListener("hashchange", renderNav);
   renderNav();
   return { main, nav };
+}
+
+/** A message a user manager broadcast: shown until dismissed. Sender and text are the
+ *  server's strings, put into text nodes only. */
+function broadcastNotice(msg: Json): HTMLElement {
+  const dismiss = h("button", { type: "button", class: "ghost small broadcast-dismiss", "aria-label": "Dismiss" }, "✕");
+  const box = h(
+    "div",
+    { class: "notice info broadcast", role: "status", "data-broadcast": String(msg.id ?? "") },
+    h("span", { class: "broadcast-text" }, h("strong", { class: "broadcast-from" }, String(msg.title ?? "Message")), h("span", { class: "broadcast-message" }, String(msg.value ?? ""))),
+    dismiss,
+  );
+  dismiss.addEventListener("click", () => box.remove());
+  return box;
 }
 
 async function boot(): Promise<void> {

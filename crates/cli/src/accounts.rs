@@ -61,16 +61,29 @@ pub enum UserGroupsCommand {
 
 #[derive(Subcommand)]
 pub enum MembersCommand {
-    Add { group: String, users: Vec<String> },
-    Remove { group: String, users: Vec<String> },
+    /// Add users (names or ids) to a user group.
+    Add {
+        group: String,
+        #[arg(required = true)]
+        users: Vec<String>,
+    },
+    /// Remove users (names or ids) from a user group.
+    Remove {
+        group: String,
+        #[arg(required = true)]
+        users: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
 pub enum TokensCommand {
     /// List your login tokens (the default).
     List,
-    /// Revoke login tokens by name.
-    Revoke { names: Vec<String> },
+    /// Revoke login tokens by name (every token of that name) or token user (`~t:…`).
+    Revoke {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
 }
 
 /// A refusal's text, if the reply is one.
@@ -90,6 +103,21 @@ fn check(reply: &Value) -> anyhow::Result<()> {
     }
 }
 
+/// Like `check`, but a refusal for lack of rights says which site right the command
+/// needs, and other refusals name what was asked about (`about`).
+fn check_needing(reply: &Value, right: &str, about: &str) -> anyhow::Result<()> {
+    match refusal(reply) {
+        Some(r) if r == "Access denied" || r == "Permission denied" => {
+            anyhow::bail!("{r}: this needs the site right to {right}")
+        }
+        Some(r) => anyhow::bail!("{about}: {r}"),
+        None => Ok(()),
+    }
+}
+
+const MANAGE_USERS: &str = "manage users";
+const MANAGE_USER_GROUPS: &str = "manage user groups";
+
 fn read_secret(prompt: &str, from_stdin: bool) -> anyhow::Result<String> {
     if from_stdin || !std::io::stdin().is_terminal() {
         let mut line = String::new();
@@ -105,7 +133,7 @@ pub async fn users(store: &Store, cmd: UsersCommand, json: bool) -> anyhow::Resu
         UsersCommand::List => {
             let reply = client.request(json!({"action": "users"})).await?;
             if let Some(err) = reply["result"].as_str() {
-                anyhow::bail!("{err}: listing users needs the right to manage users");
+                anyhow::bail!("{err}: listing users needs the site right to manage users");
             }
             let users = reply["users"].as_array().cloned().unwrap_or_default();
             if json {
@@ -153,7 +181,7 @@ pub async fn users(store: &Store, cmd: UsersCommand, json: bool) -> anyhow::Resu
                 req["siteadmin"] = u32::MAX.into();
             }
             let reply = client.request(req).await?;
-            check(&reply)?;
+            check_needing(&reply, MANAGE_USERS, &name)?;
             // The reply is MeshCentral's bare `ok`; the id is user// + the lower-cased name.
             done(
                 json,
@@ -165,7 +193,7 @@ pub async fn users(store: &Store, cmd: UsersCommand, json: bool) -> anyhow::Resu
             let reply = client
                 .request(json!({"action": "deleteuser", "userid": name}))
                 .await?;
-            check(&reply)?;
+            check_needing(&reply, MANAGE_USERS, &name)?;
             done(json, &reply, &format!("removed {name}"));
         }
         UsersCommand::Passwd {
@@ -176,7 +204,7 @@ pub async fn users(store: &Store, cmd: UsersCommand, json: bool) -> anyhow::Resu
             let reply = client
                 .request(json!({"action": "changeuserpass", "userid": name, "pass": pass}))
                 .await?;
-            check(&reply)?;
+            check_needing(&reply, MANAGE_USERS, &name)?;
             done(json, &reply, &format!("password of {name} changed"));
         }
         UsersCommand::Disable { name } => set_locked(&mut client, &name, true, json).await?,
@@ -192,19 +220,24 @@ async fn set_locked(
     locked: bool,
     json: bool,
 ) -> anyhow::Result<()> {
-    let id = ironmesh_proto::ids::normalize_id(ironmesh_proto::ids::IdKind::User, name)
-        .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+    let id = user_id(name)?;
     let reply = client.request(json!({"action": "users"})).await?;
     if let Some(err) = reply["result"].as_str() {
-        anyhow::bail!("{err}: this needs the right to manage users");
+        anyhow::bail!("{err}: this needs the site right to manage users");
     }
     let Some(user) = reply["users"]
         .as_array()
         .and_then(|l| l.iter().find(|u| u["_id"] == id.as_str()))
     else {
-        anyhow::bail!("User does not exists: {name}");
+        anyhow::bail!("{name}: User does not exists");
     };
     let site = user["siteadmin"].as_u64().unwrap_or(0);
+    // Restrictions do not apply to full administrators (the server ignores the bit).
+    if locked && site == u32::MAX as u64 {
+        anyhow::bail!(
+            "{name} is a full administrator, who cannot be disabled; take full administration away first"
+        );
+    }
     let wanted = if locked {
         site | LOCKED
     } else {
@@ -213,7 +246,7 @@ async fn set_locked(
     let reply = client
         .request(json!({"action": "edituser", "userid": id, "siteadmin": wanted}))
         .await?;
-    check(&reply)?;
+    check_needing(&reply, MANAGE_USERS, name)?;
     let what = if locked { "disabled" } else { "enabled" };
     done(json, &reply, &format!("{name} {what}"));
     Ok(())
@@ -227,37 +260,49 @@ fn done(json: bool, reply: &Value, text: &str) {
     }
 }
 
-/// The id of a user group named by id or unique name.
+/// A user group named by id or unique name: its id and its record (for callers without
+/// the right to manage user groups, the name only).
 async fn resolve_user_group(
     client: &mut ironmesh_client::control::ControlClient,
     wanted: &str,
-) -> anyhow::Result<String> {
-    if wanted.starts_with("ugrp/") {
-        return Ok(wanted.to_string());
+) -> anyhow::Result<(String, Value)> {
+    let groups = list_user_groups(client).await?;
+    let matches: Vec<(String, Value)> = groups
+        .into_iter()
+        .filter(|(id, g)| id == wanted || g["name"] == wanted)
+        .collect();
+    match <[_; 1]>::try_from(matches) {
+        Ok([one]) => Ok(one),
+        Err(m) if m.is_empty() => anyhow::bail!("no user group named {wanted}"),
+        Err(_) => anyhow::bail!("several user groups are named {wanted}; use the id"),
     }
+}
+
+/// Every user group, by id (`usergroups` answers `null` when there are none).
+async fn list_user_groups(
+    client: &mut ironmesh_client::control::ControlClient,
+) -> anyhow::Result<serde_json::Map<String, Value>> {
     let reply = client.request(json!({"action": "usergroups"})).await?;
-    let matches: Vec<String> = reply["ugroups"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .filter(|(_, g)| g["name"] == wanted)
-                .map(|(id, _)| id.clone())
-                .collect()
-        })
-        .unwrap_or_default();
-    match matches.as_slice() {
-        [one] => Ok(one.clone()),
-        [] => anyhow::bail!("no user group named {wanted}"),
-        _ => anyhow::bail!("several user groups are named {wanted}; use the id"),
-    }
+    check(&reply)?;
+    Ok(reply["ugroups"].as_object().cloned().unwrap_or_default())
+}
+
+/// The user id for a name or id as given on the command line.
+fn user_id(name: &str) -> anyhow::Result<String> {
+    ironmesh_proto::ids::normalize_id(ironmesh_proto::ids::IdKind::User, name)
+        .map_err(|e| anyhow::anyhow!("{name}: {e}"))
+}
+
+/// Whether a user group record (the full form) lists `user` (an id) among its users.
+fn has_member(group: &Value, user: &str) -> bool {
+    group["links"].get(user).is_some()
 }
 
 pub async fn user_groups(store: &Store, cmd: UserGroupsCommand, json: bool) -> anyhow::Result<()> {
     let (_, mut client) = connect(store).await?;
     match cmd {
         UserGroupsCommand::List => {
-            let reply = client.request(json!({"action": "usergroups"})).await?;
-            let groups = reply["ugroups"].as_object().cloned().unwrap_or_default();
+            let groups = list_user_groups(&mut client).await?;
             if json {
                 output::json(&Value::Array(groups.values().cloned().collect()));
                 return Ok(());
@@ -295,43 +340,82 @@ pub async fn user_groups(store: &Store, cmd: UserGroupsCommand, json: bool) -> a
             let reply = client
                 .request(json!({"action": "createusergroup", "name": name, "desc": desc.unwrap_or_default()}))
                 .await?;
-            check(&reply)?;
+            check_needing(&reply, MANAGE_USER_GROUPS, &name)?;
             done(json, &reply, reply["ugrpid"].as_str().unwrap_or(""));
         }
         UserGroupsCommand::Remove { group } => {
-            let id = resolve_user_group(&mut client, &group).await?;
+            let (id, _) = resolve_user_group(&mut client, &group).await?;
             let reply = client
                 .request(json!({"action": "deleteusergroup", "ugrpid": id}))
                 .await?;
-            check(&reply)?;
+            check_needing(&reply, MANAGE_USER_GROUPS, &group)?;
             done(json, &reply, &format!("removed {group}"));
         }
         UserGroupsCommand::Members(MembersCommand::Add { group, users }) => {
-            let id = resolve_user_group(&mut client, &group).await?;
+            let (id, _) = resolve_user_group(&mut client, &group).await?;
+            let ids = users
+                .iter()
+                .map(|u| user_id(u))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            // The server takes names without `user//`, and counts the unknown ones.
+            let names: Vec<&str> = ids.iter().map(|i| i.trim_start_matches("user//")).collect();
             let reply = client
-                .request(json!({"action": "addusertousergroup", "ugrpid": id, "usernames": users}))
+                .request(json!({"action": "addusertousergroup", "ugrpid": id, "usernames": names}))
                 .await?;
-            check(&reply)?;
-            if reply["failed"].as_u64().unwrap_or(0) > 0 && !json {
+            check_needing(&reply, MANAGE_USER_GROUPS, &group)?;
+            if json {
+                output::json(&reply);
+            }
+            if reply["failed"].as_u64().unwrap_or(0) > 0 {
+                // Which ones: those the group does not list now.
+                let after = list_user_groups(&mut client).await?;
+                let record = after.get(&id).cloned().unwrap_or_default();
+                let unknown: Vec<&str> = users
+                    .iter()
+                    .zip(&ids)
+                    .filter(|(_, i)| !has_member(&record, i))
+                    .map(|(u, _)| u.as_str())
+                    .collect();
                 anyhow::bail!(
-                    "added {}, {} unknown user(s)",
+                    "added {} user(s) to {group}; unknown user(s): {}",
                     reply["added"],
-                    reply["failed"]
+                    unknown.join(", ")
                 );
             }
-            done(json, &reply, &format!("added {}", reply["added"]));
+            if !json {
+                println!("added {} user(s) to {group}", reply["added"]);
+            }
         }
         UserGroupsCommand::Members(MembersCommand::Remove { group, users }) => {
-            let id = resolve_user_group(&mut client, &group).await?;
-            for user in &users {
+            let (id, record) = resolve_user_group(&mut client, &group).await?;
+            let ids = users
+                .iter()
+                .map(|u| user_id(u))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            // The server answers `ok` for a user not in the group: say so instead, before
+            // removing anyone. (Without the right to see the users, the server refuses.)
+            if record.get("links").is_some() {
+                if let Some((user, _)) = users
+                    .iter()
+                    .zip(&ids)
+                    .find(|(_, i)| !has_member(&record, i))
+                {
+                    anyhow::bail!("{user} is not a member of {group}");
+                }
+            }
+            for user in &ids {
                 let reply = client
                     .request(
                         json!({"action": "removeuserfromusergroup", "ugrpid": id, "userid": user}),
                     )
                     .await?;
-                check(&reply)?;
+                check_needing(&reply, MANAGE_USER_GROUPS, &group)?;
             }
-            done(json, &json!({"removed": users}), "removed");
+            done(
+                json,
+                &json!({"removed": ids}),
+                &format!("removed {} from {group}", users.join(", ")),
+            );
         }
     }
     Ok(())
@@ -347,19 +431,27 @@ pub async fn tokens(store: &Store, cmd: TokensCommand, json: bool) -> anyhow::Re
         }
     };
     let before = client.request(json!({"action": "loginTokens"})).await?;
-    let known: Vec<String> = before["loginTokens"]
+    check(&before)?;
+    let known = before["loginTokens"]
         .as_array()
-        .map(|l| {
-            l.iter()
-                .filter_map(|t| t["name"].as_str().map(str::to_string))
-                .collect()
-        })
+        .cloned()
         .unwrap_or_default();
-    if let Some(missing) = remove.iter().find(|n| !known.contains(n)) {
-        anyhow::bail!("no login token named {missing}");
+    // The server removes tokens by their user name (`~t:…`); a name given here may be
+    // either that or the token's name, which several tokens may share.
+    let mut remove_users: Vec<String> = Vec::new();
+    for wanted in &remove {
+        let matching: Vec<String> = known
+            .iter()
+            .filter(|t| t["name"] == wanted.as_str() || t["tokenUser"] == wanted.as_str())
+            .filter_map(|t| t["tokenUser"].as_str().map(str::to_string))
+            .collect();
+        if matching.is_empty() {
+            anyhow::bail!("no login token named {wanted}");
+        }
+        remove_users.extend(matching);
     }
     let reply = client
-        .request(json!({"action": "loginTokens", "remove": remove}))
+        .request(json!({"action": "loginTokens", "remove": remove_users}))
         .await?;
     check(&reply)?;
     let tokens = reply["loginTokens"].as_array().cloned().unwrap_or_default();
@@ -368,6 +460,12 @@ pub async fn tokens(store: &Store, cmd: TokensCommand, json: bool) -> anyhow::Re
         return Ok(());
     }
     if let TokensCommand::Revoke { names } = cmd {
+        let still: Vec<&str> = tokens
+            .iter()
+            .filter_map(|t| t["tokenUser"].as_str())
+            .filter(|u| remove_users.iter().any(|r| r == u))
+            .collect();
+        anyhow::ensure!(still.is_empty(), "not revoked: {}", still.join(", "));
         println!("revoked {}", names.join(", "));
         return Ok(());
     }

@@ -58,6 +58,10 @@ async fn console_end_to_end_in_chromium() {
         "main-rights-dialog.png",
         "main-full-admin-confirm.png",
         "main-users-site-rights.png",
+        "main-user-groups.png",
+        "main-device-group-user-group.png",
+        "main-user-disabled.png",
+        "main-broadcast.png",
         "main-narrow-devices.png",
     ] {
         assert!(screenshots().join(name).exists(), "{name} saved");

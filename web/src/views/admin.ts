@@ -27,8 +27,10 @@ export function usersView(app: App, main: HTMLElement): () => void {
     return () => {};
   }
   const add = h("button", { type: "button", id: "add-user" }, "Add user");
+  const broadcast = h("button", { type: "button", id: "broadcast", class: "ghost" }, "Broadcast message");
   const list = h("div", { id: "user-list" }, h("p", { class: "muted" }, "Loading…"));
-  main.append(h("div", { class: "toolbar" }, h("h1", {}, "Users"), add), list);
+  main.append(h("div", { class: "toolbar" }, h("h1", {}, "Users"), add, broadcast), list);
+  let users: Json[] = [];
   // Partial site rights of users made full administrators on this page: switching full
   // administration off again restores them (the server keeps only "full").
   const remembered = new Map<string, number>();
@@ -36,7 +38,7 @@ export function usersView(app: App, main: HTMLElement): () => void {
   const load = async () => {
     try {
       const r = await app.ctl.request("users");
-      const users: Json[] = (r.users ?? []).sort((a: Json, b: Json) => String(a.name).localeCompare(String(b.name)));
+      users = (r.users ?? []).sort((a: Json, b: Json) => String(a.name).localeCompare(String(b.name)));
       replace(
         list,
         h(
@@ -45,7 +47,7 @@ export function usersView(app: App, main: HTMLElement): () => void {
           h(
             "table",
             { class: "plain users" },
-            h("thead", {}, h("tr", {}, ["Name", "Email", "Full administrator", "Site rights", "Created", ""].map((t) => h("th", {}, t)))),
+            h("thead", {}, h("tr", {}, ["Name", "Email", "State", "Full administrator", "Site rights", "Created", ""].map((t) => h("th", {}, t)))),
             h("tbody", {}, users.map((u) => userRow(app, u, remembered, load))),
           ),
         ),
@@ -55,18 +57,53 @@ export function usersView(app: App, main: HTMLElement): () => void {
     }
   };
   add.addEventListener("click", () => addUserDialog(app, load));
+  broadcast.addEventListener("click", () => broadcastDialog(app, users));
   load();
+  const groups = app.canManageUserGroups() ? userGroupsSection(app, main) : null;
   // Reload on account events only (debounced); device events do not change this page.
   let timer: number | undefined;
   const stop = app.onServerEvent((ev) => {
-    if (ev.etype !== "user") return;
+    if (ev.etype !== "user" && ev.etype !== "ugrp" && ev.etype !== "mesh") return;
     window.clearTimeout(timer);
-    timer = window.setTimeout(load, 300);
+    timer = window.setTimeout(() => {
+      if (ev.etype === "user") load();
+      groups?.load();
+    }, 300);
   });
   return () => {
     window.clearTimeout(timer);
     stop();
   };
+}
+
+/** Sends a notice to every signed-in user, or to one. */
+function broadcastDialog(app: App, users: Json[]): void {
+  const message = h("textarea", { id: "broadcast-message", required: true, maxlength: 512, rows: 4 });
+  const target = h(
+    "select",
+    { id: "broadcast-target" },
+    h("option", { value: "" }, "Everyone signed in"),
+    users.map((u) => h("option", { value: u._id }, u.name)),
+  );
+  const errorBox = h("div");
+  const ok = h("button", { type: "submit", form: "broadcast-form", id: "broadcast-send" }, "Send");
+  const form = h(
+    "form",
+    { id: "broadcast-form" },
+    errorBox,
+    field("Message (up to 512 characters)", message),
+    field("To", target),
+    h("p", { class: "muted" }, "Shown at the top of the console of each open session of the chosen users, until they dismiss it. Nobody signed in gets nothing later."),
+  );
+  const dlg = dialog("Broadcast message", [form], [ok]);
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const fields: Json = { msg: message.value };
+    if (target.value) fields.userid = target.value;
+    const who = target.value ? target.selectedOptions[0]?.textContent ?? target.value : "everyone signed in";
+    submit(dlg, errorBox, () => app.ctl.request("userbroadcast", fields), `Message sent to ${who}.`);
+  });
+  message.focus();
 }
 
 /** The bits of SITE_RIGHTS that `boxes` (in SITE_RIGHTS order) set. */
@@ -140,16 +177,161 @@ function userRow(app: App, u: Json, remembered: Map<string, number>, reload: () 
   factors.addEventListener("click", () => clearFactorsDialog(app, u));
   const remove = h("button", { type: "button", class: "small danger", disabled: self }, "Remove");
   remove.addEventListener("click", () => removeUserDialog(app, u, reload));
+  // Locked (site right 32): no sign-in, open sessions end. Restrictions do not apply to
+  // full administrators, so they cannot be disabled.
+  const locked = !isFull && (current & 32) !== 0;
+  const lock = h(
+    "button",
+    {
+      type: "button",
+      class: locked ? "small" : "small ghost",
+      "data-action": locked ? "enable" : "disable",
+      disabled: self || isFull,
+      title: isFull ? "A full administrator cannot be disabled." : null,
+    },
+    locked ? "Enable" : "Disable",
+  );
+  lock.addEventListener("click", async () => {
+    if (locked) {
+      if (await save((current & ~32) >>> 0, `${u.name} can sign in again.`)) reload();
+    } else {
+      disableUserDialog(u, async () => {
+        if (await save((current | 32) >>> 0, `${u.name} is disabled.`)) reload();
+      });
+    }
+  });
   return h(
     "tr",
-    { "data-user": u.name },
+    { "data-user": u.name, class: locked ? "locked" : null },
     h("td", {}, u.name, self ? h("span", { class: "muted" }, " (you)") : null),
     h("td", {}, u.email ?? ""),
+    h("td", { class: "state" }, locked ? h("span", { class: "badge locked" }, "Locked") : "Active"),
     h("td", {}, full),
     h("td", { class: "site-rights" }, labels, isFull ? h("small", { class: "muted kept" }, "Kept for when full administration is switched off.") : null),
     h("td", {}, formatTime(u.creation ? u.creation * 1000 : undefined)),
-    h("td", { class: "actions" }, events, reset, factors, remove),
+    h("td", { class: "actions" }, events, lock, reset, factors, remove),
   );
+}
+
+/** Asks before disabling an account; `yes` runs when confirmed. */
+function disableUserDialog(u: Json, yes: () => Promise<void>): void {
+  const ok = h("button", { type: "button", class: "danger", id: "confirm-disable-user" }, "Disable");
+  const dlg = dialog(`Disable ${u.name}?`, [h("p", {}, `${u.name} can no longer sign in, and every open session of ${u.name} ends now. Nothing else changes: Enable undoes it.`)], [ok]);
+  ok.addEventListener("click", async () => {
+    dlg.close();
+    await yes();
+  });
+}
+
+/** The "User groups" part of the users page: named sets of users, which device groups take
+ *  as members with rights. */
+function userGroupsSection(app: App, main: HTMLElement): { load: () => void } {
+  const add = h("button", { type: "button", id: "add-user-group" }, "New user group");
+  const list = h("div", { id: "user-group-list" }, h("p", { class: "muted" }, "Loading…"));
+  main.append(h("div", { class: "toolbar section-head" }, h("h2", {}, "User groups"), add), list);
+  const load = async () => {
+    try {
+      const r = await app.ctl.request("usergroups");
+      const groups = Object.entries<Json>(r.ugroups ?? {}).sort(([, a], [, b]) => String(a.name).localeCompare(String(b.name)));
+      if (groups.length === 0) {
+        replace(list, h("p", { class: "muted" }, "No user groups yet. A user group gives its members the rights it holds in device groups."));
+        return;
+      }
+      replace(list, groups.map(([id, g]) => userGroupCard(app, id, g, load)));
+    } catch (e) {
+      replace(list, notice("error", `Could not load user groups: ${errorText(e)}`));
+    }
+  };
+  add.addEventListener("click", () => {
+    const name = h("input", { type: "text", id: "new-ugroup-name", required: true, autocomplete: "off", maxlength: 64 });
+    const desc = h("input", { type: "text", id: "new-ugroup-desc", autocomplete: "off" });
+    const errorBox = h("div");
+    const ok = h("button", { type: "submit", form: "add-ugroup-form", id: "add-ugroup-submit" }, "Create");
+    const form = h("form", { id: "add-ugroup-form" }, errorBox, field("Name", name), field("Description (optional)", desc));
+    const dlg = dialog("New user group", [form], [ok]);
+    form.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      submit(dlg, errorBox, async () => {
+        await app.ctl.request("createusergroup", { name: name.value.trim(), desc: desc.value.trim() });
+        load();
+      }, `User group ${name.value.trim()} created.`);
+    });
+    name.focus();
+  });
+  load();
+  return { load };
+}
+
+function userGroupCard(app: App, id: string, g: Json, reload: () => void): HTMLElement {
+  const links = Object.entries<Json>(g.links ?? {});
+  const members = links.filter(([k]) => k.startsWith("user/")).sort(([, a], [, b]) => String(a.name).localeCompare(String(b.name)));
+  const meshes = links.filter(([k]) => k.startsWith("mesh/"));
+  const addMember = h("button", { type: "button", class: "small" }, "Add member");
+  addMember.addEventListener("click", () => userGroupMemberDialog(app, id, g, reload));
+  const remove = h("button", { type: "button", class: "small danger" }, "Remove");
+  remove.addEventListener("click", () => {
+    const errorBox = h("div");
+    const yes = h("button", { type: "button", class: "danger", id: "confirm-remove-ugroup" }, "Remove");
+    const dlg = dialog(`Remove the user group ${g.name}?`, [errorBox, h("p", {}, `Its members lose the rights ${g.name} gave them in device groups; the accounts themselves stay.`)], [yes]);
+    yes.addEventListener("click", () =>
+      submit(dlg, errorBox, async () => {
+        await app.ctl.request("deleteusergroup", { ugrpid: id });
+        reload();
+      }, `User group ${g.name} removed.`),
+    );
+  });
+  return h(
+    "section",
+    { class: "card ugroup-card", "data-ugroup": g.name },
+    h("div", { class: "group-head" }, h("h3", {}, g.name), h("div", { class: "actions" }, remove)),
+    g.desc ? h("p", { class: "muted" }, g.desc) : null,
+    members.length === 0
+      ? h("p", { class: "muted" }, "No members.")
+      : h(
+          "table",
+          { class: "plain ugroup-members" },
+          h("tbody", {}, members.map(([uid, link]) => {
+            const drop = h("button", { type: "button", class: "small danger" }, "Remove");
+            drop.addEventListener("click", async () => {
+              try {
+                await app.ctl.request("removeuserfromusergroup", { ugrpid: id, userid: uid });
+                toast("ok", `${link.name ?? uid} removed from ${g.name}.`);
+                reload();
+              } catch (e) {
+                toast("error", errorText(e));
+              }
+            });
+            return h("tr", { "data-member": link.name ?? uid }, h("td", {}, link.name ?? uid), h("td", { class: "actions" }, drop));
+          })),
+        ),
+    addMember,
+    h(
+      "p",
+      { class: "muted ugroup-meshes" },
+      meshes.length === 0
+        ? "Member of no device group yet: add it on the Device groups page."
+        : `Device groups: ${meshes.map(([, m]) => `${m.name} (${rightsSummary(Number(m.rights ?? 0))})`).join("; ")}`,
+    ),
+  );
+}
+
+function userGroupMemberDialog(app: App, id: string, g: Json, reload: () => void): void {
+  const name = h("input", { type: "text", id: "ugroup-member-name", required: true, autocomplete: "off" });
+  const errorBox = h("div");
+  const ok = h("button", { type: "submit", form: "ugroup-member-form", id: "ugroup-member-submit" }, "Add member");
+  const form = h("form", { id: "ugroup-member-form" }, errorBox, field("User name", name));
+  const dlg = dialog(`Add a member to ${g.name}`, [form], [ok]);
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const who = name.value.trim().replace(/^user\/\//, "");
+    submit(dlg, errorBox, async () => {
+      const r = await app.ctl.request("addusertousergroup", { ugrpid: id, usernames: [who] });
+      // Unknown names are counted, not refused.
+      if (Number(r.failed ?? 0) > 0) throw new Error(`There is no user named ${who}.`);
+      reload();
+    }, `${who} added to ${g.name}.`);
+  });
+  name.focus();
 }
 
 /** Asks before making someone a full administrator; resolves true when confirmed. */
@@ -311,7 +493,14 @@ export function groupsView(app: App, main: HTMLElement): () => void {
                   toast("error", errorText(e));
                 }
               });
-              return h("tr", { "data-member": link.name ?? uid }, h("td", {}, link.name ?? uid), h("td", { class: "rights" }, rightsSummary(Number(link.rights ?? 0))), h("td", { class: "actions" }, edit, drop));
+              const isUserGroup = uid.startsWith("ugrp/");
+              return h(
+                "tr",
+                { "data-member": link.name ?? uid, "data-kind": isUserGroup ? "ugroup" : "user" },
+                h("td", {}, link.name ?? uid, isUserGroup ? h("span", { class: "muted" }, " (user group)") : null),
+                h("td", { class: "rights" }, rightsSummary(Number(link.rights ?? 0))),
+                h("td", { class: "actions" }, edit, drop),
+              );
             })),
           ),
           addMember,
@@ -368,11 +557,38 @@ function removeGroupDialog(app: App, g: Json): void {
 }
 
 /** Adds a member (member null) or edits one member's rights: the rights the server enforces,
- *  as explained checkboxes. Bits a member holds beyond these are kept. */
+ *  as explained checkboxes. Bits a member holds beyond these are kept. A member is a user or
+ *  a user group (whose users all get its rights). */
 function memberDialog(app: App, g: Json, member: [string, Json] | null): void {
   const errorBox = h("div");
   const user = h("input", { type: "text", id: "member-name", required: true, autocomplete: "off", value: member ? member[1].name ?? member[0] : "" });
   if (member) user.disabled = true;
+  const kind = h("select", { id: "member-kind" }, h("option", { value: "user" }, "User"), h("option", { value: "ugroup" }, "User group"));
+  const ugroup = h("select", { id: "member-ugroup" });
+  const userField = field("User name", user);
+  const ugroupField = field("User group", ugroup);
+  const kindField = field("Member", kind);
+  const showKind = () => {
+    const isGroup = kind.value === "ugroup";
+    userField.hidden = isGroup;
+    user.required = !isGroup;
+    ugroupField.hidden = !isGroup;
+    ugroup.required = isGroup;
+  };
+  kind.addEventListener("change", showKind);
+  showKind();
+  if (member) {
+    kindField.hidden = true;
+  } else {
+    app.ctl
+      .request("usergroups")
+      .then((r) => {
+        const groups = Object.entries<Json>(r.ugroups ?? {}).sort(([, a], [, b]) => String(a.name).localeCompare(String(b.name)));
+        replace(ugroup, groups.map(([id, ug]) => h("option", { value: id }, ug.name ?? id)));
+        if (groups.length === 0) kind.options[1].disabled = true;
+      })
+      .catch((e) => replace(errorBox, notice("error", `Could not load user groups: ${errorText(e)}`)));
+  }
   const current = member ? Number(member[1].rights ?? 0) >>> 0 : DEFAULT_MEMBER_RIGHTS;
   const full = h("input", { type: "checkbox", id: "right-full" });
   full.checked = current === FULL;
@@ -390,7 +606,9 @@ function memberDialog(app: App, g: Json, member: [string, Json] | null): void {
     "form",
     { id: "member-form" },
     errorBox,
-    field("User name", user),
+    kindField,
+    userField,
+    ugroupField,
     h("label", { class: "check right" }, full, h("span", {}, h("strong", {}, "Full rights"), h("small", { class: "muted" }, "Everything below and more (removing the group, rights added later); no restriction applies."))),
     h("div", { class: "rights-grid", id: "rights-grid" }, labels),
     other ? h("p", { class: "muted", id: "rights-other" }, `This member also holds rights this console does not offer (bits 0x${other.toString(16)}); they are kept.`) : null,
@@ -401,7 +619,7 @@ function memberDialog(app: App, g: Json, member: [string, Json] | null): void {
     let checked = 0;
     boxes.forEach((b) => b.checked && (checked |= Number(b.dataset.bit)));
     const rights = full.checked ? FULL : mergeRights(current, GROUP_OFFERED, checked);
-    const who = member ? member[0] : user.value.trim();
+    const who = member ? member[0] : kind.value === "ugroup" ? ugroup.value : user.value.trim();
     submit(dlg, errorBox, async () => {
       await app.ctl.request("addmeshuser", { meshid: g._id, userid: who, meshadmin: rights >>> 0 });
       await app.refresh();
