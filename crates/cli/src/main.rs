@@ -1,6 +1,7 @@
 //! `ironmesh`: the command line. Parses arguments and dispatches to one module per area.
 
 mod accounts;
+mod completion;
 mod config;
 mod devices;
 mod events;
@@ -172,41 +173,39 @@ enum Command {
         #[arg(long, conflicts_with_all = ["since", "until", "user", "device", "group", "action", "limit", "format"])]
         follow: bool,
     },
-    /// List WiFiDogX gateways.
-    Gateways,
+    /// List WiFiDogX gateways; `gateways ops` lists the operations `gateway` sends.
+    Gateways {
+        #[command(subcommand)]
+        what: Option<gateways::GatewaysCommand>,
+    },
     /// Admit a waiting gateway into a device group (name or id).
     GatewayApprove {
         device_id: String,
         #[arg(long)]
         group: String,
     },
-    /// Send a command to a gateway, e.g. `gateway DEV1 kickoff --param client_mac=aa:bb:…`.
-    Gateway {
-        device_id: String,
-        /// Operation: auth, kickoff, tmp_pass, get_firmware_info, firmware_upgrade,
-        /// reboot_device, get_client_info, get_clients, shell, update_device_info,
-        /// sync_trusted_domain, get_trusted_domains, …
-        op: String,
-        /// A parameter `key=value` (repeatable); values that parse as JSON are sent as JSON.
-        #[arg(long = "param")]
-        params: Vec<String>,
-        /// All parameters as one JSON object.
-        #[arg(long)]
-        params_json: Option<String>,
-        /// Seconds to wait for the gateway's answer.
-        #[arg(long, default_value_t = 15)]
-        timeout: u32,
-    },
+    /// Send a command to a gateway, e.g. `gateway DEV1 kickoff --param client_mac=aa:bb:…`
+    /// (`gateways ops` lists the operations and their parameters).
+    Gateway(gateways::CommandArgs),
     /// Set a gateway's captive-portal mode: 1 on, 0 off.
     GatewayAuthMode {
         device_id: String,
         gw_id: String,
         mode: u32,
     },
+    /// Print a shell completion script, e.g. `ironmesh completion bash > /etc/bash_completion.d/ironmesh`.
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Completion { shell } = cli.command {
+        completion::print::<Cli>(shell);
+        return ExitCode::SUCCESS;
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -334,33 +333,20 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 events::history(&store, &filters, format).await?
             }
         }
-        Command::Gateways => gateways::list(&store, json).await?,
+        Command::Gateways { what: None } => gateways::list(&store, json).await?,
+        Command::Gateways {
+            what: Some(gateways::GatewaysCommand::Ops { op }),
+        } => gateways::ops(op.as_deref(), json)?,
         Command::GatewayApprove { device_id, group } => {
             gateways::approve(&store, &device_id, &group).await?
         }
-        Command::Gateway {
-            device_id,
-            op,
-            params,
-            params_json,
-            timeout,
-        } => {
-            return gateways::command(
-                &store,
-                &device_id,
-                &op,
-                &params,
-                params_json.as_deref(),
-                timeout,
-                json,
-            )
-            .await
-        }
+        Command::Gateway(args) => return gateways::command(&store, &args, json).await,
         Command::GatewayAuthMode {
             device_id,
             gw_id,
             mode,
         } => gateways::auth_mode(&store, &device_id, &gw_id, mode).await?,
+        Command::Completion { .. } => unreachable!("answered before connecting"),
     }
     Ok(ExitCode::SUCCESS)
 }

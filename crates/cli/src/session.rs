@@ -26,10 +26,10 @@ pub async fn login(
         password,
         code,
     };
-    let mut client = match ControlClient::connect(&server, &creds, None).await {
+    let mut client = match reach(&server, &creds, None).await {
         Err(e) if asks_for_code(&e) && !password_stdin && std::io::stdin().is_terminal() => {
             creds.code = Some(rpassword::prompt_password("Second-factor code: ")?);
-            ControlClient::connect(&server, &creds, None).await?
+            reach(&server, &creds, None).await?
         }
         other => other?,
     };
@@ -119,7 +119,156 @@ fn use_stored_certificate(login: &Login) -> anyhow::Result<()> {
 
 async fn connect_with(login: &Login) -> anyhow::Result<ControlClient> {
     let (server, creds) = target(login)?;
-    ControlClient::connect(&server, &creds, Some(&login.tls_hash)).await
+    reach(&server, &creds, Some(&login.tls_hash)).await
+}
+
+/// Default for `IRONMESH_CONNECT_TIMEOUT`: the client library's own limit.
+const CONNECT_TIMEOUT_SECS: u64 = ironmesh_client::connect::CONNECT_TIMEOUT.as_secs();
+
+/// Seconds to wait for the server to answer (`IRONMESH_CONNECT_TIMEOUT`, at most the client
+/// library's 20 s).
+fn connect_timeout() -> anyhow::Result<std::time::Duration> {
+    let secs = match std::env::var("IRONMESH_CONNECT_TIMEOUT") {
+        Err(_) => CONNECT_TIMEOUT_SECS,
+        Ok(v) => match v.trim().parse::<u64>() {
+            Ok(n) if (1..=CONNECT_TIMEOUT_SECS).contains(&n) => n,
+            _ => anyhow::bail!(
+                "IRONMESH_CONNECT_TIMEOUT must be a number of seconds from 1 to \
+                 {CONNECT_TIMEOUT_SECS} (got {v:?})"
+            ),
+        },
+    };
+    Ok(std::time::Duration::from_secs(secs))
+}
+
+/// Opens the control channel; a failure to get there says what to do about it.
+async fn reach(
+    server: &ServerAddress,
+    creds: &Credentials,
+    pinned: Option<&str>,
+) -> anyhow::Result<ControlClient> {
+    let limit = connect_timeout()?;
+    let attempt = tokio::time::timeout(limit, ControlClient::connect(server, creds, pinned))
+        .await
+        .unwrap_or_else(|_| {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no answer within {} s", limit.as_secs()),
+            )
+            .into())
+        });
+    match attempt {
+        Ok(client) => Ok(client),
+        Err(e) => Err(explain(e, server, limit).await),
+    }
+}
+
+/// Turns a failure to reach `server` into a sentence saying what is wrong and what to do,
+/// keeping the underlying error as detail. Errors that already say so (a wrong password, a
+/// second factor) pass unchanged.
+async fn explain(
+    error: anyhow::Error,
+    server: &ServerAddress,
+    limit: std::time::Duration,
+) -> anyhow::Error {
+    use std::io::ErrorKind;
+    use tokio_tungstenite::tungstenite;
+    let url = server.url();
+    let at = url.trim_start_matches("wss://");
+    match error.downcast_ref::<ConnectError>() {
+        Some(ConnectError::CertificateChanged { expected, found }) => {
+            return anyhow::anyhow!(
+                "{at} presents a different TLS certificate than when you logged in (SHA-384 \
+                 {found}, expected {expected}): if the server's certificate was replaced on \
+                 purpose, log in again (ironmesh login --url {url} --user …); otherwise this is \
+                 not the server you logged in to, or something between you intercepts the \
+                 connection, and nothing was sent to it"
+            )
+        }
+        Some(_) => return error,
+        None => {}
+    }
+    let io = error
+        .chain()
+        .find_map(|e| e.downcast_ref::<std::io::Error>());
+    let tls = io
+        .and_then(|e| e.get_ref())
+        .and_then(|e| e.downcast_ref::<rustls::Error>())
+        .or_else(|| {
+            error
+                .chain()
+                .find_map(|e| e.downcast_ref::<rustls::Error>())
+        });
+    let http = error.chain().find_map(|e| match e.downcast_ref() {
+        Some(tungstenite::Error::Http(response)) => Some(response.status()),
+        _ => None,
+    });
+    let sentence = match (tls, io.map(std::io::Error::kind), http) {
+        (Some(rustls::Error::InvalidMessage(_)), _, _) => Some(format!(
+            "{at} does not speak TLS: is this the server's HTTPS port? The URL needs the port \
+             of the server's HTTPS listener (ironmesh-server's `port`, 4443 by default), not a \
+             plain HTTP port"
+        )),
+        (
+            Some(rustls::Error::AlertReceived(rustls::AlertDescription::CertificateRequired)),
+            _,
+            _,
+        ) => Some(format!(
+            "{at} requires a client certificate: log in with --client-cert and --client-key"
+        )),
+        (Some(rustls::Error::AlertReceived(alert)), _, _) => Some(format!(
+            "{at} refused the TLS handshake ({alert:?}): is this an ironmesh or MeshCentral \
+             server's HTTPS port? A server that requires client certificates refuses \
+             connections without one (--client-cert, --client-key)"
+        )),
+        (_, Some(ErrorKind::ConnectionRefused), _) => Some(format!(
+            "nothing accepts connections on {at} (connection refused): is the server running, \
+             and is {} its HTTPS port?",
+            server.port
+        )),
+        (_, Some(ErrorKind::TimedOut), _) => Some(format!(
+            "{at} did not answer within {} s: is the host reachable, is this the server's \
+             HTTPS port, and does no firewall drop the connection? (IRONMESH_CONNECT_TIMEOUT \
+             sets the wait)",
+            limit.as_secs()
+        )),
+        (
+            _,
+            Some(
+                ErrorKind::UnexpectedEof
+                | ErrorKind::ConnectionReset
+                | ErrorKind::ConnectionAborted,
+            ),
+            _,
+        ) => Some(format!(
+            "{at} closed the connection during the TLS handshake: is this the server's HTTPS \
+             port? (A server that requires a client certificate may do this too: \
+             --client-cert, --client-key.)"
+        )),
+        (_, _, Some(status)) => Some(format!(
+            "{at} speaks TLS but answered HTTP {status} to the control channel \
+             (/control.ashx): is this an ironmesh or MeshCentral server?"
+        )),
+        _ => None,
+    };
+    let sentence = match sentence {
+        Some(s) => Some(s),
+        // A name that does not resolve: say so rather than "failed to lookup address".
+        None if server.host.parse::<std::net::IpAddr>().is_err() => {
+            match tokio::net::lookup_host((server.host.as_str(), server.port)).await {
+                Err(e) => Some(format!(
+                    "cannot find the host {:?} ({e}): check the host name in the URL",
+                    server.host
+                )),
+                Ok(_) => None,
+            }
+        }
+        None => None,
+    };
+    match sentence {
+        Some(s) => anyhow::anyhow!("{s}\n  (cause: {error:#})"),
+        None => error.context(format!("cannot reach the server at {at}")),
+    }
 }
 
 pub async fn connect(store: &Store) -> anyhow::Result<(Login, ControlClient)> {

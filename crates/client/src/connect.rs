@@ -211,5 +211,11 @@ pub async fn connect_with_headers(
         Ok((ws, cert))
     })
     .await
-    .map_err(|_| anyhow::anyhow!("connection timed out"))?
+    // An io::Error of kind TimedOut, so callers can tell a silent server from other failures.
+    .map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("connection timed out after {} s", CONNECT_TIMEOUT.as_secs()),
+        )
+    })?
 }

@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use ironmesh_proto::ids::{normalize_id, IdKind};
 use ironmesh_proto::rights::SiteRights;
 
-use crate::config::{Config, LogFormat, MetricsAccess, Overrides, DEFAULT_DATA_DIR};
+use crate::config::{Config, LastStart, LogFormat, MetricsAccess, Overrides, DEFAULT_DATA_DIR};
 use ironmesh_core::accounts::NewUser;
 use ironmesh_core::Domain;
 
@@ -388,31 +388,60 @@ async fn group(config: Config, cmd: GroupCommand) -> anyhow::Result<()> {
         }
         GroupCommand::Msh { group } => {
             let group = find(&all_groups().await?, &group)?;
-            let cert = config.data_dir.join("agent-server-cert.pem");
-            anyhow::ensure!(
-                cert.exists(),
-                "{} is missing: start the server once first",
-                cert.display()
-            );
-            let pem = std::fs::read_to_string(&cert)?;
-            let der = rustls_pki_types::pem::PemObject::from_pem_slice(pem.as_bytes())
-                .map(|c: rustls_pki_types::CertificateDer| c.to_vec())
-                .map_err(|e| anyhow::anyhow!("parsing {}: {e:?}", cert.display()))?;
-            let settings = ironmesh_proto::msh::MeshSettings {
-                mesh_name: group.name.clone(),
-                mesh_id: ironmesh_proto::ids::decode_b64_at_dollar(ironmesh_proto::ids::id_key(
-                    &group.id,
-                ))
-                .ok_or_else(|| anyhow::anyhow!("group id is not base64"))?,
-                server_id: crate::identity::public_key_hash(&der)?.to_vec(),
-                server_url: format!("wss://{}/agent.ashx", config.public_host_port()),
-            };
-            print!("{}", settings.render());
-            Ok(())
+            msh(&config, &group).await
         }
     };
     domain.close().await;
     result
+}
+
+/// The `.msh` settings of `group`: the server's ServerID (its identity is created first,
+/// exactly as the server would, when it has never started), and the address it really
+/// uses: the name and port of its last start (flags and port 0 included), unless this
+/// command's flags or `IRONMESH_*` variables say otherwise; before the first start, the
+/// configuration's (the same merge of file, variables and flags the server makes).
+async fn msh(config: &Config, group: &ironmesh_core::model::DeviceGroup) -> anyhow::Result<()> {
+    let last = LastStart::load(&config.data_dir)?;
+    let server_name = match &last {
+        Some(last) if !config.name_overridden => last.server_name.clone(),
+        _ => config.server_name.clone(),
+    };
+    let port = match (&last, config.bind.port()) {
+        (Some(last), port) if port == 0 || !config.port_overridden => last.port,
+        (None, 0) => anyhow::bail!(
+            "the server is set to listen on any free port (port 0) and has not started yet: \
+             start it once, or give the port agents should use (--port)"
+        ),
+        (_, port) => port,
+    };
+    if last.is_none() {
+        eprintln!(
+            "note: the server has not started yet; these settings name {server_name}:{port}, \
+             as configured"
+        );
+    }
+    let identity = {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || {
+            crate::server::prepare_data_dir(&config)?;
+            crate::server::load_identity(&config)
+        })
+        .await??
+    };
+    let host = if server_name.contains(':') {
+        format!("[{server_name}]")
+    } else {
+        server_name
+    };
+    let settings = ironmesh_proto::msh::MeshSettings {
+        mesh_name: group.name.clone(),
+        mesh_id: ironmesh_proto::ids::decode_b64_at_dollar(ironmesh_proto::ids::id_key(&group.id))
+            .ok_or_else(|| anyhow::anyhow!("group id is not base64"))?,
+        server_id: identity.agent_server.server_id.to_vec(),
+        server_url: format!("wss://{host}:{port}/agent.ashx"),
+    };
+    print!("{}", settings.render());
+    Ok(())
 }
 
 fn read_password(from_stdin: bool) -> anyhow::Result<String> {

@@ -18,6 +18,11 @@ pub struct Config {
     /// Name agents and browsers use to reach the server: web certificate subject and
     /// the host written into `.msh` files.
     pub server_name: String,
+    /// Whether this command's flags or `IRONMESH_*` variables set the name (or the bind
+    /// address it derives from) and the port: `group msh` otherwise writes the address of
+    /// the server's last start ([`LastStart`]), which the file may no longer tell.
+    pub name_overridden: bool,
+    pub port_overridden: bool,
     /// `sqlite://…` or `postgres://…`; defaults to `ironmesh.db` in the data folder.
     pub database_url: String,
     /// RSA size of the agent-server key: 3072, or 2048 with `--fast-cert`.
@@ -292,6 +297,8 @@ impl Config {
                 }
             }
         };
+        let name_overridden = flags.server_name.is_some() || flags.bind.is_some();
+        let port_overridden = flags.port.is_some();
         let ip = flags
             .bind
             .or(file.bind)
@@ -334,6 +341,8 @@ impl Config {
             bind: SocketAddr::new(ip, port),
             data_dir: data_dir.to_path_buf(),
             server_name,
+            name_overridden,
+            port_overridden,
             database_url,
             agent_key_bits: if fast { 2048 } else { 3072 },
             web_cert,
@@ -390,6 +399,37 @@ impl Config {
             self.server_name.clone()
         };
         format!("{host}:{}", self.bind.port())
+    }
+}
+
+/// The public name and the port the server used when it last started (port 0 resolved),
+/// kept in `<data>/last-start.json` for commands that run beside it, such as `group msh`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+pub struct LastStart {
+    pub server_name: String,
+    pub port: u16,
+}
+
+impl LastStart {
+    const FILE: &str = "last-start.json";
+
+    pub fn save(&self, data_dir: &Path) -> anyhow::Result<()> {
+        let path = data_dir.join(Self::FILE);
+        std::fs::write(&path, serde_json::to_vec_pretty(self)?)
+            .with_context(|| format!("writing {}", path.display()))
+    }
+
+    /// `None` before the first start.
+    pub fn load(data_dir: &Path) -> anyhow::Result<Option<LastStart>> {
+        let path = data_dir.join(Self::FILE);
+        match std::fs::read(&path) {
+            Ok(bytes) => Ok(Some(
+                serde_json::from_slice(&bytes)
+                    .with_context(|| format!("parsing {}", path.display()))?,
+            )),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        }
     }
 }
 

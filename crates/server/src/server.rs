@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::agent_cores::CoreProvider;
-use crate::config::Config;
+use crate::config::{Config, LastStart};
 use crate::identity::{IdentityOptions, ServerIdentity};
 use crate::state::AppState;
 
@@ -28,20 +28,15 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     config.bind = listener.local_addr()?;
     let identity = {
         let config = config.clone();
-        tokio::task::spawn_blocking(move || {
-            let custom = match (&config.web_cert, &config.web_key) {
-                (Some(c), Some(k)) => Some((c.as_path(), k.as_path())),
-                _ => None,
-            };
-            ServerIdentity::load_or_create(&IdentityOptions {
-                data_dir: &config.data_dir,
-                server_name: &config.server_name,
-                agent_key_bits: config.agent_key_bits,
-                custom_web: custom,
-            })
-        })
-        .await??
+        tokio::task::spawn_blocking(move || load_identity(&config)).await??
     };
+    // What `group msh` writes into agents' settings when not told otherwise: the address
+    // this server really uses (a --port flag, or the port 0 resolved).
+    LastStart {
+        server_name: config.server_name.clone(),
+        port: config.bind.port(),
+    }
+    .save(&config.data_dir)?;
     let tls = crate::tls::server_config(&identity.web, config.client_certs.ca.as_deref())?;
     let domain = Domain::open(&config.database_url).await?;
     let cores = match &config.meshcentral_dir {
@@ -146,9 +141,25 @@ async fn shut_down(
     tracing::info!("stopped");
 }
 
+/// The server's certificates and keys, loaded from the data folder or created there (the
+/// agent-server key is never regenerated over an existing one). Slow when it creates the
+/// RSA key: call it off the async workers.
+pub fn load_identity(config: &Config) -> anyhow::Result<ServerIdentity> {
+    let custom = match (&config.web_cert, &config.web_key) {
+        (Some(c), Some(k)) => Some((c.as_path(), k.as_path())),
+        _ => None,
+    };
+    ServerIdentity::load_or_create(&IdentityOptions {
+        data_dir: &config.data_dir,
+        server_name: &config.server_name,
+        agent_key_bits: config.agent_key_bits,
+        custom_web: custom,
+    })
+}
+
 /// Creates the data folder (mode 0700) and, for the default SQLite database, an empty
 /// database file with mode 0600 so that SQLite's WAL and shared-memory files inherit it.
-fn prepare_data_dir(config: &Config) -> anyhow::Result<()> {
+pub fn prepare_data_dir(config: &Config) -> anyhow::Result<()> {
     let dir = &config.data_dir;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     #[cfg(unix)]

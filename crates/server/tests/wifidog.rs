@@ -343,6 +343,109 @@ async fn both_generations_acks_auth_modes_and_commands() {
         .any(|e| e["action"] == "wifidogcmd" && e["op"] == "kickoff"));
 }
 
+/// A gateway approved while connected is acknowledged at once, in each generation's
+/// `connect` shape, not at its next heartbeat: here heartbeats are a minute apart, so an ack
+/// within a few seconds can only be the approval's.
+#[tokio::test]
+async fn approval_acknowledges_a_connected_gateway_at_once() {
+    let plain = free_port();
+    let s = TestServer::start_with_config(
+        Db::Sqlite,
+        &format!("[wifidog]\nplain_port = {plain}\nheartbeat_secs = 60\n"),
+    )
+    .await;
+    s.add_user("admin", PASS, true).await;
+    let group = create_group(&s, "admin", PASS, "hotspots").await;
+    let mut c = ws::control(s.port, "admin", PASS).await.unwrap();
+    let mut sims = Vec::new();
+    for (firmware, dev) in [(Firmware::V8, "SLOW-V8"), (Firmware::V9, "SLOW-V9")] {
+        let mut opts = GatewayOptions::new(firmware, dev, plain);
+        opts.heartbeat = Duration::from_secs(60);
+        opts.gateways = vec!["GW-A".into(), "GW-B".into()];
+        sims.push((dev, SimGateway::start(opts)));
+    }
+    wait_until(
+        Duration::from_secs(15),
+        "both gateways pending",
+        async || {
+            let list = gateways(&mut c).await;
+            if list.len() == 2 && list.iter().all(|g| g["online"] == true) {
+                Ok(())
+            } else {
+                Err(format!("{list:?}"))
+            }
+        },
+    )
+    .await;
+    for (dev, sim) in &sims {
+        assert!(
+            sim.snapshot(|o| o.received.is_empty()),
+            "{dev} unanswered before approval"
+        );
+        let r = ask(
+            &mut c,
+            json!({"action":"wifidogapprove","deviceid":dev,"meshid":group}),
+            "approve",
+        )
+        .await;
+        assert_eq!(r["result"], "ok", "{r}");
+    }
+    let approved = std::time::Instant::now();
+    for (dev, sim) in &sims {
+        sim.wait_for("connect ack after approval", Duration::from_secs(3), |o| {
+            !o.received.is_empty()
+        })
+        .await;
+        let ack = sim.snapshot(|o| o.received[0].clone());
+        let (kind, gateway) = if *dev == "SLOW-V9" {
+            assert_eq!(ack["response"], "200", "{ack}");
+            assert!(ack["req_id"].is_string(), "9.x frames need a req_id: {ack}");
+            (&ack["data"]["type"], &ack["data"]["gateway"])
+        } else {
+            (&ack["type"], &ack["gateway"])
+        };
+        assert_eq!(kind, "connect", "{dev}: {ack}");
+        assert_eq!(
+            gateway,
+            &json!([{"gw_id":"GW-A","auth_mode":1},{"gw_id":"GW-B","auth_mode":1}]),
+            "{dev}: {ack}"
+        );
+        assert_eq!(sim.snapshot(|o| o.connections), 1);
+    }
+    assert!(approved.elapsed() < Duration::from_secs(10));
+    // The acks carry the wanted modes: a mode set now reaches the device as a push, and the
+    // device keeps applying what the server says.
+    let r = ask(
+        &mut c,
+        json!({"action":"wifidogauthmode","deviceid":"SLOW-V9","gwid":"GW-B","authmode":0}),
+        "mode",
+    )
+    .await;
+    assert_eq!(r["pushed"], true, "{r}");
+    sims[1]
+        .1
+        .wait_for("GW-B open", Duration::from_secs(3), |o| {
+            o.auth_modes == [("GW-A".to_string(), 1), ("GW-B".to_string(), 0)]
+        })
+        .await;
+    // Approving again (same group) is harmless and sends one more connect ack, no more.
+    let before = sims[0].1.snapshot(|o| o.received.len());
+    let r = ask(
+        &mut c,
+        json!({"action":"wifidogapprove","deviceid":"SLOW-V8","meshid":group}),
+        "again",
+    )
+    .await;
+    assert_eq!(r["result"], "ok", "{r}");
+    sims[0]
+        .1
+        .wait_for("second connect ack", Duration::from_secs(3), |o| {
+            o.received.len() == before + 1
+        })
+        .await;
+    assert_eq!(sims[0].1.snapshot(|o| o.dropped_frames), 0);
+}
+
 #[tokio::test]
 async fn timeouts_bad_input_rate_limits_and_reconnects() {
     let (s, plain) = server("require_approval = false\n").await;

@@ -34,6 +34,9 @@ pub enum Request {
     },
     /// Push the wanted auth modes now.
     PushAuthModes(Vec<(String, i64)>),
+    /// The gateway was just approved: acknowledge its connection now rather than at its
+    /// next heartbeat, up to a heartbeat interval later.
+    Approved,
     /// Close the TCP connection (never a Close frame: 8.x would not reconnect).
     Drop(String),
 }

@@ -19,7 +19,7 @@ use crate::live::gateways::{GatewayHandle, Outcome, Request, MAX_PENDING};
 use crate::state::SharedState;
 use ironmesh_core::events::Event;
 use ironmesh_core::gateways::{wanted_modes, AdmissionRule, GatewayReport};
-use ironmesh_core::model::now_ms;
+use ironmesh_core::model::{now_ms, GatewayRecord};
 use ironmesh_core::DomainError;
 use ironmesh_core::{hex, random_bytes};
 
@@ -51,6 +51,9 @@ struct Gateway {
     peer: SocketAddr,
     approved: bool,
     group_id: Option<String>,
+    /// The device's latest `connect`/`heartbeat`: the gateway ids an acknowledgement sent
+    /// on approval must name.
+    last_report: Report,
     /// Frames that go before queued commands (acks, auth-mode pushes).
     priority: VecDeque<Value>,
     queue: VecDeque<Queued>,
@@ -104,6 +107,7 @@ pub async fn run(state: SharedState, mut socket: WebSocket, peer: SocketAddr) {
         peer,
         approved: false,
         group_id: None,
+        last_report: report.clone(),
         priority: VecDeque::new(),
         queue: VecDeque::new(),
         in_flight: None,
@@ -204,6 +208,7 @@ impl Gateway {
                         self.priority.push_back(wifidog::auth_mode_push(self.generation, &modes, &req_id));
                     }
                     Some(Request::Command { op, params, timeout, done }) => self.enqueue(op, params, timeout, done).await,
+                    Some(Request::Approved) => self.on_approved().await,
                 },
                 _ = tokio::time::sleep_until(deadline.unwrap_or_else(far_future)), if deadline.is_some() => {
                     if let Some(f) = self.in_flight.take() {
@@ -285,6 +290,7 @@ impl Gateway {
     /// for an admitted device, queues the acknowledgement carrying the wanted auth modes.
     /// `Err(reason)` when the device must be dropped (the pending list is full).
     async fn on_report(&mut self, r: &Report) -> Result<(), String> {
+        self.last_report = r.clone();
         let wifidog_cfg = &self.state.config.wifidog;
         let rule = AdmissionRule {
             auto_admit: !wifidog_cfg.require_approval
@@ -343,23 +349,54 @@ impl Gateway {
         self.approved = current.approved;
         self.group_id = current.group_id.clone();
         if self.approved {
-            let wanted = wanted_modes(&current);
-            let modes: Vec<(String, i64)> = r
-                .gateways
-                .iter()
-                .map(|g| {
-                    (
-                        g.gw_id.clone(),
-                        *wanted.get(&g.gw_id).unwrap_or(&g.auth_mode),
-                    )
-                })
-                .collect();
-            // Keep only the newest ack: a device that sent several reports needs one answer.
-            self.priority
-                .retain(|f| f.get("gateway").is_none() || f.get("op").is_some());
-            self.priority.push_back(wifidog::ack(r, &modes));
+            self.queue_ack(r, &current);
         }
         Ok(())
+    }
+
+    /// Queues the acknowledgement of report `r` with the auth modes `record` wants for its
+    /// gateway ids (those not set keep the mode the device reported).
+    fn queue_ack(&mut self, r: &Report, record: &GatewayRecord) {
+        let wanted = wanted_modes(record);
+        let modes: Vec<(String, i64)> = r
+            .gateways
+            .iter()
+            .map(|g| {
+                (
+                    g.gw_id.clone(),
+                    *wanted.get(&g.gw_id).unwrap_or(&g.auth_mode),
+                )
+            })
+            .collect();
+        // Keep only the newest ack: a device that sent several reports needs one answer.
+        self.priority
+            .retain(|f| f.get("gateway").is_none() || f.get("op").is_some());
+        self.priority.push_back(wifidog::ack(r, &modes));
+    }
+
+    /// An administrator approved this device while it was connected: acknowledge its
+    /// connection at once, as a `connect` ack (docs/protocol/wifidogx.md §5: 9.x applies
+    /// auth modes from `connect` acks, not from `heartbeat` ones), and tell its group's
+    /// consoles it is online.
+    async fn on_approved(&mut self) {
+        let record = match self.state.domain.gateway(&self.device_id).await {
+            Ok(Some(record)) if record.approved => record,
+            Ok(_) => return,
+            Err(e) => {
+                tracing::warn!(device = ?self.device_id, error = %e, "could not read the approved gateway");
+                return;
+            }
+        };
+        let newly = !self.approved;
+        self.approved = true;
+        self.group_id = record.group_id.clone();
+        let mut connect = self.last_report.clone();
+        connect.heartbeat = false;
+        self.queue_ack(&connect, &record);
+        if newly {
+            tracing::info!(device = ?self.device_id, "gateway admitted while connected; acknowledged");
+            self.announce(true).await;
+        }
     }
 
     async fn enqueue(

@@ -138,6 +138,10 @@ impl Action for Approve {
             .approve_gateway(&s.actor, &g.group, &self.device_id, pending)
             .await?;
         s.state.gateways.take_pending(&self.device_id);
+        // A connected gateway is acknowledged now, not at its next heartbeat.
+        if let Some(h) = s.state.gateways.get(&self.device_id) {
+            let _ = h.tx.try_send(GatewayRequest::Approved);
+        }
         Ok(vec![ok(req).into_value()])
     }
 }
