@@ -278,6 +278,7 @@ async fn every_action_checks_rights() {
         json!({"action":"ping"}),
         json!({"action":"meshes"}),
         json!({"action":"nodes"}),
+        json!({"action":"getDeviceDetails","type":"json"}),
         json!({"action":"events"}),
         json!({"action":"authcookie"}),
         json!({"action":"createLoginToken","name":"m"}),

@@ -5,6 +5,7 @@
 //! checked — before `run` is called; the grant's type follows from the need's, so the
 //! compiler checks that every action gets what it asked for.
 
+mod details;
 mod devices;
 mod events;
 mod gateways;
@@ -108,6 +109,7 @@ control_actions! {
     "getnetworkinfo" => devices::NetworkInfo,
     "lastconnect" => devices::LastConnect,
     "getsysinfo" => devices::SysInfo,
+    "getDeviceDetails" => details::DeviceDetails,
     "msg" => remote::Msg,
     "runcommands" => remote::RunCommands,
     "wifidogs" => gateways::List,

@@ -2236,6 +2236,38 @@ async fn device_details() {
             "rights": FULL,
         })
     );
+
+    // getDeviceDetails (meshctrl listdevices --details): JSON text in `data`, each device
+    // with its group's name; the network report only with DEVICE_DETAILS.
+    let details = |reply: Value| -> Vec<Value> {
+        assert_eq!(reply["action"], "getDeviceDetails", "{reply}");
+        serde_json::from_str(reply["data"].as_str().expect("data is text")).unwrap()
+    };
+    let for_alice = details(
+        one(
+            &mut alice,
+            json!({ "action": "getDeviceDetails", "type": "json", "nodeids": [pc.id] }),
+        )
+        .await,
+    );
+    assert_eq!(for_alice.len(), 1);
+    assert_eq!(for_alice[0]["node"]["_id"], pc.id.as_str());
+    assert_eq!(for_alice[0]["node"]["groupname"], "Office");
+    assert_eq!(for_alice[0]["net"]["netif2"], netif2);
+    let for_bob = details(one(&mut bob, json!({ "action": "getDeviceDetails" })).await);
+    let bobs_pc = for_bob.iter().find(|d| d["node"]["_id"] == pc.id.as_str());
+    assert!(
+        bobs_pc.is_some_and(|d| d.get("net").is_none()),
+        "bob sees the device without its network report: {for_bob:?}"
+    );
+    assert_eq!(
+        one(
+            &mut bob,
+            json!({ "action": "getDeviceDetails", "type": "csv" })
+        )
+        .await,
+        refused("getDeviceDetails", "Unsupported type csv: only json")
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -4014,8 +4046,6 @@ async fn every_name_is_routed() {
     );
 }
 
-/// Every action in the table is exercised by a request in this file, so a new action
-/// cannot go untested here. (The pattern is assembled, so this test does not count.)
 /// The current TOTP code of a base32 secret.
 fn totp_now(secret: &str) -> String {
     let key = ironmesh_core::twofactor::base32_decode(secret).unwrap();
@@ -4186,6 +4216,8 @@ async fn recordings_are_listed_for_who_may_watch_them() {
     );
 }
 
+/// Every action in the table is exercised by a request in this file, so a new action
+/// cannot go untested here. (The pattern is assembled, so this test does not count.)
 #[test]
 fn every_action_is_tested_here() {
     let source = include_str!("tests.rs");

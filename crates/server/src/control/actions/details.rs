@@ -1,0 +1,100 @@
+//! `getDeviceDetails` (meshctrl `listdevices --details`): every device the caller can see,
+//! with its network report and last connection, as one JSON text in `data`
+//! (docs/protocol/control.md §2.4).
+
+use ironmesh_core::access::{DeviceNeed, SignedIn};
+use ironmesh_core::devices::node_json;
+use ironmesh_core::{DomainError, DomainResult};
+use ironmesh_proto::control::Request;
+use ironmesh_proto::ids::{normalize_id, IdKind};
+use ironmesh_proto::rights::MeshRights;
+use serde_json::{json, Value};
+
+use super::{optional_str_list, Action, Replies};
+use crate::control::session::ControlSession;
+
+pub struct DeviceDetails {
+    /// Only these devices; all the caller can see when absent.
+    only: Option<Vec<String>>,
+}
+
+impl Action for DeviceDetails {
+    type Need = SignedIn;
+
+    fn parse(req: &Request) -> DomainResult<Self> {
+        // MeshCentral also offers `csv`; ironmesh answers JSON only and says so.
+        match req.body.get("type").and_then(Value::as_str) {
+            None | Some("json") => {}
+            Some(other) => {
+                return Err(DomainError::Invalid(format!(
+                    "Unsupported type {other}: only json"
+                )))
+            }
+        }
+        let only = optional_str_list(req, "nodeids", "device ids")?
+            .map(|ids| {
+                ids.iter()
+                    .map(|id| normalize_id(IdKind::Node, id))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()
+            .map_err(|_| DomainError::NotFound("Invalid device id"))?;
+        Ok(DeviceDetails { only })
+    }
+
+    async fn need(&self, _: &ControlSession) -> DomainResult<SignedIn> {
+        Ok(SignedIn)
+    }
+
+    async fn run(self, s: &mut ControlSession, req: &Request, _: ()) -> DomainResult<Replies> {
+        let groups = s.state.domain.visible_groups(&s.actor).await?;
+        let devices = s.state.domain.visible_devices(&s.actor, None).await?;
+        let mut results = Vec::new();
+        for d in devices {
+            if self.only.as_ref().is_some_and(|only| !only.contains(&d.id)) {
+                continue;
+            }
+            let mut node = node_json(&d, s.state.live_state(&d.id));
+            if let Some((g, _)) = groups.iter().find(|(g, _)| g.id == d.group_id) {
+                node["groupname"] = g.name.clone().into();
+            }
+            let mut entry = json!({ "node": node });
+            // Network details only with the DEVICE_DETAILS right, as `getnetworkinfo`.
+            let need = DeviceNeed {
+                id: d.id.clone(),
+                rights: MeshRights::DEVICE_DETAILS,
+            };
+            if s.state.domain.authorize(&s.actor, &need).await.is_ok() {
+                let netif2 = d
+                    .net_info
+                    .as_deref()
+                    .and_then(|t| serde_json::from_str::<Value>(t).ok())
+                    .and_then(|r| r.get("netif2").cloned());
+                if let Some(netif2) = netif2 {
+                    entry["net"] = json!({
+                        "netif2": netif2,
+                        "updateTime": d.last_connect_ms,
+                        "_id": format!("if{}", d.id),
+                        "domain": "",
+                        "type": "ifinfo",
+                    });
+                }
+            }
+            if d.last_connect_ms > 0 {
+                entry["lastConnect"] = json!({
+                    "time": d.last_connect_ms,
+                    "cause": 1,
+                    "connectType": 1,
+                    "addr": d.last_addr,
+                });
+            }
+            results.push(entry);
+        }
+        // MeshCentral sends the list as JSON text, which meshctrl prints as is.
+        Ok(vec![req
+            .reply()
+            .with("data", Value::Array(results).to_string())
+            .with("type", "json")
+            .into_value()])
+    }
+}
