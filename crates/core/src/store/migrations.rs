@@ -185,6 +185,21 @@ CREATE TABLE oidc_identities (
 )
 "#,
     ),
+    (
+        6,
+        r#"
+ALTER TABLE devices ADD COLUMN description TEXT NOT NULL DEFAULT '';
+ALTER TABLE devices ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE devices ADD COLUMN consent BIGINT NOT NULL DEFAULT 0;
+CREATE TABLE device_members (
+    node_id TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+    user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    rights BIGINT NOT NULL,
+    PRIMARY KEY (node_id, user_id)
+);
+CREATE INDEX device_members_user ON device_members(user_id)
+"#,
+    ),
 ];
 
 pub async fn run(store: &Store) -> Result<(), sqlx::Error> {
