@@ -5,6 +5,7 @@
 //! checked — before `run` is called; the grant's type follows from the need's, so the
 //! compiler checks that every action gets what it asked for.
 
+mod device_changes;
 mod devices;
 mod events;
 mod gateways;
@@ -96,6 +97,10 @@ control_actions! {
     "getnetworkinfo" => devices::NetworkInfo,
     "lastconnect" => devices::LastConnect,
     "getsysinfo" => devices::SysInfo,
+    "changedevice" => device_changes::Change,
+    "removedevices" => device_changes::Remove,
+    "changeDeviceMesh" => device_changes::Move,
+    "adddeviceuser" => device_changes::AddUsers,
     "msg" => remote::Msg,
     "runcommands" => remote::RunCommands,
     "wifidogs" => gateways::List,
