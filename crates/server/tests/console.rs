@@ -59,6 +59,10 @@ async fn console_end_to_end_in_chromium() {
         "main-full-admin-confirm.png",
         "main-users-site-rights.png",
         "main-narrow-devices.png",
+        "main-device-settings.png",
+        "main-devices-selected.png",
+        "main-devices-moved.png",
+        "main-devices-removed.png",
     ] {
         assert!(screenshots().join(name).exists(), "{name} saved");
     }
