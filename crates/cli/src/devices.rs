@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use crate::config::Store;
 use crate::output::{self, table};
-use crate::session::{all_devices, connect, resolve_device};
+use crate::session::{all_devices, connect, resolve_device, resolve_group};
 
 fn state(node: &Value) -> &'static str {
     if node["conn"].as_u64().unwrap_or(0) & 1 == 1 {
@@ -214,8 +214,17 @@ async fn device(store: &Store, wanted: &str) -> anyhow::Result<(ControlClient, V
     Ok((client, node, id))
 }
 
+/// Sends `request` and expects `ok`; a refusal is the error, in the server's words.
+async fn expect_ok(client: &mut ControlClient, request: Value) -> anyhow::Result<()> {
+    let reply = client.request(request).await?;
+    match reply["result"].as_str() {
+        Some("ok") => Ok(()),
+        other => anyhow::bail!("{}", other.unwrap_or("no answer from the server")),
+    }
+}
+
 /// Sends one change of device `id` and reports it: the device as it is afterwards with
-/// `--json`, else `done`. A refusal is the error, in the server's words.
+/// `--json`, else `done`.
 async fn apply(
     client: &mut ControlClient,
     id: &str,
@@ -223,11 +232,7 @@ async fn apply(
     json: bool,
     done: String,
 ) -> anyhow::Result<()> {
-    let reply = client.request(request).await?;
-    match reply["result"].as_str() {
-        Some("ok") => {}
-        other => anyhow::bail!("{}", other.unwrap_or("no answer from the server")),
-    }
+    expect_ok(client, request).await?;
     if json {
         output::json(&resolve_device(client, id).await?);
     } else {
@@ -299,44 +304,20 @@ pub async fn tag(store: &Store, wanted: &str, change: TagChange, json: bool) -> 
 /// To the group named or identified by `group`.
 pub async fn move_to(store: &Store, wanted: &str, group: &str, json: bool) -> anyhow::Result<()> {
     let (mut client, node, id) = device(store, wanted).await?;
-    let meshes = client.request(json!({"action": "meshes"})).await?;
-    let matches: Vec<(String, String)> = meshes["meshes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|m| {
-            m["name"] == group
-                || m["_id"] == group
-                || m["_id"].as_str() == Some(&format!("mesh//{group}"))
-        })
-        .filter_map(|m| {
-            Some((
-                m["_id"].as_str()?.to_string(),
-                m["name"].as_str()?.to_string(),
-            ))
-        })
-        .collect();
-    let [(group_id, group_name)] = matches.as_slice() else {
-        anyhow::bail!(
-            "{} device groups match {group:?}; use the group id (see `ironmesh groups`)",
-            matches.len()
-        );
-    };
-    let request = json!({"action": "changeDeviceMesh", "nodeids": [id], "meshid": group_id});
-    let done = format!("Moved {} to {group_name}.", name_of(&node));
+    let target = resolve_group(&mut client, group).await?;
+    let request = json!({"action": "changeDeviceMesh", "nodeids": [id], "meshid": target["_id"]});
+    let done = format!("Moved {} to {}.", name_of(&node), name_of(&target));
     apply(&mut client, &id, request, json, done).await
 }
 
 /// The server forgets the device; a connected ironmesh-agent uninstalls itself.
 pub async fn remove(store: &Store, wanted: &str, json: bool) -> anyhow::Result<()> {
     let (mut client, node, id) = device(store, wanted).await?;
-    let reply = client
-        .request(json!({"action": "removedevices", "nodeids": [id]}))
-        .await?;
-    match reply["result"].as_str() {
-        Some("ok") => {}
-        other => anyhow::bail!("{}", other.unwrap_or("no answer from the server")),
-    }
+    expect_ok(
+        &mut client,
+        json!({"action": "removedevices", "nodeids": [id]}),
+    )
+    .await?;
     if json {
         output::json(&json!({"_id": id, "name": node["name"], "removed": true}));
     } else {

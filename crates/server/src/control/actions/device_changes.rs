@@ -64,6 +64,16 @@ async fn device_grant(
         })
 }
 
+/// The reply for one device of a request naming several: `ok` or the refusal. An internal
+/// error fails the whole request.
+fn per_device(req: &Request, outcome: DomainResult<()>) -> DomainResult<Value> {
+    match outcome {
+        Ok(()) => Ok(ok(req).into_value()),
+        Err(e @ DomainError::Internal(_)) => Err(e),
+        Err(e) => Ok(failure(req, &e.to_string())),
+    }
+}
+
 /// `changedevice` (meshctrl `editdevice`): needs MANAGE_COMPUTERS on the device. Unknown,
 /// invisible and forbidden devices all read `Access Denied`, as in MeshCentral.
 pub struct Change {
@@ -185,11 +195,7 @@ impl Action for Remove {
                 Ok(id) => remove_one(s, &id).await,
                 Err(text) => Err(DomainError::Invalid(text.into())),
             };
-            replies.push(match outcome {
-                Ok(()) => ok(req).into_value(),
-                Err(e @ DomainError::Internal(_)) => return Err(e),
-                Err(e) => failure(req, &e.to_string()),
-            });
+            replies.push(per_device(req, outcome)?);
         }
         Ok(replies)
     }
@@ -313,11 +319,7 @@ impl Action for Move {
                 Ok(id) => move_one(s, &id, &to).await,
                 Err(_) => Err(DomainError::NotFound("Device not found")),
             };
-            replies.push(match outcome {
-                Ok(()) => ok(req).into_value(),
-                Err(e @ DomainError::Internal(_)) => return Err(e),
-                Err(e) => failure(req, &e.to_string()),
-            });
+            replies.push(per_device(req, outcome)?);
         }
         Ok(replies)
     }
