@@ -130,8 +130,7 @@ impl Action for Change {
                 tags: tags(req)?,
                 icon: number(req, "icon")?,
                 consent: number(req, "consent")?,
-            }
-            .check()?,
+            },
         })
     }
 
