@@ -18,6 +18,8 @@ const PASS = env("IRONMESH_PASS");
 const scenario = process.argv[2] ?? "main";
 let page;
 let agent = null;
+/** A second agent, for selecting several devices. */
+let second = null;
 const { run, shot, poll, watch, exitAfter } = scenarioSteps({
   scenario,
   shots: env("SCREENSHOT_DIR"),
@@ -352,7 +354,7 @@ async function main() {
     const card = 'section.group-card[data-group-name="Branch office"]';
     await page.click(`${card} tr[data-member="operator"] button:text("Rights")`);
     const bits = await page.$$eval("#rights-grid input[data-bit]", (els) => els.map((e) => Number(e.dataset.bit)));
-    const enforced = [1, 2, 4, 8, 16, 256, 512, 1024, 8192, 65536, 131072, 1048576, 2097152];
+    const enforced = [1, 2, 4, 8, 16, 256, 512, 1024, 8192, 32768, 65536, 131072, 1048576, 2097152];
     check(JSON.stringify(bits) === JSON.stringify(enforced), `offered rights (got ${bits})`);
     check((await page.$$("#rights-grid small")).length === enforced.length, "each right is explained");
     await shot("rights-dialog");
@@ -527,6 +529,85 @@ async function main() {
     check(eventsOverflow <= 1, `the events page is ${eventsOverflow}px wider than the window (its table scrolls by itself)`);
     await shot("narrow-events");
     await page.setViewportSize({ width: 1280, height: 800 });
+  });
+
+  let lab;
+  let nodeIds;
+  await run("device page: rename, describe and tag a device", async () => {
+    await page.click("nav.nav a:text('Devices')");
+    await page.click('section.group[data-group-name="Lab"] tr.device.online td.name a');
+    await page.waitForSelector("#device-settings");
+    await page.fill("#device-rename", "lab-pc-1");
+    await page.fill("#device-desc", "Rack 4, <b>second</b> shelf");
+    await page.fill("#device-tags", "linux, lab, linux");
+    await page.click("#device-save");
+    await page.waitForSelector("#device-settings-status .notice.ok");
+    await page.waitForSelector("#device-name:text-is('lab-pc-1')");
+    lab = (await control("meshes")).meshes.find((m) => m.name === "Lab")._id;
+    const node = await poll(async () => (await control("nodes")).nodes[lab]?.find((n) => n.name === "lab-pc-1"), "the renamed device listed");
+    check(node.desc === "Rack 4, <b>second</b> shelf", `description stored as typed (got ${node.desc})`);
+    check(JSON.stringify(node.tags) === '["lab","linux"]', `tags stored sorted, once each (got ${JSON.stringify(node.tags)})`);
+    // Shown as text, in the overview and the list.
+    await page.waitForSelector("dl.facts dd:text-is('Rack 4, <b>second</b> shelf')");
+    check((await page.$$("dl.facts b")).length === 0, "the description made no element");
+    const events = await control("events", { nodeid: node._id, filter: "changenode" });
+    check(
+      events.events.some((e) => e.msg === "Changed device lab-pc-1 from group Lab: name, description, tags" && e.msgid === 140),
+      `the change is in the device's events (got ${JSON.stringify(events.events.map((e) => e.msg))})`,
+    );
+    await shot("device-settings");
+    await page.click("nav.nav a:text('Devices')");
+    await page.waitForSelector('tr.device td.name .tag:text-is("linux")');
+  });
+
+  const secondState = `${env("AGENT_STATE")}-second`;
+  await run("device list: select two devices and move them to another group", async () => {
+    second = spawn(env("AGENT_BIN"), ["--msh", env("AGENT_MSH"), "--state-dir", secondState], { stdio: "ignore" });
+    await page.waitForFunction(() => document.querySelectorAll('section.group[data-group-name="Lab"] tr.device.online').length === 2, null, { timeout: 60000 });
+    nodeIds = (await control("nodes")).nodes[lab].map((n) => n._id);
+    check(nodeIds.length === 2, `two devices in Lab (got ${nodeIds.length})`);
+    for (const id of nodeIds) await page.check(`input.select[data-node="${id}"]`);
+    await page.waitForSelector("#selection-bar:visible #selection-count:text('2 selected')");
+    await shot("devices-selected");
+    await page.click("#selection-move");
+    await page.selectOption("#move-group", { label: "Branch office" });
+    await page.click("#move-submit");
+    await page.waitForSelector("#toast .notice.ok:has-text('Moved 2 devices to Branch office')");
+    // Both are listed in their new group, still online: their agents kept their connections.
+    await page.waitForFunction(() => document.querySelectorAll('section.group[data-group-name="Branch office"] tr.device.online').length === 2);
+    check((await page.$$('section.group[data-group-name="Lab"] tr.device')).length === 0, "none left in Lab");
+    check(await page.isHidden("#selection-bar"), "the selection is cleared");
+    const branch = (await control("meshes")).meshes.find((m) => m.name === "Branch office")._id;
+    const moved = (await control("nodes")).nodes[branch] ?? [];
+    check(moved.length === 2 && moved.every((n) => n.conn === 1), `the server lists both in Branch office, online (got ${JSON.stringify(moved.map((n) => [n.name, n.conn]))})`);
+    await shot("devices-moved");
+  });
+
+  await run("remove devices: from the list, then from the device page; each agent uninstalls itself", async () => {
+    const branch = (await control("meshes")).meshes.find((m) => m.name === "Branch office")._id;
+    const [other] = (await control("nodes")).nodes[branch].filter((n) => n.name !== "lab-pc-1");
+    check(other && nodeIds.includes(other._id), "the second device is listed");
+    await page.check(`input.select[data-node="${other._id}"]`);
+    await page.click("#selection-remove");
+    await page.click("#confirm-remove-devices");
+    await page.waitForSelector(`tr[data-node="${other._id}"]`, { state: "detached" });
+    await poll(async () => second.exitCode !== null, "the second agent to exit");
+    check(second.exitCode === 0, `the agent exited cleanly (got ${second.exitCode})`);
+    check(!existsSync(secondState), "the agent's state folder is gone");
+    // The first one from its own page.
+    await page.click('tr.device td.name a:text-is("lab-pc-1")');
+    await page.click("#device-remove");
+    await shot("device-remove-confirm");
+    await page.click("#confirm-remove-devices");
+    await page.waitForURL(/#\/devices$/);
+    await page.waitForSelector('tr.device td.name a:text-is("lab-pc-1")', { state: "detached" });
+    await poll(async () => agent.exitCode !== null, "the first agent to exit");
+    check(!existsSync(env("AGENT_STATE")), "the first agent's state folder is gone");
+    const left = Object.values((await control("nodes")).nodes).flat();
+    check(left.length === 0, `no device is left (got ${left.length})`);
+    const removals = await control("events", { filter: "removenode" });
+    check(removals.events.some((e) => e.msg === "Removed device lab-pc-1 from device group Branch office"), `the removal is in the event log (got ${JSON.stringify(removals.events.map((e) => e.msg))})`);
+    await shot("devices-removed");
   });
 
   await run("sign out", async () => {
@@ -717,6 +798,7 @@ await exitAfter(
   },
   async () => {
     if (agent) agent.kill("SIGKILL");
+    if (second) second.kill("SIGKILL");
     await browser.close();
   },
 );

@@ -6,15 +6,16 @@ export const FULL = 0xffffffff;
 
 /** Group rights the server enforces: [bit, label, what it does]. */
 export const GROUP_RIGHTS: [number, string, string][] = [
-  [1, "Edit group", "Rename the group and change its settings, such as session recording."],
+  [1, "Edit group", "Rename the group and change its settings, such as session recording; move devices in and out (with Manage devices)."],
   [2, "Manage members", "Add and remove members and set their rights (never beyond their own)."],
-  [4, "Manage devices", "Approve the group's Wi-Fi gateways and send them commands."],
+  [4, "Manage devices", "Rename, describe and tag the group's devices, move them to other groups (with Edit group), approve its Wi-Fi gateways."],
   [8, "Remote control", "Open terminal, file and desktop sessions with the group's devices."],
   [16, "Agent console", "Use the agents' own console (needs remote control too)."],
   [256, "Desktop view only", "Sees remote desktops but sends no keyboard or mouse input."],
   [512, "No terminal", "Takes terminal sessions away, even with remote control."],
   [1024, "No files", "Takes file access away, even with remote control."],
   [8192, "Only own events", "Sees only the group's events this member caused."],
+  [32768, "Remove devices", "Remove devices from the server (a connected ironmesh-agent uninstalls itself)."],
   [65536, "No desktop", "Takes remote desktop away, even with remote control."],
   [131072, "Run commands", "Run shell commands on the devices and read their output."],
   [1048576, "Device details", "See the devices' system and network information."],

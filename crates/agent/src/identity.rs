@@ -105,6 +105,15 @@ impl AgentState {
         }
     }
 
+    /// Removes the state folder and everything in it (uninstall).
+    pub fn remove(&self) -> anyhow::Result<()> {
+        match std::fs::remove_dir_all(&self.dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(anyhow::anyhow!("removing {}: {e}", self.dir.display())),
+        }
+    }
+
     /// Loads the identity, generating and saving one on first start.
     pub fn load_or_create_identity(&self) -> anyhow::Result<AgentIdentity> {
         std::fs::create_dir_all(&self.dir)

@@ -77,6 +77,17 @@ fn main() -> ExitCode {
             }
         };
         tracing::info!(node = %agent.identity.node_id, server = %agent.settings.server_url, "agent starting");
-        agent.run().await
+        agent.run().await;
+        // Only an uninstall request ends the loop.
+        match agent.uninstall(cli.msh.as_deref()) {
+            Ok(()) => {
+                tracing::info!("uninstalled: state and settings removed");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        }
     })
 }

@@ -44,7 +44,22 @@ pub enum Ended {
     BeforeAuth(anyhow::Error),
     /// Was authenticated, then the connection ended.
     AfterAuth(anyhow::Error),
+    /// The server removed this device and told the agent to uninstall itself.
+    Uninstall,
 }
+
+/// The server's `uninstallagent` (docs/protocol/agent.md §5.2), carried out of the
+/// connection as an error so that nothing else runs after it.
+#[derive(Debug)]
+struct UninstallRequested;
+
+impl std::fmt::Display for UninstallRequested {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the server asked this agent to uninstall itself")
+    }
+}
+
+impl std::error::Error for UninstallRequested {}
 
 impl Agent {
     pub fn new(settings: AgentSettings, state_dir: PathBuf) -> anyhow::Result<Agent> {
@@ -70,8 +85,9 @@ impl Agent {
         }
     }
 
-    /// Runs forever, reconnecting with backoff.
-    pub async fn run(&self) -> ! {
+    /// Runs until the server tells the agent to uninstall itself, reconnecting with
+    /// backoff after every other end of a connection.
+    pub async fn run(&self) {
         let mut backoff = Backoff::new();
         loop {
             match self.connect_once(&mut backoff).await {
@@ -79,6 +95,10 @@ impl Agent {
                     tracing::warn!(error = %format!("{e:#}"), "could not connect")
                 }
                 Ended::AfterAuth(e) => tracing::warn!(error = %format!("{e:#}"), "connection lost"),
+                Ended::Uninstall => {
+                    tracing::warn!("the server removed this device: uninstalling");
+                    return;
+                }
             }
             let delay = backoff.next_delay();
             tracing::info!(?delay, "reconnecting after a pause");
@@ -94,7 +114,28 @@ impl Agent {
         };
         backoff.reset();
         tracing::info!(node = %self.identity.node_id, skip_path = skipped, "authenticated");
-        Ended::AfterAuth(self.serve(&mut socket, tls_hash).await)
+        let e = self.serve(&mut socket, tls_hash).await;
+        if e.is::<UninstallRequested>() {
+            let _ = socket.close(None).await;
+            return Ended::Uninstall;
+        }
+        Ended::AfterAuth(e)
+    }
+
+    /// Removes what this agent keeps on the device: its state folder (key, certificate,
+    /// trust record) and the settings file it was started with, so that neither this
+    /// process nor a supervisor restarting it enrols the device again. What an installer
+    /// set up around it (a service unit) is left to the installer.
+    pub fn uninstall(&self, settings_file: Option<&std::path::Path>) -> anyhow::Result<()> {
+        self.state.remove()?;
+        if let Some(path) = settings_file {
+            match std::fs::remove_file(path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(anyhow::anyhow!("removing {}: {e}", path.display())),
+            }
+        }
+        Ok(())
     }
 
     /// Returns the socket, whether the skip path was taken, and the TLS certificate hash.
@@ -259,6 +300,7 @@ impl Agent {
                 send_json(socket, &reply).await?;
             }
             "runcommands" => runner.start(&obj, outbox.clone()),
+            "uninstallagent" => return Err(UninstallRequested.into()),
             "serverInfo" | "pong" => {}
             other => tracing::debug!(action = other, "server request not handled by this agent"),
         }

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use crate::config::Store;
 use crate::output;
-use crate::session::{connect, resolve_device};
+use crate::session::{connect, resolve_device, resolve_group};
 
 /// How events are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -103,18 +103,7 @@ async fn request(client: &mut ControlClient, filters: &Filters) -> anyhow::Resul
         req["nodeid"] = resolve_device(client, device).await?["_id"].clone();
     }
     if let Some(group) = &filters.group {
-        let meshes = client.request(json!({"action": "meshes"})).await?;
-        let found: Vec<&Value> = meshes["meshes"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|m| m["_id"] == group.as_str() || m["name"] == group.as_str())
-            .collect();
-        match found.as_slice() {
-            [one] => req["meshid"] = one["_id"].clone(),
-            [] => anyhow::bail!("no device group {group:?}"),
-            _ => anyhow::bail!("several device groups are named {group:?}; use the id"),
-        }
+        req["meshid"] = resolve_group(client, group).await?["_id"].clone();
     }
     Ok(req)
 }

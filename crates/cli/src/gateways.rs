@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value};
 
 use crate::config::Store;
 use crate::output::{self, table};
-use crate::session::connect;
+use crate::session::{connect, resolve_group};
 use ironmesh_client::control::ControlClient;
 
 pub async fn list(store: &Store, json_out: bool) -> anyhow::Result<()> {
@@ -67,24 +67,7 @@ pub async fn list(store: &Store, json_out: bool) -> anyhow::Result<()> {
 
 pub async fn approve(store: &Store, device_id: &str, group: &str) -> anyhow::Result<()> {
     let (_, mut client) = connect(store).await?;
-    let meshes = client.request(json!({"action": "meshes"})).await?;
-    let matches: Vec<String> = meshes["meshes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|m| {
-            m["name"] == group
-                || m["_id"] == group
-                || m["_id"].as_str() == Some(&format!("mesh//{group}"))
-        })
-        .filter_map(|m| m["_id"].as_str().map(str::to_string))
-        .collect();
-    let [group_id] = matches.as_slice() else {
-        anyhow::bail!(
-            "{} device groups match {group:?}; use the group id",
-            matches.len()
-        );
-    };
+    let group_id = resolve_group(&mut client, group).await?["_id"].clone();
     let reply = client
         .request(json!({"action": "wifidogapprove", "deviceid": device_id, "meshid": group_id}))
         .await?;

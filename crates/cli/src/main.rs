@@ -64,11 +64,14 @@ enum Command {
     },
     /// Remove the stored login (and revoke its token on the server).
     Logout,
-    /// List devices.
+    /// List devices; or change one (rename, describe, tag, move, remove).
+    #[command(args_conflicts_with_subcommands = true)]
     Devices {
         /// Only this device group (name or id).
         #[arg(long)]
         group: Option<String>,
+        #[command(subcommand)]
+        change: Option<DeviceCommand>,
     },
     /// List device groups.
     Groups,
@@ -200,6 +203,39 @@ enum Command {
     },
 }
 
+/// Changes to one device (named by id or unique name). Each needs its right on the device:
+/// manage devices (rename, describe, tag), edit group on both groups (move), uninstall
+/// (remove).
+#[derive(Subcommand)]
+enum DeviceCommand {
+    /// Give the device a new name.
+    Rename { device: String, name: String },
+    /// Set the device's description ("" removes it).
+    Describe { device: String, text: String },
+    /// Set the device's tags: exactly TAGS when given, then --add and --remove.
+    Tag {
+        device: String,
+        tags: Vec<String>,
+        /// Add this tag (repeatable).
+        #[arg(long)]
+        add: Vec<String>,
+        /// Remove this tag (repeatable).
+        #[arg(long)]
+        remove: Vec<String>,
+        /// Remove every tag.
+        #[arg(long, conflicts_with = "tags")]
+        clear: bool,
+    },
+    /// Move the device to another device group (name or id).
+    Move {
+        device: String,
+        #[arg(long)]
+        group: String,
+    },
+    /// Remove the device from the server; a connected ironmesh-agent uninstalls itself.
+    Remove { device: String },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Command::Completion { shell } = cli.command {
@@ -251,7 +287,41 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             session::login(&store, &url, &user, password_stdin, expire_days, cert, code).await?
         }
         Command::Logout => session::logout(&store).await?,
-        Command::Devices { group } => devices::list_devices(&store, group.as_deref(), json).await?,
+        Command::Devices {
+            group,
+            change: None,
+        } => devices::list_devices(&store, group.as_deref(), json).await?,
+        Command::Devices {
+            change: Some(change),
+            ..
+        } => match change {
+            DeviceCommand::Rename { device, name } => {
+                devices::rename(&store, &device, &name, json).await?
+            }
+            DeviceCommand::Describe { device, text } => {
+                devices::describe(&store, &device, &text, json).await?
+            }
+            DeviceCommand::Tag {
+                device,
+                tags,
+                add,
+                remove,
+                clear,
+            } => {
+                let set = (!tags.is_empty()).then_some(tags);
+                let change = devices::TagChange {
+                    set,
+                    add,
+                    remove,
+                    clear,
+                };
+                devices::tag(&store, &device, change, json).await?
+            }
+            DeviceCommand::Move { device, group } => {
+                devices::move_to(&store, &device, &group, json).await?
+            }
+            DeviceCommand::Remove { device } => devices::remove(&store, &device, json).await?,
+        },
         Command::Groups => devices::list_groups(&store, json).await?,
         Command::Users { command } => {
             accounts::users(

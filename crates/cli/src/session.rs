@@ -306,6 +306,24 @@ pub async fn all_devices(client: &mut ControlClient) -> anyhow::Result<Vec<Value
     Ok(out)
 }
 
+/// Finds one device group the user sees by id (full or bare) or by unique name; returns it as
+/// `meshes` lists it.
+pub async fn resolve_group(client: &mut ControlClient, wanted: &str) -> anyhow::Result<Value> {
+    let meshes = client.request(json!({"action": "meshes"})).await?;
+    let full = format!("mesh//{}", wanted.trim_start_matches("mesh//"));
+    let found: Vec<&Value> = meshes["meshes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["_id"] == full.as_str() || m["name"] == wanted)
+        .collect();
+    match found.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => anyhow::bail!("no device group {wanted:?} (see `ironmesh groups`)"),
+        _ => anyhow::bail!("several device groups are named {wanted:?}; use the id"),
+    }
+}
+
 /// Finds one device by id (full, bare, `@`-prefixed) or by unique name.
 pub async fn resolve_device(client: &mut ControlClient, wanted: &str) -> anyhow::Result<Value> {
     let devices = all_devices(client).await?;

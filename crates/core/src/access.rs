@@ -4,7 +4,9 @@
 //! action cannot ask for a device and be handed a group: the compiler checks the pairing.
 //!
 //! Rules: a full site administrator (site rights all ones) holds full rights on every
-//! group. Anyone else holds on a group exactly the rights of their membership. An object the
+//! group. Anyone else holds on a group exactly the rights of their membership, and on a
+//! device those of its group together with those of their own link to the device
+//! (`adddeviceuser`), as MeshCentral adds them up. An object the
 //! caller may not see is reported as "not found", never as "denied", so ids cannot be probed.
 
 use std::collections::HashMap;
@@ -46,6 +48,8 @@ pub struct Actor {
     pub user: User,
     /// Group id → rights.
     pub memberships: HashMap<String, u32>,
+    /// Device id → rights the user holds on that device itself (besides its group's).
+    pub device_links: HashMap<String, u32>,
     /// Where their requests come from (empty for the server's own command line).
     pub origin: Origin,
     /// The site requires a second factor and this account has none yet: it may only add
@@ -70,10 +74,23 @@ impl Actor {
         self.memberships.get(group_id).map(|r| MeshRights(*r))
     }
 
+    /// Rights on a device: its group's and the user's own link to it together (either
+    /// one full: full), `None` when the actor may not see it (docs/protocol/control.md §4.2).
+    pub fn device_rights(&self, device: &DeviceRecord) -> Option<MeshRights> {
+        let group = self.group_rights(&device.group_id);
+        let link = self.device_links.get(&device.id).copied();
+        match (group, link) {
+            (None, None) => None,
+            (Some(g), _) if g.is_full() => Some(g),
+            (g, l) => Some(MeshRights(g.map_or(0, |g| g.0) | l.unwrap_or(0))),
+        }
+    }
+
     /// Whether `event` may be shown to this actor: it targets them, a group they belong to,
-    /// or (for user managers) `*users`. In a group where their rights limit them to their
-    /// own events (LIMIT_EVENTS), only events they caused or no user caused. An account
-    /// that must still add a second factor sees only events about itself.
+    /// a device linked to them, or (for user managers) `*users`. In a group (or on a linked
+    /// device) where their rights limit them to their own events (LIMIT_EVENTS), only events
+    /// they caused or no user caused. An account that must still add a second factor sees
+    /// only events about itself.
     pub fn may_see(&self, event: &Event) -> bool {
         if self.second_factor_pending {
             return event.targets.iter().any(|t| t == &self.user.id);
@@ -82,14 +99,19 @@ impl Actor {
             return true;
         }
         let others_act = event.user_id.as_ref().is_some_and(|u| u != &self.user.id);
-        event.targets.iter().any(|t| {
-            t == &self.user.id
-                || (t == TARGET_USER_MANAGERS && self.site().has(SiteRights::MANAGE_USERS))
-                || self.memberships.get(t).is_some_and(|&rights| {
-                    let rights = MeshRights(rights);
-                    !(others_act && rights.restricted(MeshRights::LIMIT_EVENTS))
-                })
-        })
+        let shown = |rights: &u32| {
+            !(others_act && MeshRights(*rights).restricted(MeshRights::LIMIT_EVENTS))
+        };
+        let linked = event
+            .node_id
+            .as_ref()
+            .and_then(|n| self.device_links.get(n));
+        linked.is_some_and(shown)
+            || event.targets.iter().any(|t| {
+                t == &self.user.id
+                    || (t == TARGET_USER_MANAGERS && self.site().has(SiteRights::MANAGE_USERS))
+                    || self.memberships.get(t).is_some_and(shown)
+            })
     }
 }
 
@@ -132,7 +154,8 @@ pub struct GroupNeed {
     pub rights: u32,
 }
 
-/// These rights on the device's group (0 = merely able to see the device).
+/// These rights on the device (0 = merely able to see it): its group's, with the caller's
+/// own link to the device.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceNeed {
     pub id: String,
@@ -225,7 +248,7 @@ impl Requirement for DeviceNeed {
             return Err(not_found);
         };
         let (Some(have), Some(group)) = (
-            actor.group_rights(&device.group_id),
+            actor.device_rights(&device),
             domain.store.group(&device.group_id).await?,
         ) else {
             return Err(not_found);
@@ -335,10 +358,17 @@ impl Domain {
         for (group, rights) in self.store.memberships_via_user_groups(user_id).await? {
             *memberships.entry(group).or_insert(0) |= rights;
         }
+        let device_links = self
+            .store
+            .device_links_of_user(user_id)
+            .await?
+            .into_iter()
+            .collect();
         let second_factor_pending = self.second_factor_pending(&user).await?;
         Ok(Some(Actor {
             user,
             memberships,
+            device_links,
             origin: Origin::default(),
             second_factor_pending,
         }))
@@ -356,8 +386,8 @@ impl Domain {
         need.check(self, actor).await
     }
 
-    /// Users who may see a device: members of its group (directly or through a user group)
-    /// and full site administrators.
+    /// Users who may see a device: members of its group (directly or through a user
+    /// group), users linked to it, and full site administrators.
     pub async fn users_with_access(&self, node_id: &str) -> DomainResult<Vec<String>> {
         let Some(device) = self.store.device(node_id).await? else {
             return Ok(Vec::new());
@@ -374,6 +404,7 @@ impl Domain {
                 .user_ids_via_user_groups(&device.group_id)
                 .await?,
         );
+        users.extend(device.links.into_iter().map(|l| l.user_id));
         users.extend(self.store.full_admin_ids().await?);
         users.sort();
         users.dedup();

@@ -408,7 +408,12 @@ impl Domain {
 
     /// Publishes an event about `user`'s account: seen by user managers and by the account
     /// itself, attributed to `actor` (none for the server's own CLI).
-    async fn publish_account_event(&self, actor: Option<&Actor>, user: &User, event: Event) {
+    pub(crate) async fn publish_account_event(
+        &self,
+        actor: Option<&Actor>,
+        user: &User,
+        event: Event,
+    ) {
         let mut event = event.target(TARGET_USER_MANAGERS).target(&user.id);
         if let Some(a) = actor {
             event = event.by_actor(a);

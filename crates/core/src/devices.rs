@@ -33,6 +33,20 @@ pub struct LiveState {
     pub connected_ms: i64,
 }
 
+/// Whether the device's agent is ironmesh-agent, as its `coreinfo` says (the stock agent
+/// reports MeshCentral's core there).
+pub fn is_ironmesh_agent(d: &DeviceRecord) -> bool {
+    d.core_info
+        .as_deref()
+        .and_then(|c| serde_json::from_str::<Value>(c).ok())
+        .and_then(|c| {
+            c.get("value")?
+                .as_str()
+                .map(|v| v.starts_with("ironmesh-agent "))
+        })
+        .unwrap_or(false)
+}
+
 /// The node record as MeshCentral clients read it (docs/protocol/control.md §2.3).
 pub fn node_json(d: &DeviceRecord, live: LiveState) -> Value {
     // In MeshCentral's key order: meshctrl prints keys in the order they arrive.
@@ -61,6 +75,24 @@ pub fn node_json(d: &DeviceRecord, live: LiveState) -> Value {
     });
     if live.conn != 0 {
         node["agct"] = live.connected_ms.into();
+    }
+    // What users set, present only when set, as in MeshCentral's records.
+    if !d.description.is_empty() {
+        node["desc"] = d.description.clone().into();
+    }
+    if !d.tags.is_empty() {
+        node["tags"] = d.tags.clone().into();
+    }
+    if d.consent != 0 {
+        node["consent"] = d.consent.into();
+    }
+    if !d.links.is_empty() {
+        let links: serde_json::Map<String, Value> = d
+            .links
+            .iter()
+            .map(|l| (l.user_id.clone(), json!({ "rights": l.rights })))
+            .collect();
+        node["links"] = links.into();
     }
     // ironmesh's addition (MeshCentral keeps it in a record of its own, `lastconnect`).
     node["lastconnect"] = d.last_connect_ms.into();

@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod accounts;
+pub mod device_changes;
 pub mod devices;
 pub mod events;
 pub mod gateways;
@@ -27,8 +28,8 @@ pub mod model {
     pub use crate::store::events::EventFilter;
     pub use crate::store::gateways::{GatewayRecord, PortalSession};
     pub use crate::store::{
-        now_ms, DeviceGroup, DeviceRecord, EventRecord, GroupMember, LoginToken, Outage, Passkey,
-        RecordingRecord, User, UserGroup, UserGroupLink,
+        now_ms, DeviceGroup, DeviceLink, DeviceRecord, EventRecord, GroupMember, LoginToken,
+        Outage, Passkey, RecordingRecord, User, UserGroup, UserGroupLink,
     };
 }
 

@@ -63,6 +63,10 @@ async fn console_end_to_end_in_chromium() {
         "main-user-disabled.png",
         "main-broadcast.png",
         "main-narrow-devices.png",
+        "main-device-settings.png",
+        "main-devices-selected.png",
+        "main-devices-moved.png",
+        "main-devices-removed.png",
     ] {
         assert!(screenshots().join(name).exists(), "{name} saved");
     }

@@ -29,12 +29,17 @@ fn refused(result: &str) -> bool {
     matches!(
         result,
         "Access denied"
+            // MeshCentral's texts for the device lifecycle actions, each the same for an
+            // unknown device as for a forbidden one (or, for moves, an unknown group).
+            | "Access Denied"
+            | "Denied"
             | "Permission denied"
+            | "Device not found"
+            | "Invalid nodeid"
             | "Invalid group id"
             | "Invalid group identifier"
             | "Unknown group"
             | "Invalid device id"
-            | "Invalid nodeid"
             | "Unknown gateway"
             | "Unknown device group"
     )
@@ -230,6 +235,28 @@ async fn every_action_checks_rights() {
             Some(131072),
         ),
         (
+            "changedevice",
+            json!({"action":"changedevice","nodeid":node,"name":"renamed"}),
+            Some(4),
+        ),
+        // Edit group on both groups and manage devices on the target: here the same group
+        // (allowed, it would answer "Device already in correct group").
+        (
+            "changeDeviceMesh",
+            json!({"action":"changeDeviceMesh","nodeids":[node],"meshid":group}),
+            Some(5),
+        ),
+        (
+            "adddeviceuser",
+            json!({"action":"adddeviceuser","nodeid":node,"usernames":["nobody"],"rights":8}),
+            Some(2),
+        ),
+        (
+            "removedevices",
+            json!({"action":"removedevices","nodeids":[node]}),
+            Some(32768),
+        ),
+        (
             "wifidogapprove",
             json!({"action":"wifidogapprove","deviceid":"GW-M","meshid":group}),
             Some(4),
@@ -338,7 +365,8 @@ async fn every_action_checks_rights() {
                 "{name} (rights {rights:?}) was not refused {action}: {r}"
             );
             // Without membership the group, device and gateway are invisible: "not found",
-            // never "denied".
+            // never "denied" (the lifecycle actions answer MeshCentral's one text for both,
+            // as tests/meshctrl_devices.rs and the in-process tests check).
             if rights.is_none() && needs.is_some() {
                 assert_ne!(
                     result, "Access denied",
@@ -350,6 +378,11 @@ async fn every_action_checks_rights() {
     // Nothing was changed by the refused requests.
     let g = group_as_listed(&mut admin, &group).await;
     assert_eq!(g["name"], "secured");
+    let nodes = ask(&mut admin, json!({"action":"nodes"})).await;
+    let device = &nodes["nodes"][&group][0];
+    assert_eq!(device["_id"], node.as_str(), "{nodes}");
+    assert_ne!(device["name"], "renamed");
+    assert!(device.get("links").is_none(), "{device}");
     assert!(g["links"].get("user//nobody").is_none());
     assert_eq!(g["links"]["user//operator"]["rights"], 8);
 }
@@ -505,6 +538,19 @@ async fn every_offered_group_right_is_enforced() {
             restricts: false,
             request: tunnel(4),
         },
+        BitCase {
+            bit: 4,
+            base: 0,
+            restricts: false,
+            request: json!({"action":"changedevice","nodeid":node,"desc":"edited by the member"}),
+        },
+        // Last: allowed, it removes the device.
+        BitCase {
+            bit: 32768,
+            base: 0,
+            restricts: false,
+            request: json!({"action":"removedevices","nodeids":[node]}),
+        },
     ];
     // "Only own events" (8192) changes what is listed, not whether: checked below. "Desktop
     // view only" (256) changes what passes inside a session, not whether it opens:
@@ -524,8 +570,14 @@ async fn every_offered_group_right_is_enforced() {
         };
         set_member_rights(&mut admin, &group, refused_with).await;
         let r = ask(&mut member, case.request.clone()).await;
+        // MeshCentral's words for the device lifecycle actions.
+        let denied = match case.request["action"].as_str() {
+            Some("changedevice") => "Access Denied",
+            Some("removedevices") => "Denied",
+            _ => "Access denied",
+        };
         assert_eq!(
-            r["result"], "Access denied",
+            r["result"], denied,
             "bit {} (rights {refused_with}): {r}",
             case.bit
         );
@@ -539,6 +591,8 @@ async fn every_offered_group_right_is_enforced() {
         );
     }
     // The allowed cases did what they asked.
+    let nodes = ask(&mut admin, json!({"action":"nodes","meshid":group})).await;
+    assert_eq!(nodes["nodes"][&group], json!([]), "the device was removed");
     let g = group_as_listed(&mut admin, &group).await;
     assert_eq!(g["name"], "renamed");
     assert!(g["links"].get("user//carol").is_some(), "{g}");

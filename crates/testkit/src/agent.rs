@@ -154,6 +154,23 @@ impl TestAgent {
         }
     }
 
+    /// Waits for the agent process to end by itself (e.g. after the server told it to
+    /// uninstall); returns how it exited. Panics after `timeout`.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let child = self.child.as_mut().expect("the agent was started");
+        let status = tokio::time::timeout(timeout, child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("the agent did not exit within {timeout:?}"))
+            .expect("waiting for the agent");
+        self.child = None;
+        status
+    }
+
+    /// The settings file the agent was started with.
+    pub fn msh_path(&self) -> &std::path::Path {
+        &self.msh
+    }
+
     /// Waits for the agent to authenticate; returns its node id and whether it took the
     /// skip path.
     pub async fn wait_online(&mut self) -> (String, bool) {

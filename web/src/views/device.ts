@@ -9,6 +9,7 @@ import { filesTab } from "./files";
 import { desktopTab } from "./desktop";
 import { eventLog, eventsHref } from "./events";
 import { recordingsTab } from "./recordings";
+import { settingsCard, tagsOf } from "./device-manage";
 
 type Tab = (app: App, node: Json, body: HTMLElement) => (() => void) | void;
 
@@ -32,13 +33,25 @@ export function deviceView(app: App, main: HTMLElement, [id, tabName]: string[])
   const state = h("span", { id: "device-state", class: "badge" });
   const title = h("h1", { id: "device-name" });
   const renderHead = () => {
-    const n = app.nodes.get(id) ?? node;
+    const n = app.nodes.get(id);
+    if (!n) {
+      // Removed (here or elsewhere) while shown.
+      state.textContent = "removed";
+      state.className = "badge";
+      return;
+    }
     title.textContent = n.name || n.rname || id;
     state.textContent = online(n) ? "online" : "offline";
     state.className = `badge ${online(n) ? "online" : "offline"}`;
   };
   renderHead();
-  const group = app.meshes.get(node.meshid);
+  const crumbGroup = h("span", { id: "device-group" });
+  const renderGroup = () => {
+    // A device moved elsewhere shows its new group.
+    const n = app.nodes.get(id) ?? node;
+    crumbGroup.textContent = app.meshes.get(n.meshid)?.name ?? "";
+  };
+  renderGroup();
   const tabs = h(
     "nav",
     { class: "tabs", role: "tablist" },
@@ -48,12 +61,15 @@ export function deviceView(app: App, main: HTMLElement, [id, tabName]: string[])
   );
   const body = h("div", { class: "tab-body", id: `panel-${current[0]}` });
   main.append(
-    h("p", { class: "crumbs" }, h("a", { href: "#/devices" }, "Devices"), " / ", group?.name ?? ""),
+    h("p", { class: "crumbs" }, h("a", { href: "#/devices" }, "Devices"), " / ", crumbGroup),
     h("div", { class: "device-head" }, title, state),
     tabs,
     body,
   );
-  const stopHead = app.onChange(renderHead);
+  const stopHead = app.onChange(() => {
+    renderHead();
+    renderGroup();
+  });
   const stopTab = current[2](app, node, body);
   return () => {
     stopHead();
@@ -71,22 +87,34 @@ function facts(rows: [string, unknown][]): HTMLElement {
   );
 }
 
-function overviewTab(app: App, node: Json, body: HTMLElement): void {
-  const n = app.nodes.get(node._id) ?? node;
+function overviewTab(app: App, node: Json, body: HTMLElement): () => void {
   const sys = h("div", {}, h("p", { class: "muted" }, "Loading system information…"));
   const net = h("div", {}, h("p", { class: "muted" }, "Loading network information…"));
+  const device = h("div");
+  // What users change (name, description, tags) shows as soon as the server has it.
+  const renderDevice = () => {
+    const n = app.nodes.get(node._id) ?? node;
+    replace(
+      device,
+      facts([
+        ["Name", n.name],
+        ["Description", n.desc],
+        ["Tags", tagsOf(n).join(", ")],
+        ["Host name", n.rname],
+        ["Operating system", n.osdesc],
+        ["Address", n.ip],
+        ["Agent version", n.agent?.ver ? String(n.agent.ver) : undefined],
+        ["Agent core", n.agent?.core],
+        ["First seen", formatTime(n.firstconnect)],
+        ["Last connected", formatTime(n.lastconnect)],
+        ["Device id", n._id],
+      ]),
+    );
+  };
+  renderDevice();
   body.append(
-    h("section", { class: "card" }, h("h2", {}, "Device"), facts([
-      ["Name", n.name],
-      ["Host name", n.rname],
-      ["Operating system", n.osdesc],
-      ["Address", n.ip],
-      ["Agent version", n.agent?.ver ? String(n.agent.ver) : undefined],
-      ["Agent core", n.agent?.core],
-      ["First seen", formatTime(n.firstconnect)],
-      ["Last connected", formatTime(n.lastconnect)],
-      ["Device id", n._id],
-    ])),
+    h("section", { class: "card" }, h("h2", {}, "Device"), device),
+    settingsCard(app, node),
     h("section", { class: "card" }, h("h2", {}, "System"), sys),
     h("section", { class: "card" }, h("h2", {}, "Network"), net),
   );
@@ -134,6 +162,7 @@ function overviewTab(app: App, node: Json, body: HTMLElement): void {
       );
     })
     .catch((e) => replace(net, h("p", { class: "muted" }, `No network information: ${errorText(e)}`)));
+  return app.onChange(renderDevice);
 }
 
 function runTab(app: App, node: Json, body: HTMLElement): void {

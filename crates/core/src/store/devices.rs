@@ -1,6 +1,8 @@
 //! Devices (agents' records). Live state (online, connection time) is kept in memory by the
 //! agent registry; this table holds what survives a restart.
 
+use std::collections::HashMap;
+
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
@@ -30,11 +32,31 @@ pub struct DeviceRecord {
     pub last_connect_ms: i64,
     /// `ip:port` of the last agent connection.
     pub last_addr: String,
+    /// What its users wrote about it (`changedevice` `desc`).
+    pub description: String,
+    /// Its tags: sorted, distinct (`changedevice` `tags`).
+    pub tags: Vec<String>,
+    /// Consent bits set on the device itself (0: none).
+    pub consent: i64,
+    /// Users with rights on this device itself, besides its group's members, by user id.
+    pub links: Vec<DeviceLink>,
 }
+
+/// One user's rights on one device (`adddeviceuser`), held besides any group membership.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceLink {
+    pub user_id: String,
+    pub rights: u32,
+}
+
+/// The columns an agent's connection writes.
+const CONNECT_COLUMNS: &str = "id, group_id, name, host, os_desc, icon, agent_id, \
+    agent_version, agent_caps, platform_type, core_info, net_info, sys_info, sessions, \
+    first_connect_ms, last_connect_ms, last_addr";
 
 const COLUMNS: &str = "id, group_id, name, host, os_desc, icon, agent_id, agent_version, \
     agent_caps, platform_type, core_info, net_info, sys_info, sessions, first_connect_ms, \
-    last_connect_ms, last_addr";
+    last_connect_ms, last_addr, description, tags, consent";
 
 fn from_row(row: &AnyRow) -> Result<DeviceRecord, sqlx::Error> {
     Ok(DeviceRecord {
@@ -55,7 +77,41 @@ fn from_row(row: &AnyRow) -> Result<DeviceRecord, sqlx::Error> {
         first_connect_ms: row.try_get("first_connect_ms")?,
         last_connect_ms: row.try_get("last_connect_ms")?,
         last_addr: row.try_get("last_addr")?,
+        description: row.try_get("description")?,
+        // Written only by `set_device_fields`, as a JSON list of strings.
+        tags: serde_json::from_str(&row.try_get::<String, _>("tags")?).unwrap_or_default(),
+        consent: row.try_get("consent")?,
+        links: Vec::new(),
     })
+}
+
+fn link_from_row(row: &AnyRow) -> Result<DeviceLink, sqlx::Error> {
+    Ok(DeviceLink {
+        user_id: row.try_get("user_id")?,
+        rights: row.try_get::<i64, _>("rights")? as u32,
+    })
+}
+
+/// Rows to devices, each with its links (one more query, for all of them).
+async fn with_links(store: &Store, rows: &[AnyRow]) -> StoreResult<Vec<DeviceRecord>> {
+    let mut devices: Vec<DeviceRecord> = rows.iter().map(from_row).collect::<Result<_, _>>()?;
+    if devices.is_empty() {
+        return Ok(devices);
+    }
+    let links = sqlx::query("SELECT node_id, user_id, rights FROM device_members ORDER BY user_id")
+        .fetch_all(&store.pool)
+        .await?;
+    let mut by_node: HashMap<String, Vec<DeviceLink>> = HashMap::new();
+    for row in &links {
+        by_node
+            .entry(row.try_get("node_id")?)
+            .or_default()
+            .push(link_from_row(row)?);
+    }
+    for d in &mut devices {
+        d.links = by_node.remove(&d.id).unwrap_or_default();
+    }
+    Ok(devices)
 }
 
 /// Which of the JSON report columns to replace.
@@ -91,40 +147,48 @@ impl DeviceReport {
 }
 
 impl Store {
+    /// A device with its links.
     pub async fn device(&self, id: &str) -> StoreResult<Option<DeviceRecord>> {
         let row = sqlx::query(&format!("SELECT {COLUMNS} FROM devices WHERE id = $1"))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.as_ref().map(from_row).transpose()?)
+        let Some(mut device) = row.as_ref().map(from_row).transpose()? else {
+            return Ok(None);
+        };
+        let links = sqlx::query(
+            "SELECT user_id, rights FROM device_members WHERE node_id = $1 ORDER BY user_id",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        device.links = links.iter().map(link_from_row).collect::<Result<_, _>>()?;
+        Ok(Some(device))
     }
 
     pub async fn devices(&self) -> StoreResult<Vec<DeviceRecord>> {
         let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM devices ORDER BY name, id"))
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
+        with_links(self, &rows).await
     }
 
-    /// Devices in the groups a user is a member of.
+    /// Devices in the groups a user is a member of (directly or through a user group), and
+    /// those linked to the user directly.
     pub async fn devices_of_user(&self, user_id: &str) -> StoreResult<Vec<DeviceRecord>> {
-        let cols = COLUMNS
-            .split(", ")
-            .map(|c| format!("d.{}", c.trim()))
-            .collect::<Vec<_>>()
-            .join(", ");
         let rows = sqlx::query(&format!(
-            "SELECT {cols} FROM devices d WHERE d.group_id IN \
-             (SELECT group_id FROM group_members WHERE user_id = $1 \
+            "SELECT {COLUMNS} FROM devices \
+             WHERE group_id IN (SELECT group_id FROM group_members WHERE user_id = $1 \
               UNION SELECT l.group_id FROM group_user_groups l \
               JOIN user_group_members u ON u.ugrp_id = l.ugrp_id WHERE u.user_id = $2) \
-             ORDER BY d.name, d.id"
+             OR id IN (SELECT node_id FROM device_members WHERE user_id = $1) \
+             ORDER BY name, id"
         ))
         .bind(user_id)
         .bind(user_id)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
+        with_links(self, &rows).await
     }
 
     pub async fn devices_in_group(&self, group_id: &str) -> StoreResult<Vec<DeviceRecord>> {
@@ -134,7 +198,85 @@ impl Store {
         .bind(group_id)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
+        with_links(self, &rows).await
+    }
+
+    /// Stores what users set on a device: name, description, tags, icon, consent.
+    pub async fn set_device_fields(&self, d: &DeviceRecord) -> StoreResult<bool> {
+        let tags = serde_json::to_string(&d.tags).unwrap_or_else(|_| "[]".into());
+        let done = sqlx::query(
+            "UPDATE devices SET name = $2, description = $3, tags = $4, icon = $5, consent = $6 \
+             WHERE id = $1",
+        )
+        .bind(&d.id)
+        .bind(&d.name)
+        .bind(&d.description)
+        .bind(tags)
+        .bind(d.icon)
+        .bind(d.consent)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Moves a device to another group; its links stay.
+    pub async fn set_device_group(&self, id: &str, group_id: &str) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE devices SET group_id = $2 WHERE id = $1")
+            .bind(id)
+            .bind(group_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Removes a device and its links (the event log keeps what happened to it).
+    pub async fn delete_device(&self, id: &str) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM devices WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Gives a user rights on one device, or replaces them.
+    pub async fn set_device_link(
+        &self,
+        node_id: &str,
+        user_id: &str,
+        rights: u32,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO device_members (node_id, user_id, rights) VALUES ($1, $2, $3) \
+             ON CONFLICT (node_id, user_id) DO UPDATE SET rights = excluded.rights",
+        )
+        .bind(node_id)
+        .bind(user_id)
+        .bind(rights as i64)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Returns false when the user had no rights of their own on the device.
+    pub async fn remove_device_link(&self, node_id: &str, user_id: &str) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM device_members WHERE node_id = $1 AND user_id = $2")
+            .bind(node_id)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Every device link of a user: (device id, rights).
+    pub async fn device_links_of_user(&self, user_id: &str) -> StoreResult<Vec<(String, u32)>> {
+        let rows = sqlx::query("SELECT node_id, rights FROM device_members WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Ok((r.try_get("node_id")?, r.try_get::<i64, _>("rights")? as u32)))
+            .collect::<Result<_, sqlx::Error>>()?)
     }
 
     /// Creates the device or refreshes what the agent reported on connection. The stored group and
@@ -142,7 +284,7 @@ impl Store {
     /// device.
     pub async fn upsert_device_on_connect(&self, d: &DeviceRecord) -> StoreResult<()> {
         sqlx::query(&format!(
-            "INSERT INTO devices ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
+            "INSERT INTO devices ({CONNECT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
              $11, $12, $13, $14, $15, $16, $17) ON CONFLICT (id) DO UPDATE SET \
              host = excluded.host, agent_id = excluded.agent_id, \
              agent_version = excluded.agent_version, agent_caps = excluded.agent_caps, \

@@ -91,8 +91,8 @@ pub struct EventFilter<'a> {
     pub until_ms: Option<i64>,
     /// `Some(user)`: only events that user may see: those they caused or that are for
     /// them, those for user managers when `manages_users`, and those of groups they are a
-    /// member of (in groups where they have "only own events", only their own and those no
-    /// user caused). `None`: everything (site administrators).
+    /// member of and of devices linked to them (where they have "only own events", only
+    /// their own and those no user caused). `None`: everything (site administrators).
     pub visible_to: Option<&'a str>,
     pub manages_users: bool,
     pub limit: i64,
@@ -175,9 +175,10 @@ impl Store {
     /// Newest first.
     pub async fn events(&self, f: &EventFilter<'_>) -> StoreResult<Vec<EventRecord>> {
         // Empty strings and zeros stand for "no filter" so the statement text stays fixed.
-        // Visibility: the user's own events, and events of their groups, except in groups
-        // where their rights have LIMIT_EVENTS (8192) without being full (all ones): there
-        // only events caused by them or by no one.
+        // Visibility: the user's own events, and events of their groups and of the devices
+        // linked to them, except in groups where their rights have LIMIT_EVENTS (8192)
+        // without being full (all ones), and on linked devices whose link has it: there
+        // only events caused by them or by no one. (A device link is never full.)
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM events \
              WHERE ($1 = '' OR node_id = $1) \
@@ -190,6 +191,10 @@ impl Store {
                OR group_id IN (SELECT group_id FROM group_members WHERE user_id = $7 \
                    AND (rights = 4294967295 OR (rights & 8192) = 0)) \
                OR (group_id IN (SELECT group_id FROM group_members WHERE user_id = $7) \
+                   AND (user_id IS NULL OR user_id = '')) \
+               OR node_id IN (SELECT node_id FROM device_members WHERE user_id = $7 \
+                   AND (rights & 8192) = 0) \
+               OR (node_id IN (SELECT node_id FROM device_members WHERE user_id = $7) \
                    AND (user_id IS NULL OR user_id = ''))) \
              ORDER BY time_ms DESC, id DESC LIMIT $8"
         ))

@@ -209,6 +209,21 @@ CREATE TABLE group_user_groups (
 CREATE INDEX group_user_groups_ugrp ON group_user_groups(ugrp_id)
 "#,
     ),
+    (
+        7,
+        r#"
+ALTER TABLE devices ADD COLUMN description TEXT NOT NULL DEFAULT '';
+ALTER TABLE devices ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE devices ADD COLUMN consent BIGINT NOT NULL DEFAULT 0;
+CREATE TABLE device_members (
+    node_id TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+    user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    rights BIGINT NOT NULL,
+    PRIMARY KEY (node_id, user_id)
+);
+CREATE INDEX device_members_user ON device_members(user_id)
+"#,
+    ),
 ];
 
 pub async fn run(store: &Store) -> Result<(), sqlx::Error> {

@@ -31,7 +31,7 @@ use anyhow::Context;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::ConnectOptions;
 
-pub use devices::DeviceRecord;
+pub use devices::{DeviceLink, DeviceRecord};
 pub use events::EventRecord;
 pub use groups::{DeviceGroup, GroupMember};
 pub use recordings::RecordingRecord;

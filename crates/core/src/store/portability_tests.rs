@@ -3,7 +3,8 @@
 
 use crate::store::events::EventFilter;
 use crate::store::{
-    DeviceGroup, DeviceRecord, LoginToken, Store, StoreError, User, UserGroup, WebSession,
+    DeviceGroup, DeviceLink, DeviceRecord, LoginToken, Store, StoreError, User, UserGroup,
+    WebSession,
 };
 use ironmesh_testkit::postgres;
 
@@ -239,6 +240,97 @@ async fn exercise(store: Store) {
         .user_group_members("ugrp//b")
         .await
         .unwrap()
+        .is_empty());
+
+    // What users set on a device, and rights on one device (`device_members`): a linked
+    // user sees the device without its group; links go with the device or the user.
+    store.insert_user(&user("carol")).await.unwrap();
+    let mut d = store.device("node//n1").await.unwrap().unwrap();
+    d.name = "front desk".into();
+    d.description = "by the \"door\"".into();
+    d.tags = vec!["a".into(), "b, c".into()];
+    d.icon = 3;
+    d.consent = 8;
+    assert!(store.set_device_fields(&d).await.unwrap());
+    assert_eq!(store.device("node//n1").await.unwrap().unwrap(), d);
+    store
+        .set_device_link("node//n1", "user//carol", 8)
+        .await
+        .unwrap();
+    store
+        .set_device_link("node//n1", "user//carol", u32::MAX - 7)
+        .await
+        .unwrap();
+    let link = DeviceLink {
+        user_id: "user//carol".into(),
+        rights: u32::MAX - 7,
+    };
+    assert_eq!(
+        store.device("node//n1").await.unwrap().unwrap().links,
+        std::slice::from_ref(&link)
+    );
+    assert_eq!(
+        store.device_links_of_user("user//carol").await.unwrap(),
+        [("node//n1".to_string(), u32::MAX - 7)]
+    );
+    let seen = store.devices_of_user("user//carol").await.unwrap();
+    assert_eq!(
+        seen.iter()
+            .map(|d| (&d.id[..], &d.links[..]))
+            .collect::<Vec<_>>(),
+        [("node//n1", &[link][..])]
+    );
+    assert_eq!(store.devices().await.unwrap()[0].links.len(), 1);
+    let n2 = DeviceRecord {
+        id: "node//n2".into(),
+        group_id: "mesh//g2".into(),
+        name: "n2".into(),
+        ..Default::default()
+    };
+    store.upsert_device_on_connect(&n2).await.unwrap();
+    store
+        .set_device_link("node//n2", "user//carol", 8)
+        .await
+        .unwrap();
+    assert!(store
+        .set_device_group("node//n2", "mesh//g1")
+        .await
+        .unwrap());
+    assert!(!store
+        .set_device_group("node//n9", "mesh//g1")
+        .await
+        .unwrap());
+    assert_eq!(store.devices_in_group("mesh//g1").await.unwrap().len(), 2);
+    assert_eq!(store.devices_of_user("user//carol").await.unwrap().len(), 2);
+    assert!(store
+        .remove_device_link("node//n2", "user//carol")
+        .await
+        .unwrap());
+    assert!(!store
+        .remove_device_link("node//n2", "user//carol")
+        .await
+        .unwrap());
+    store
+        .set_device_link("node//n2", "user//carol", 8)
+        .await
+        .unwrap();
+    assert!(store.delete_device("node//n2").await.unwrap());
+    assert!(!store.delete_device("node//n2").await.unwrap());
+    assert_eq!(
+        store
+            .device_links_of_user("user//carol")
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(store.delete_user("user//carol").await.unwrap());
+    assert!(store
+        .device("node//n1")
+        .await
+        .unwrap()
+        .unwrap()
+        .links
         .is_empty());
 
     // Events: a hash chain in append order, listed newest first, visible through

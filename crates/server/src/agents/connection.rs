@@ -115,7 +115,12 @@ pub async fn run(state: SharedState, mut socket: WebSocket, peer: SocketAddr) {
         };
         close_with(&mut socket, code, reason).await;
     }
-    if state.agents.remove(&device.id, conn_id) {
+    if let Some(handle) = state.agents.remove(&device.id, conn_id) {
+        // The group it belongs to now (it may have been moved while connected).
+        let device = ironmesh_core::model::DeviceRecord {
+            group_id: handle.group_id,
+            ..device.clone()
+        };
         state
             .domain
             .announce_connection(&device, LiveState::default())

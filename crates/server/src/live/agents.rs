@@ -49,15 +49,19 @@ impl AgentRegistry {
     }
 
     /// Removes the entry only if it is still this connection's (a newer one may have
-    /// replaced it). Returns whether it was removed.
-    pub fn remove(&self, node_id: &str, conn_id: u64) -> bool {
+    /// replaced it). Returns the entry removed.
+    pub fn remove(&self, node_id: &str, conn_id: u64) -> Option<AgentHandle> {
         let mut agents = crate::locks::lock(&self.agents);
         match agents.get(node_id) {
-            Some(h) if h.conn_id == conn_id => {
-                agents.remove(node_id);
-                true
-            }
-            _ => false,
+            Some(h) if h.conn_id == conn_id => agents.remove(node_id),
+            _ => None,
+        }
+    }
+
+    /// The device moved to another group while connected: its connection stays.
+    pub fn set_group(&self, node_id: &str, group_id: &str) {
+        if let Some(h) = crate::locks::lock(&self.agents).get_mut(node_id) {
+            h.group_id = group_id.to_string();
         }
     }
 

@@ -6,6 +6,7 @@
 //! compiler checks that every action gets what it asked for.
 
 mod details;
+mod device_changes;
 mod devices;
 mod events;
 mod gateways;
@@ -110,6 +111,10 @@ control_actions! {
     "lastconnect" => devices::LastConnect,
     "getsysinfo" => devices::SysInfo,
     "getDeviceDetails" => details::DeviceDetails,
+    "changedevice" => device_changes::Change,
+    "removedevices" => device_changes::Remove,
+    "changeDeviceMesh" => device_changes::Move,
+    "adddeviceuser" => device_changes::AddUsers,
     "msg" => remote::Msg,
     "runcommands" => remote::RunCommands,
     "wifidogs" => gateways::List,

@@ -267,7 +267,13 @@ impl Action for RunCommands {
                 message.insert("responseid".into(), rid.clone());
             }
             slot.send(ToAgent::Json(Value::Object(message).to_string()));
-            // In the audit trail as MeshCentral records it (meshctrl `listevents` shows it).
+            // In the audit trail as MeshCentral records it (meshctrl `listevents --id` shows
+            // it), `msgid` from the type asked for (meshuser.js `runcommands`).
+            let msgid = match self.kind {
+                1 => 99,
+                2 => 100,
+                _ => 24,
+            };
             let event = Event::new("node", "runcommands", "Running commands")
                 .by_actor(&s.actor)
                 .group(&group_id)
@@ -276,6 +282,7 @@ impl Action for RunCommands {
                 .with("cmds", self.cmds.clone())
                 .with("cmdType", kind)
                 .with("runAsUser", self.run_as)
+                .with("msgid", msgid)
                 .with("domain", "");
             s.state.domain.publish(event).await;
         }

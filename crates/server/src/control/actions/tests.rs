@@ -2617,6 +2617,7 @@ async fn events_lists_what_the_caller_may_see() {
             "cmds": "uptime",
             "cmdType": 3,
             "runAsUser": 0,
+            "msgid": 24,
             "domain": "",
         })
     );
@@ -3202,6 +3203,7 @@ async fn runcommands_runs_on_connected_devices_the_caller_may_command() {
             "cmds": "uptime",
             "cmdType": 3,
             "runAsUser": 0,
+            "msgid": 24,
             "domain": "",
         })
     );
@@ -3350,6 +3352,698 @@ async fn runcommands_with_a_forbidden_device_runs_nowhere() {
     assert_eq!(
         ran,
         [Some(w.office_pc.id.clone()), Some(offline.id.clone())]
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Device lifecycle: changedevice, changeDeviceMesh, removedevices, adddeviceuser
+// ---------------------------------------------------------------------------------------
+
+/// The next thing the server sent to an agent: `Some(json)`, or `None` for a close.
+fn next_to_agent(rx: &mut mpsc::Receiver<ToAgent>) -> Option<Value> {
+    match rx.try_recv() {
+        Ok(ToAgent::Json(text)) => Some(serde_json::from_str(&text).unwrap()),
+        Ok(ToAgent::Close(_)) => None,
+        Err(e) => panic!("nothing was sent to the agent: {e}"),
+    }
+}
+
+/// The one device of `nodes` in the reply with this id.
+fn listed_node(reply: &Value, id: &str) -> Option<Value> {
+    reply["nodes"]
+        .as_object()?
+        .values()
+        .flat_map(|list| list.as_array().cloned().unwrap_or_default())
+        .find(|n| n["_id"] == id)
+}
+
+#[tokio::test]
+async fn changedevice_renames_describes_and_tags() {
+    let mut w = World::new().await;
+    let pc = w.office_pc.clone();
+    let mut admin = w.session(&w.admin).await;
+    w.published();
+    let change = json!({
+        "action": "changedevice",
+        "nodeid": id_key(&pc.id),
+        "name": " front-desk ",
+        "desc": "By the <b>door</b>",
+        "tags": "linux, ,kiosk,linux",
+        "responseid": "c",
+    });
+    assert_eq!(
+        one(&mut admin, change.clone()).await,
+        json!({ "action": "changedevice", "responseid": "c", "result": "ok" })
+    );
+    let mut expected = node_view(&pc);
+    expected["name"] = "front-desk".into();
+    expected["desc"] = "By the <b>door</b>".into();
+    expected["tags"] = json!(["kiosk", "linux"]);
+    let nodes = one(&mut admin, json!({ "action": "nodes" })).await;
+    assert_eq!(listed_node(&nodes, &pc.id), Some(expected.clone()));
+    // Announced as MeshCentral announces it, to the group, the device and the caller.
+    let events = w.published();
+    assert_eq!(events.len(), 1, "{events:?}");
+    let event = events[0].to_json();
+    assert_eq!(
+        event,
+        json!({
+            "etype": "node",
+            "action": "changenode",
+            "msg": "Changed device front-desk from group Office: name, description, tags",
+            "time": iso_time(events[0].time_ms),
+            "userid": "user//admin",
+            "username": "admin",
+            "meshid": w.office.id,
+            "nodeid": pc.id,
+            "remoteaddr": "127.0.0.1",
+            "node": expected,
+            "msgid": 140,
+            "msgArgs": ["front-desk", "Office", "name, description, tags"],
+            "domain": "",
+        })
+    );
+    assert!(events[0].persist);
+    assert_eq!(events[0].targets, [w.office.id.as_str(), "user//admin"]);
+    // The same again changes nothing and announces nothing; meshctrl's other fields (icon,
+    // consent) and "" for no tags do.
+    assert_eq!(one(&mut admin, change).await["result"], "ok");
+    assert!(w.published().is_empty());
+    let reply = one(
+        &mut admin,
+        json!({ "action": "changedevice", "nodeid": pc.id, "icon": 3, "consent": 8, "tags": "" }),
+    )
+    .await;
+    assert_eq!(reply, ok("changedevice"));
+    let events = w.published();
+    assert_eq!(
+        events[0].msg,
+        "Changed device front-desk from group Office: icon, consent, tags"
+    );
+    let node = listed_node(&one(&mut admin, json!({ "action": "nodes" })).await, &pc.id).unwrap();
+    assert_eq!((&node["icon"], &node["consent"]), (&json!(3), &json!(8)));
+    assert!(node.get("tags").is_none(), "{node}");
+
+    // Without MANAGE_COMPUTERS, on a device she may not see, on no device: MeshCentral's
+    // one text for all three.
+    let mut alice = w.session(&w.alice).await;
+    let unknown = format!("node//{}", b64_at_dollar(&[7u8; 48]));
+    for id in [&pc.id, &w.lab_pc.id, &unknown] {
+        assert_eq!(
+            one(
+                &mut alice,
+                json!({ "action": "changedevice", "nodeid": id, "name": "mine" })
+            )
+            .await,
+            refused("changedevice", "Access Denied"),
+            "{id}"
+        );
+    }
+    // Malformed fields.
+    for (request, result) in [
+        (
+            json!({ "action": "changedevice", "name": "x" }),
+            "Invalid nodeid",
+        ),
+        (
+            json!({ "action": "changedevice", "nodeid": "node/acme/abc", "name": "x" }),
+            "Invalid nodeid",
+        ),
+        (
+            json!({ "action": "changedevice", "nodeid": pc.id, "name": "" }),
+            "Invalid device name: 1-256 printable characters",
+        ),
+        (
+            json!({ "action": "changedevice", "nodeid": pc.id, "name": "a\u{7}b" }),
+            "Invalid device name: 1-256 printable characters",
+        ),
+        (
+            json!({ "action": "changedevice", "nodeid": pc.id, "name": 5 }),
+            "Field name must be a string",
+        ),
+        (
+            json!({ "action": "changedevice", "nodeid": pc.id, "desc": "d".repeat(1025) }),
+            "Description too long: at most 1024 characters",
+        ),
+        (
+            json!({ "action": "changedevice", "nodeid": pc.id, "icon": 9 }),
+            "Invalid icon: 1 to 8",
+        ),
+        (
+            json!({ "action": "changedevice", "nodeid": pc.id, "icon": "3" }),
+            "Field icon must be a number from 0 to 4294967295",
+        ),
+        (
+            json!({ "action": "changedevice", "nodeid": pc.id, "tags": 5 }),
+            "Field tags must be a list of tags",
+        ),
+        (
+            json!({ "action": "changedevice", "nodeid": pc.id, "tags": ["a", 5] }),
+            "Field tags must be a list of tags",
+        ),
+    ] {
+        assert_eq!(
+            one(&mut admin, request.clone()).await,
+            refused("changedevice", result),
+            "{request}"
+        );
+    }
+    assert!(w.published().is_empty(), "a refusal changed something");
+}
+
+#[tokio::test]
+async fn changedevicemesh_moves_devices_between_groups() {
+    let mut w = World::new().await;
+    let pc = w.office_pc.clone();
+    let admin_actor = actor(w.domain(), &w.admin).await;
+    let annex = create_group(w.domain(), &admin_actor, "Annex").await;
+    // Alice edits Office (the source) and manages Annex's devices (the target).
+    add_member(
+        w.domain(),
+        &admin_actor,
+        &annex,
+        &w.alice,
+        MeshRights::EDIT_MESH | MeshRights::MANAGE_COMPUTERS,
+    )
+    .await;
+    let mut agent = w.connect(&pc);
+    let mut alice = w.session(&w.alice).await;
+    w.published();
+    assert_eq!(
+        call(
+            &mut alice,
+            json!({
+                "action": "changeDeviceMesh",
+                "nodeids": [id_key(&pc.id)],
+                "meshname": "Annex",
+                "responseid": "m",
+            })
+        )
+        .await,
+        [json!({ "action": "changeDeviceMesh", "responseid": "m", "result": "ok" })]
+    );
+    let nodes = one(&mut alice, json!({ "action": "nodes" })).await;
+    let mut moved = node_view(&pc);
+    moved["meshid"] = annex.id.clone().into();
+    moved["conn"] = 1.into();
+    moved["pwr"] = 1.into();
+    moved["agct"] = CONNECTED_MS.into();
+    assert_eq!(nodes["nodes"][&annex.id], json!([moved]));
+    // The agent stays connected, now of Annex; nothing was sent to it.
+    assert_eq!(w.state.agents.get(&pc.id).unwrap().group_id, annex.id);
+    assert!(agent.try_recv().is_err());
+    let events = w.published();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(
+        events[0].to_json(),
+        json!({
+            "etype": "node",
+            "action": "nodemeshchange",
+            "msg": "Moved device office-pc to group Annex",
+            "time": iso_time(events[0].time_ms),
+            "userid": "user//alice",
+            "username": "alice",
+            "meshid": annex.id,
+            "nodeid": pc.id,
+            "remoteaddr": "127.0.0.1",
+            "node": moved,
+            "oldMeshId": w.office.id,
+            "newMeshId": annex.id,
+            "msgid": 85,
+            "msgArgs": ["office-pc", "Annex"],
+            "domain": "",
+        })
+    );
+    assert_eq!(events[0].targets, [annex.id.as_str(), w.office.id.as_str()]);
+    // Bob, member of Office only, no longer sees it.
+    let mut bob = w.session(&w.bob).await;
+    assert_eq!(
+        listed_node(&one(&mut bob, json!({ "action": "nodes" })).await, &pc.id),
+        None
+    );
+
+    // One reply per device, in order.
+    let unknown = format!("node//{}", b64_at_dollar(&[7u8; 48]));
+    let replies = call(
+        &mut alice,
+        json!({ "action": "changeDeviceMesh", "nodeids": [pc.id, unknown, w.lab_pc.id, "a/b"], "meshid": annex.id }),
+    )
+    .await;
+    assert_eq!(
+        replies,
+        [
+            refused("changeDeviceMesh", "Device already in correct group"),
+            refused("changeDeviceMesh", "Device not found"),
+            refused("changeDeviceMesh", "Device not found"),
+            refused("changeDeviceMesh", "Device not found"),
+        ]
+    );
+    // Rights: MANAGE_COMPUTERS on the target, EDIT_MESH on both.
+    add_member(
+        w.domain(),
+        &admin_actor,
+        &annex,
+        &w.bob,
+        MeshRights::MANAGE_COMPUTERS,
+    )
+    .await;
+    let laptop = register_device(w.domain(), &w.office, "office-laptop").await;
+    for (who, group, result) in [
+        // Bob: no EDIT_MESH on Annex (the target).
+        (&mut bob, &annex.id, "Permission denied"),
+        // Bob: no MANAGE_COMPUTERS on Office (the target).
+        (
+            &mut w.session(&w.bob).await,
+            &w.office.id,
+            "Permission denied",
+        ),
+        // Lab: invisible to alice.
+        (&mut alice, &w.lab.id, "Unknown device group"),
+    ] {
+        assert_eq!(
+            call(
+                who,
+                json!({ "action": "changeDeviceMesh", "nodeids": [laptop.id], "meshid": group })
+            )
+            .await,
+            [refused("changeDeviceMesh", result)],
+            "{group}"
+        );
+    }
+    add_member(
+        w.domain(),
+        &admin_actor,
+        &annex,
+        &w.bob,
+        MeshRights::MANAGE_COMPUTERS | MeshRights::EDIT_MESH,
+    )
+    .await;
+    // Bob: no EDIT_MESH on the laptop's group (the source).
+    assert_eq!(
+        call(
+            &mut bob,
+            json!({ "action": "changeDeviceMesh", "nodeids": [laptop.id], "meshid": annex.id })
+        )
+        .await,
+        [refused("changeDeviceMesh", "Permission denied")]
+    );
+    // Malformed requests: one reply.
+    for (request, result) in [
+        (
+            json!({ "action": "changeDeviceMesh", "meshid": annex.id }),
+            "Invalid nodeids",
+        ),
+        (
+            json!({ "action": "changeDeviceMesh", "nodeids": [], "meshid": annex.id }),
+            "Invalid nodeids",
+        ),
+        (
+            json!({ "action": "changeDeviceMesh", "nodeids": [5], "meshid": annex.id }),
+            "Invalid nodeids",
+        ),
+        (
+            json!({ "action": "changeDeviceMesh", "nodeids": [laptop.id] }),
+            "Invalid groupid",
+        ),
+        (
+            json!({ "action": "changeDeviceMesh", "nodeids": [laptop.id], "meshid": "short" }),
+            "Invalid groupid",
+        ),
+        (
+            json!({ "action": "changeDeviceMesh", "nodeids": [laptop.id], "meshname": "Nowhere" }),
+            "Invalid groupid",
+        ),
+        (
+            json!({ "action": "changeDeviceMesh", "nodeids": [laptop.id], "meshid": "mesh/acme/abcdefgh" }),
+            "Invalid domain",
+        ),
+    ] {
+        assert_eq!(
+            call(&mut alice, request.clone()).await,
+            [refused("changeDeviceMesh", result)],
+            "{request}"
+        );
+    }
+    let events = w.published();
+    assert!(
+        !events.iter().any(|e| e.action == "nodemeshchange"),
+        "a refusal moved something: {events:?}"
+    );
+}
+
+#[tokio::test]
+async fn removedevices_forgets_devices_and_uninstalls_ironmesh_agent() {
+    let mut w = World::new().await;
+    let pc = w.office_pc.clone();
+    // office-pc runs ironmesh-agent (as its coreinfo says), lab-pc the stock agent.
+    let mut office_agent = w.connect(&pc);
+    let mut lab_agent = w.connect(&w.lab_pc);
+    w.domain()
+        .store_agent_report(
+            &pc.id,
+            DeviceReport::CoreInfo,
+            r#"{"action":"coreinfo","value":"ironmesh-agent 0.1.0"}"#,
+            None,
+            LiveState::default(),
+        )
+        .await
+        .unwrap();
+    let mut admin = w.session(&w.admin).await;
+    // Bob holds rights on lab-pc itself: they go with it.
+    assert_eq!(
+        one(
+            &mut admin,
+            json!({ "action": "adddeviceuser", "nodeid": w.lab_pc.id, "userids": ["user//bob"], "rights": 8 })
+        )
+        .await,
+        ok("adddeviceuser")
+    );
+    // Without UNINSTALL, unknown or invisible: "Denied", one reply per id, nothing removed.
+    let mut alice = w.session(&w.alice).await;
+    let unknown = format!("node//{}", b64_at_dollar(&[7u8; 48]));
+    assert_eq!(
+        call(
+            &mut alice,
+            json!({ "action": "removedevices", "nodeids": [pc.id, w.lab_pc.id, unknown, 5, "node/acme/x"] })
+        )
+        .await,
+        [
+            refused("removedevices", "Denied"),
+            refused("removedevices", "Denied"),
+            refused("removedevices", "Denied"),
+            refused("removedevices", "Invalid nodeid"),
+            refused("removedevices", "Invalid domain"),
+        ]
+    );
+    assert_eq!(
+        one(&mut alice, json!({ "action": "removedevices" })).await,
+        refused("removedevices", "Invalid nodeids")
+    );
+    w.published();
+    assert!(office_agent.try_recv().is_err() && lab_agent.try_recv().is_err());
+
+    assert_eq!(
+        call(
+            &mut admin,
+            json!({ "action": "removedevices", "nodeids": [id_key(&pc.id), w.lab_pc.id], "responseid": "r" })
+        )
+        .await,
+        [
+            json!({ "action": "removedevices", "responseid": "r", "result": "ok" }),
+            json!({ "action": "removedevices", "responseid": "r", "result": "ok" }),
+        ]
+    );
+    // ironmesh-agent is told to uninstall, then disconnected; the stock agent only
+    // disconnected (as MeshCentral does: it enrols again as a new device).
+    assert_eq!(
+        next_to_agent(&mut office_agent),
+        Some(json!({ "action": "uninstallagent" }))
+    );
+    assert_eq!(next_to_agent(&mut office_agent), None);
+    assert_eq!(next_to_agent(&mut lab_agent), None);
+    assert_eq!(
+        one(&mut admin, json!({ "action": "nodes" })).await,
+        json!({ "action": "nodes", "nodes": {} })
+    );
+    assert!(!w.domain().device_exists(&pc.id).await.unwrap());
+    let events = w.published();
+    let summary: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| (e.action.as_str(), e.msg.as_str()))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (
+                "removenode",
+                "Removed device office-pc from device group Office"
+            ),
+            ("accountchange", "Removed user device rights for bob"),
+            ("removenode", "Removed device lab-pc from device group Lab"),
+        ]
+    );
+    assert_eq!(
+        events[0].to_json(),
+        json!({
+            "etype": "node",
+            "action": "removenode",
+            "msg": "Removed device office-pc from device group Office",
+            "time": iso_time(events[0].time_ms),
+            "userid": "user//admin",
+            "username": "admin",
+            "meshid": w.office.id,
+            "nodeid": pc.id,
+            "remoteaddr": "127.0.0.1",
+            "msgid": 87,
+            "msgArgs": ["office-pc", "Office"],
+            "domain": "",
+        })
+    );
+    // Bob, linked to lab-pc, was told; his link is gone with the device.
+    assert_eq!(events[2].targets, [w.lab.id.as_str(), "user//bob"]);
+    assert!(actor(w.domain(), &w.bob).await.device_links.is_empty());
+    // The event log keeps the device's history.
+    let mut filter = EventFilter {
+        node_id: Some(&pc.id),
+        limit: 100,
+        ..Default::default()
+    };
+    filter.action = Some("removenode");
+    assert_eq!(w.domain().stored_events(&filter).await.unwrap().len(), 1);
+    // Gone is unknown.
+    assert_eq!(
+        call(
+            &mut admin,
+            json!({ "action": "removedevices", "nodeids": [pc.id] })
+        )
+        .await,
+        [refused("removedevices", "Denied")]
+    );
+}
+
+#[tokio::test]
+async fn adddeviceuser_gives_one_user_rights_on_one_device() {
+    let mut w = World::new().await;
+    let lab_pc = w.lab_pc.clone();
+    let mut admin = w.session(&w.admin).await;
+    let mut bob = w.session(&w.bob).await;
+    let rights = MeshRights::REMOTE_CONTROL | MeshRights::REMOTE_COMMAND;
+    w.published();
+    assert_eq!(
+        one(
+            &mut admin,
+            json!({ "action": "adddeviceuser", "nodeid": id_key(&lab_pc.id), "usernames": ["Bob"], "rights": rights, "responseid": "a" })
+        )
+        .await,
+        json!({ "action": "adddeviceuser", "responseid": "a", "result": "ok" })
+    );
+    let events = w.published();
+    let summary: Vec<(&str, &str, &str)> = events
+        .iter()
+        .map(|e| (e.etype, e.action.as_str(), e.msg.as_str()))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (
+                "user",
+                "accountchange",
+                "Changed user device rights for bob"
+            ),
+            (
+                "node",
+                "changenode",
+                "Changed user device rights for lab-pc"
+            ),
+        ]
+    );
+    assert_eq!(events[1].to_json()["msgid"], 82);
+    assert_eq!(events[1].targets, [w.lab.id.as_str(), "user//bob"]);
+    // Bob sees lab-pc (not its group), with the device's links, and may use what the link
+    // allows there and nothing else.
+    let mut linked = node_view(&lab_pc);
+    linked["links"] = json!({ "user//bob": { "rights": rights } });
+    let nodes = one(&mut bob, json!({ "action": "nodes" })).await;
+    assert_eq!(nodes["nodes"][&w.lab.id], json!([linked]));
+    let meshes = one(&mut bob, json!({ "action": "meshes" })).await;
+    assert!(!meshes.to_string().contains(&w.lab.id), "{meshes}");
+    assert_eq!(
+        one(&mut bob, json!({ "action": "nodes", "meshid": w.lab.id })).await,
+        refused("nodes", "Invalid group id")
+    );
+    let mut agent = w.connect(&lab_pc);
+    assert_eq!(
+        one(
+            &mut bob,
+            json!({ "action": "runcommands", "nodeids": [lab_pc.id], "cmds": "id" })
+        )
+        .await,
+        json!({ "action": "runcommands", "result": "OK" })
+    );
+    assert_eq!(sent(&mut agent)["cmds"], "id");
+    for (request, result) in [
+        (
+            json!({ "action": "getsysinfo", "nodeid": lab_pc.id }),
+            "Access denied",
+        ),
+        (
+            json!({ "action": "changedevice", "nodeid": lab_pc.id, "name": "bobs" }),
+            "Access Denied",
+        ),
+        (
+            json!({ "action": "removedevices", "nodeids": [lab_pc.id] }),
+            "Denied",
+        ),
+        (
+            json!({ "action": "adddeviceuser", "nodeid": lab_pc.id, "userid": "alice", "rights": 8 }),
+            "Access denied",
+        ),
+    ] {
+        let action = request["action"].as_str().unwrap().to_string();
+        assert_eq!(
+            one(&mut bob, request.clone()).await,
+            refused(&action, result),
+            "{request}"
+        );
+    }
+    // The device's events are his to read and to receive; the group's others are not.
+    for wanted in [
+        json!({ "action": "events", "nodeid": lab_pc.id }),
+        json!({ "action": "events" }),
+    ] {
+        let listed = one(&mut bob, wanted).await;
+        let listed = messages(&listed);
+        assert!(listed.contains(&"Running commands"), "{listed:?}");
+        assert!(
+            listed.contains(&"Changed user device rights for lab-pc"),
+            "{listed:?}"
+        );
+        assert!(!listed.contains(&"Device group Lab created"), "{listed:?}");
+    }
+    let bob_actor = actor(w.domain(), &w.bob).await;
+    let about_lab_pc = Event::new("node", "changenode", "x")
+        .by(&w.admin.id, "admin")
+        .group(&w.lab.id)
+        .node(&lab_pc.id);
+    assert!(bob_actor.may_see(&about_lab_pc));
+    let about_lab = Event::new("mesh", "meshchange", "x")
+        .by(&w.admin.id, "admin")
+        .group(&w.lab.id);
+    assert!(!bob_actor.may_see(&about_lab));
+    assert!(w
+        .domain()
+        .users_with_access(&lab_pc.id)
+        .await
+        .unwrap()
+        .contains(&w.bob.id));
+
+    // Alice manages Office's users: she grants what she holds, and nothing more.
+    let mut alice = w.session(&w.alice).await;
+    let pc = &w.office_pc.id;
+    for (request, result) in [
+        (
+            json!({ "action": "adddeviceuser", "nodeid": pc, "userid": "bob", "rights": MeshRights::AGENT_CONSOLE }),
+            "Access denied",
+        ),
+        (
+            json!({ "action": "adddeviceuser", "nodeid": lab_pc.id, "userid": "bob", "rights": 8 }),
+            "Invalid nodeid",
+        ),
+        (
+            json!({ "action": "adddeviceuser", "nodeid": pc, "userid": "bob", "rights": MeshRights::MANAGE_COMPUTERS }),
+            "Invalid rights",
+        ),
+        (
+            json!({ "action": "adddeviceuser", "nodeid": pc, "userid": "bob", "rights": FULL }),
+            "Invalid rights",
+        ),
+        (
+            json!({ "action": "adddeviceuser", "nodeid": pc, "userid": "bob" }),
+            "Invalid rights",
+        ),
+        (
+            json!({ "action": "adddeviceuser", "nodeid": pc, "userid": "bob", "rights": "8" }),
+            "Invalid rights",
+        ),
+        (
+            json!({ "action": "adddeviceuser", "nodeid": pc, "rights": 8 }),
+            "Invalid usernames",
+        ),
+        (
+            json!({ "action": "adddeviceuser", "nodeid": pc, "usernames": [], "rights": 8 }),
+            "Invalid usernames",
+        ),
+        (
+            json!({ "action": "adddeviceuser", "nodeid": pc, "usernames": ["nobody"], "rights": 8 }),
+            "Invalid usernames",
+        ),
+        (
+            json!({ "action": "adddeviceuser", "usernames": ["bob"], "rights": 8 }),
+            "Invalid nodeid",
+        ),
+        (
+            json!({ "action": "adddeviceuser", "nodeid": "node/acme/x", "usernames": ["bob"], "rights": 8 }),
+            "Invalid domain",
+        ),
+    ] {
+        assert_eq!(
+            one(&mut alice, request.clone()).await,
+            refused("adddeviceuser", result),
+            "{request}"
+        );
+    }
+    assert_eq!(
+        one(&mut alice, json!({ "action": "adddeviceuser", "nodeid": pc, "usernames": ["bob", "nobody"], "rights": MeshRights::REMOTE_CONTROL })).await,
+        ok("adddeviceuser")
+    );
+    // Rights add up: bob's group membership (0) and his link (remote control).
+    let grant = w
+        .domain()
+        .authorize(
+            &actor(w.domain(), &w.bob).await,
+            &ironmesh_core::access::DeviceNeed {
+                id: pc.clone(),
+                rights: MeshRights::REMOTE_CONTROL,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(grant.rights.0, MeshRights::REMOTE_CONTROL);
+
+    // Removal (meshctrl removeuserfromdevice): the link goes, and with it the device.
+    w.published();
+    assert_eq!(
+        one(
+            &mut admin,
+            json!({ "action": "adddeviceuser", "nodeid": lab_pc.id, "usernames": ["bob"], "rights": 0, "remove": true })
+        )
+        .await,
+        ok("adddeviceuser")
+    );
+    let events = w.published();
+    assert_eq!(
+        events.iter().map(|e| e.msg.as_str()).collect::<Vec<_>>(),
+        [
+            "Removed user device rights for bob",
+            "Removed user device rights for lab-pc"
+        ]
+    );
+    assert_eq!(events[1].to_json()["msgid"], 81);
+    assert!(events[1].to_json()["node"].get("links").is_none());
+    assert_eq!(
+        listed_node(
+            &one(&mut bob, json!({ "action": "nodes" })).await,
+            &lab_pc.id
+        ),
+        None
+    );
+    assert_eq!(
+        one(
+            &mut bob,
+            json!({ "action": "runcommands", "nodeids": [lab_pc.id], "cmds": "id" })
+        )
+        .await,
+        refused("runcommands", "Invalid nodeid")
     );
 }
 
@@ -3863,7 +4557,11 @@ async fn invisible_ids_read_as_unknown() {
     let unknown_node = format!("node//{}", b64_at_dollar(&[7u8; 48]));
     let unknown_mesh = format!("mesh//{}", b64_at_dollar(&[7u8; 48]));
     type Build = fn(&str) -> Value;
-    let device_requests: [Build; 7] = [
+    let device_requests: [Build; 11] = [
+        |id| json!({ "action": "changedevice", "nodeid": id, "name": "x" }),
+        |id| json!({ "action": "removedevices", "nodeids": [id] }),
+        |id| json!({ "action": "changeDeviceMesh", "nodeids": [id], "meshname": "Office" }),
+        |id| json!({ "action": "adddeviceuser", "nodeid": id, "userid": "bob", "rights": 8 }),
         |id| json!({ "action": "getnetworkinfo", "nodeid": id }),
         |id| json!({ "action": "lastconnect", "nodeid": id }),
         |id| json!({ "action": "getsysinfo", "nodeid": id }),
