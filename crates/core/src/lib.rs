@@ -11,6 +11,7 @@ pub mod devices;
 pub mod events;
 pub mod gateways;
 pub mod groups;
+pub mod power;
 pub mod recordings;
 pub mod sessions;
 pub mod sso;
