@@ -10,6 +10,8 @@ mod events;
 mod gateways;
 mod groups;
 mod info;
+mod messages;
+mod power;
 mod recordings;
 mod remote;
 mod tokens;
@@ -115,6 +117,10 @@ control_actions! {
     "webauthn-endregister" => twofactor::PasskeyFinish,
     "otp-hkey-remove" => twofactor::PasskeyRemove,
     "recordings" => recordings::List,
+    "poweraction" => power::PowerAction,
+    "wakedevices" => power::WakeDevices,
+    "powertimeline" => power::PowerTimeline,
+    "toast" => messages::Toast,
 }
 
 pub async fn dispatch(session: &mut ControlSession, req: &Request) -> Replies {
