@@ -6,6 +6,7 @@ mod events;
 mod files;
 mod gateways;
 mod output;
+mod power;
 mod remote;
 mod screenshot;
 mod session;
@@ -30,6 +31,27 @@ struct Cli {
     config_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Subcommand)]
+enum DeviceAction {
+    /// Restart, power off or put a device to sleep (through its agent), or wake it
+    /// (Wake-on-LAN sent by the other agents the server knows).
+    Power {
+        device: String,
+        #[arg(value_enum)]
+        op: power::PowerOp,
+    },
+    /// Show a message box (or with --toast a notification) to the device's user.
+    Message {
+        device: String,
+        /// A notification instead of a message box.
+        #[arg(long)]
+        toast: bool,
+        #[arg(long, default_value = "ironmesh")]
+        title: String,
+        text: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -62,11 +84,14 @@ enum Command {
     },
     /// Remove the stored login (and revoke its token on the server).
     Logout,
-    /// List devices.
+    /// List devices, or act on one (`devices power`, `devices message`).
+    #[command(args_conflicts_with_subcommands = true)]
     Devices {
         /// Only this device group (name or id).
         #[arg(long)]
         group: Option<String>,
+        #[command(subcommand)]
+        action: Option<DeviceAction>,
     },
     /// List device groups.
     Groups,
@@ -231,7 +256,24 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             session::login(&store, &url, &user, password_stdin, expire_days, cert, code).await?
         }
         Command::Logout => session::logout(&store).await?,
-        Command::Devices { group } => devices::list_devices(&store, group.as_deref(), json).await?,
+        Command::Devices {
+            action: Some(DeviceAction::Power { device, op }),
+            ..
+        } => power::power(&store, &device, op, json).await?,
+        Command::Devices {
+            action:
+                Some(DeviceAction::Message {
+                    device,
+                    toast,
+                    title,
+                    text,
+                }),
+            ..
+        } => power::message(&store, &device, toast, &title, &text, json).await?,
+        Command::Devices {
+            group,
+            action: None,
+        } => devices::list_devices(&store, group.as_deref(), json).await?,
         Command::Groups => devices::list_groups(&store, json).await?,
         Command::Users => devices::list_users(&store, json).await?,
         Command::Info { device } => devices::info(&store, &device, json).await?,
