@@ -37,7 +37,7 @@ async fn recorded(log: &Path, n: usize) -> Vec<Vec<String>> {
         if calls.len() >= n {
             Ok(calls)
         } else {
-            Err(calls)
+            Err(format!("{calls:?}"))
         }
     })
     .await

@@ -55,7 +55,7 @@ async fn wait_calls(log: &Path, n: usize) -> Vec<Vec<String>> {
         if c.len() >= n {
             Ok(c)
         } else {
-            Err(c)
+            Err(format!("{c:?}"))
         }
     })
     .await
