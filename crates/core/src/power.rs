@@ -25,6 +25,10 @@ pub struct PowerSpan {
 pub fn spans(changes: &[PowerChange], since_ms: i64) -> Vec<PowerSpan> {
     let mut out: Vec<PowerSpan> = Vec::new();
     for c in changes {
+        if c.time_ms < since_ms {
+            // Changes come oldest first: only the last one before the window counts.
+            out.clear();
+        }
         if out.last().is_some_and(|last| last.power == c.power) {
             continue;
         }
@@ -32,10 +36,6 @@ pub fn spans(changes: &[PowerChange], since_ms: i64) -> Vec<PowerSpan> {
             from_ms: c.time_ms.max(since_ms),
             power: c.power,
         });
-    }
-    // Several changes before the window all land on its start: the last one holds.
-    while out.len() > 1 && out[1].from_ms == out[0].from_ms {
-        out.remove(0);
     }
     out
 }

@@ -3876,6 +3876,7 @@ async fn poweraction_goes_to_connected_devices_with_the_reset_right() {
     let mut admin = w.session(&w.admin).await;
     let mut alice = w.session(&w.alice).await;
     let restart = json!({ "action": "poweraction", "nodeids": [pc.id], "actiontype": 3 });
+    w.published();
     assert_eq!(
         one(&mut admin, restart.clone()).await,
         refused("poweraction", "Agent not connected")
@@ -4017,6 +4018,8 @@ async fn powertimeline_shows_the_connections_of_the_week() {
         connected_ms: now_ms(),
     };
     w.domain().announce_connection(&pc, on).await;
+    // A later millisecond: changes are ordered by time.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     w.domain()
         .announce_connection(&pc, LiveState::default())
         .await;
