@@ -171,6 +171,12 @@ async function main() {
     await page.click('section.group[data-group-name="Lab"] tr.device.online td.name a');
     await page.waitForSelector("#device-state.online");
     await page.waitForSelector("dl.facts dt:text('Operating system')");
+    // The week's connection bar: the device is online now, so its last segment is.
+    await page.waitForSelector(".powerbar .seg.online:last-child");
+    const segs = await page.$$eval(".powerbar .seg", (els) => els.map((e) => [e.dataset.state, parseFloat(e.style.width)]));
+    const total = segs.reduce((t, [, w]) => t + w, 0);
+    check(Math.abs(total - 100) < 0.5, `the bar spans the week (got ${JSON.stringify(segs)})`);
+    check((await page.textContent(".powerbar-legend")).startsWith("Online "), "the bar has a legend");
     await shot("device-overview");
   });
 
@@ -354,14 +360,14 @@ async function main() {
     const card = 'section.group-card[data-group-name="Branch office"]';
     await page.click(`${card} tr[data-member="operator"] button:text("Rights")`);
     const bits = await page.$$eval("#rights-grid input[data-bit]", (els) => els.map((e) => Number(e.dataset.bit)));
-    const enforced = [1, 2, 4, 8, 16, 256, 512, 1024, 8192, 32768, 65536, 131072, 1048576, 2097152];
+    const enforced = [1, 2, 4, 8, 16, 64, 256, 512, 1024, 8192, 16384, 32768, 65536, 131072, 262144, 1048576, 2097152];
     check(JSON.stringify(bits) === JSON.stringify(enforced), `offered rights (got ${bits})`);
     check((await page.$$("#rights-grid small")).length === enforced.length, "each right is explained");
     await shot("rights-dialog");
     await page.click("dialog header button[aria-label='Close']");
     // Bits the console does not offer (set by another tool) survive a save.
     const meshid = (await control("meshes")).meshes.find((m) => m.name === "Branch office")._id;
-    const other = 32 | 64;
+    const other = 32 | 32768;
     const r = await control("addmeshuser", { meshid, userid: "operator", meshadmin: 8 | 131072 | other });
     check(!r.failed, `rights set directly (got ${JSON.stringify(r)})`);
     await page.waitForFunction(() => (document.querySelector('section.group-card[data-group-name="Branch office"] tr[data-member="operator"] td.rights')?.textContent ?? "").includes("other bits"));

@@ -6,6 +6,8 @@ pub mod commands;
 pub mod desktop;
 pub mod handshake;
 pub mod identity;
+pub mod notify;
+pub mod power;
 pub mod reports;
 pub mod run;
 pub mod settings;

@@ -18,6 +18,7 @@ use crate::identity::{AgentIdentity, AgentState};
 use crate::reports;
 use crate::settings::AgentSettings;
 use crate::tunnel::{self, ControlLink, TunnelRequest};
+use crate::{notify, power};
 use ironmesh_client::connect::{self as connection, Socket as AgentSocket};
 use sha2::Digest;
 
@@ -301,10 +302,43 @@ impl Agent {
             }
             "runcommands" => runner.start(&obj, outbox.clone()),
             "uninstallagent" => return Err(UninstallRequested.into()),
+            "poweraction" => {
+                if let Some(actiontype) = obj.get("actiontype").and_then(Value::as_u64) {
+                    tokio::spawn(power::perform(actiontype));
+                }
+            }
+            "wakeonlan" => {
+                let macs: Vec<String> = obj
+                    .get("macs")
+                    .and_then(Value::as_array)
+                    .map(|l| {
+                        l.iter()
+                            .filter_map(|m| Some(m.as_str()?.to_string()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                tokio::spawn(power::wake(macs));
+            }
+            "toast" => show_message("toast", &obj),
+            "msg" if obj.get("type").and_then(Value::as_str) == Some("messagebox") => {
+                show_message("message box", &obj)
+            }
             "serverInfo" | "pong" => {}
             other => tracing::debug!(action = other, "server request not handled by this agent"),
         }
         Ok(())
+    }
+}
+
+/// Shows a `toast` or message box when it has both a title and a text (as MeshCentral's
+/// agent requires).
+fn show_message(kind: &'static str, obj: &serde_json::Map<String, Value>) {
+    let field = |k: &str| obj.get(k).and_then(Value::as_str).filter(|s| !s.is_empty());
+    match (field("title"), field("msg")) {
+        (Some(title), Some(text)) => {
+            tokio::spawn(notify::show(kind, title.to_string(), text.to_string()));
+        }
+        _ => tracing::warn!(kind, "message without a title or a text ignored"),
     }
 }
 

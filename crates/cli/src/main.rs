@@ -8,6 +8,7 @@ mod events;
 mod files;
 mod gateways;
 mod output;
+mod power;
 mod remote;
 mod screenshot;
 mod session;
@@ -64,7 +65,7 @@ enum Command {
     },
     /// Remove the stored login (and revoke its token on the server).
     Logout,
-    /// List devices; or change one (rename, describe, tag, move, remove).
+    /// List devices; or act on one (rename, describe, tag, move, remove, power, message).
     #[command(args_conflicts_with_subcommands = true)]
     Devices {
         /// Only this device group (name or id).
@@ -234,6 +235,23 @@ enum DeviceCommand {
     },
     /// Remove the device from the server; a connected ironmesh-agent uninstalls itself.
     Remove { device: String },
+    /// Restart, power off or put a device to sleep (through its agent), or wake it
+    /// (Wake-on-LAN sent by the other agents the server knows).
+    Power {
+        device: String,
+        #[arg(value_enum)]
+        op: power::PowerOp,
+    },
+    /// Show a message box (or with --toast a notification) to the device's user.
+    Message {
+        device: String,
+        /// A notification instead of a message box.
+        #[arg(long)]
+        toast: bool,
+        #[arg(long, default_value = "ironmesh")]
+        title: String,
+        text: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -321,6 +339,13 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 devices::move_to(&store, &device, &group, json).await?
             }
             DeviceCommand::Remove { device } => devices::remove(&store, &device, json).await?,
+            DeviceCommand::Power { device, op } => power::power(&store, &device, op, json).await?,
+            DeviceCommand::Message {
+                device,
+                toast,
+                title,
+                text,
+            } => power::message(&store, &device, toast, &title, &text, json).await?,
         },
         Command::Groups => devices::list_groups(&store, json).await?,
         Command::Users { command } => {

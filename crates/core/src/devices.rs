@@ -243,6 +243,7 @@ impl Domain {
             .with("pwr", live.pwr)
             .with("ct", live.connected_ms);
         self.publish(event).await;
+        self.record_power(&device.id, live).await;
     }
 
     /// Stores one agent report and tells consoles the device changed.

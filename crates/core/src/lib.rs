@@ -13,6 +13,7 @@ pub mod events;
 pub mod gateways;
 pub mod groups;
 pub mod observe;
+pub mod power;
 pub mod recordings;
 pub mod sessions;
 pub mod sso;

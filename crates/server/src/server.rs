@@ -39,6 +39,15 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     .save(&config.data_dir)?;
     let tls = crate::tls::server_config(&identity.web, config.client_certs.ca.as_deref())?;
     let domain = Domain::open(&config.database_url).await?;
+    // Agents connected to a previous process that ended without seeing them go.
+    match domain.close_power_history().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            devices = n,
+            "power history: devices left online are now offline"
+        ),
+        Err(e) => tracing::warn!(error = %e, "could not close the power history"),
+    }
     let cores = match &config.meshcentral_dir {
         Some(dir) => {
             let dir = dir.clone();
@@ -183,13 +192,17 @@ pub fn prepare_data_dir(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Hourly: deletes expired web sessions, and events and recordings past the retention.
+/// Hourly: deletes expired web sessions, power history older than a week, and events and
+/// recordings past the retention.
 async fn sweep_sessions(state: Arc<AppState>) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
     loop {
         tick.tick().await;
         if let Err(e) = state.domain.sweep_web_sessions().await {
             tracing::warn!(error = %e, "could not sweep sessions");
+        }
+        if let Err(e) = state.domain.apply_power_retention().await {
+            tracing::warn!(error = %e, "could not prune the power history");
         }
         let days = state.config.audit.retention_days;
         if days == 0 {

@@ -87,9 +87,54 @@ function facts(rows: [string, unknown][]): HTMLElement {
   );
 }
 
+const WEEK_MS = 7 * 86400000;
+
+/** MeshCentral's compact power timeline (`[before, start s, state, delta s, state, …]`) as
+ *  spans of [start ms, state]. */
+export function decodeTimeline(t: unknown[]): [number, number][] {
+  const spans: [number, number][] = [];
+  if (t.length < 3) return spans;
+  let at = Number(t[1]) * 1000;
+  spans.push([at, Number(t[2])]);
+  for (let i = 3; i + 1 < t.length; i += 2) {
+    at += Number(t[i]) * 1000;
+    spans.push([at, Number(t[i + 1])]);
+  }
+  return spans.filter(([time, state]) => Number.isFinite(time) && Number.isFinite(state));
+}
+
+/** The week up to `now` as a bar of online and offline segments (unknown before the first
+ *  record), each with its times in a tooltip. */
+function powerBar(spans: [number, number][], now: number): HTMLElement {
+  const from = now - WEEK_MS;
+  const segments: [number, number, string][] = [];
+  const first = spans.length ? Math.max(spans[0][0], from) : now;
+  if (first > from) segments.push([from, first, "unknown"]);
+  spans.forEach(([start, state], i) => {
+    const end = i + 1 < spans.length ? spans[i + 1][0] : now;
+    const a = Math.max(start, from);
+    if (end > a) segments.push([a, end, state === 0 ? "offline" : "online"]);
+  });
+  const bar = h("div", { class: "powerbar", role: "img", "aria-label": "Online and offline over the last 7 days" });
+  for (const [a, b, kind] of segments) {
+    const seg = h("div", { class: `seg ${kind}`, title: `${kind}: ${formatTime(a)} – ${formatTime(b)}`, "data-state": kind });
+    // Through the CSSOM, which the page's style policy allows (no style attribute text).
+    seg.style.width = `${((b - a) / WEEK_MS) * 100}%`;
+    bar.append(seg);
+  }
+  const online = segments.filter(([, , k]) => k === "online").reduce((t, [a, b]) => t + (b - a), 0);
+  return h(
+    "div",
+    {},
+    bar,
+    h("p", { class: "muted powerbar-legend" }, `Online ${Math.round((online / WEEK_MS) * 1000) / 10}% of the last 7 days (green online, grey offline, blank unknown).`),
+  );
+}
+
 function overviewTab(app: App, node: Json, body: HTMLElement): () => void {
   const sys = h("div", {}, h("p", { class: "muted" }, "Loading system information…"));
   const net = h("div", {}, h("p", { class: "muted" }, "Loading network information…"));
+  const timeline = h("div", {}, h("p", { class: "muted" }, "Loading connection history…"));
   const device = h("div");
   // What users change (name, description, tags) shows as soon as the server has it.
   const renderDevice = () => {
@@ -115,9 +160,14 @@ function overviewTab(app: App, node: Json, body: HTMLElement): () => void {
   body.append(
     h("section", { class: "card" }, h("h2", {}, "Device"), device),
     settingsCard(app, node),
+    h("section", { class: "card" }, h("h2", {}, "Last 7 days"), timeline),
     h("section", { class: "card" }, h("h2", {}, "System"), sys),
     h("section", { class: "card" }, h("h2", {}, "Network"), net),
   );
+  app.ctl
+    .request("powertimeline", { nodeid: node._id })
+    .then((r) => replace(timeline, powerBar(decodeTimeline(r.timeline ?? []), Date.now())))
+    .catch((e) => replace(timeline, h("p", { class: "muted" }, `No connection history: ${errorText(e)}`)));
   app.ctl
     .request("getsysinfo", { nodeid: node._id })
     .then((r) => {

@@ -224,6 +224,17 @@ CREATE TABLE device_members (
 CREATE INDEX device_members_user ON device_members(user_id)
 "#,
     ),
+    (
+        8,
+        r#"
+CREATE TABLE power_history (
+    node_id TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+    time_ms BIGINT NOT NULL,
+    power BIGINT NOT NULL
+);
+CREATE INDEX power_history_node_time ON power_history(node_id, time_ms)
+"#,
+    ),
 ];
 
 pub async fn run(store: &Store) -> Result<(), sqlx::Error> {

@@ -13,6 +13,7 @@ pub mod gateways;
 mod groups;
 mod health;
 mod migrations;
+pub mod power;
 mod recordings;
 mod sessions;
 mod settings;

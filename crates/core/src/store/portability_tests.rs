@@ -537,10 +537,33 @@ async fn exercise(store: Store) {
         "first"
     );
 
+    // Power history: a window with the state before it, closing what the last server
+    // left online, pruning all but each device's newest change.
+    use super::power::PowerChange;
+    let change = |time_ms, power| PowerChange { time_ms, power };
+    for (t, p) in [(100, 1), (200, 0), (300, 1)] {
+        store
+            .insert_power_change("node//n1", change(t, p))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        store.power_changes("node//n1", 250).await.unwrap(),
+        vec![change(200, 0), change(300, 1)]
+    );
+    assert_eq!(store.close_power_history(400).await.unwrap(), 1);
+    assert_eq!(store.close_power_history(450).await.unwrap(), 0);
+    assert_eq!(store.prune_power_history(1_000).await.unwrap(), 3);
+    assert_eq!(
+        store.power_changes("node//n1", 0).await.unwrap(),
+        vec![change(400, 0)]
+    );
+
     // Deleting a group takes its devices and memberships; deleting a user its tokens.
     assert!(store.delete_group("mesh//g1").await.unwrap());
     assert!(store.device("node//n1").await.unwrap().is_none());
     assert!(store.memberships("user//bob").await.unwrap().is_empty());
+    assert!(store.power_changes("node//n1", 0).await.unwrap().is_empty());
     assert!(store.delete_user("user//bob").await.unwrap());
     assert!(store.login_token("~t:abc").await.unwrap().is_none());
     assert!(!store.delete_user("user//bob").await.unwrap());

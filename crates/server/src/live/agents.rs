@@ -69,6 +69,15 @@ impl AgentRegistry {
         crate::locks::lock(&self.agents).get(node_id).cloned()
     }
 
+    /// The connected agents whose device is in one of the groups `in_group` accepts.
+    pub fn in_groups(&self, in_group: impl Fn(&str) -> bool) -> Vec<(String, AgentHandle)> {
+        crate::locks::lock(&self.agents)
+            .iter()
+            .filter(|(_, h)| in_group(&h.group_id))
+            .map(|(id, h)| (id.clone(), h.clone()))
+            .collect()
+    }
+
     pub fn live_state(&self, node_id: &str) -> LiveState {
         match crate::locks::lock(&self.agents).get(node_id) {
             Some(h) => LiveState {

@@ -12,6 +12,8 @@ mod events;
 mod gateways;
 mod groups;
 mod info;
+mod messages;
+mod power;
 mod recordings;
 mod remote;
 mod tokens;
@@ -141,6 +143,10 @@ control_actions! {
     "removeuserfromusergroup" => usergroups::RemoveUser,
     "wssessioncount" => usergroups::SessionCount,
     "userbroadcast" => usergroups::Broadcast,
+    "poweraction" => power::PowerAction,
+    "wakedevices" => power::WakeDevices,
+    "powertimeline" => power::PowerTimeline,
+    "toast" => messages::Toast,
 }
 
 pub async fn dispatch(session: &mut ControlSession, req: &Request) -> Replies {

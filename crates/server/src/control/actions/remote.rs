@@ -89,6 +89,10 @@ impl Action for Msg {
         } else {
             None
         };
+        if kind == "messagebox" {
+            let title = super::messages::check_messagebox(req)?;
+            extra.insert("title".into(), title.into());
+        }
         Ok(Msg {
             device_id,
             kind,
@@ -150,7 +154,21 @@ impl Action for Msg {
         message.insert("userid".into(), s.actor.user.id.clone().into());
         message.insert("username".into(), s.actor.user.name.clone().into());
         message.insert("remoteaddr".into(), s.peer.ip().to_string().into());
+        let shown =
+            (message.get("type").and_then(Value::as_str) == Some("messagebox")).then(|| {
+                super::messages::shown_event(
+                    &s.actor,
+                    &device.group_id,
+                    &device.id,
+                    false,
+                    message.get("title").and_then(Value::as_str).unwrap_or(""),
+                    message.get("msg").and_then(Value::as_str).unwrap_or(""),
+                )
+            });
         send_to_agent(s, &device.id, &Value::Object(message))?;
+        if let Some(event) = shown {
+            s.state.domain.publish(event).await;
+        }
         Ok(if req.body.contains_key("responseid") {
             vec![req.reply().with("result", "OK").into_value()]
         } else {

@@ -4965,3 +4965,250 @@ async fn a_required_second_factor_spares_single_sign_on_accounts() {
         assert!(meshes.get("failed").is_none(), "{meshes}");
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Power and messages: poweraction, wakedevices, powertimeline, toast, msg messagebox
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn poweraction_goes_to_connected_devices_with_the_reset_right() {
+    let mut w = World::new().await;
+    let pc = w.office_pc.clone();
+    let mut admin = w.session(&w.admin).await;
+    let mut alice = w.session(&w.alice).await;
+    let restart = json!({ "action": "poweraction", "nodeids": [pc.id], "actiontype": 3 });
+    w.published();
+    assert_eq!(
+        one(&mut admin, restart.clone()).await,
+        refused("poweraction", "Agent not connected")
+    );
+    let mut agent = w.connect(&pc);
+    // Alice may control the device, but not switch it off.
+    assert_eq!(
+        one(&mut alice, restart.clone()).await,
+        refused("poweraction", "Access denied")
+    );
+    let lab = json!({ "action": "poweraction", "nodeids": [w.lab_pc.id], "actiontype": 2 });
+    assert_eq!(
+        one(&mut alice, lab).await,
+        refused("poweraction", "Invalid nodeid")
+    );
+    // One refused device among several: nothing is sent to any.
+    let both = json!({ "action": "poweraction", "nodeids": [pc.id, w.lab_pc.id], "actiontype": 2 });
+    assert_eq!(
+        one(&mut alice, both).await,
+        refused("poweraction", "Access denied")
+    );
+    assert!(agent.try_recv().is_err());
+    assert!(w.published().is_empty());
+
+    assert_eq!(one(&mut admin, restart).await, ok("poweraction"));
+    assert_eq!(
+        sent(&mut agent),
+        json!({
+            "action": "poweraction",
+            "actiontype": 3,
+            "userid": "user//admin",
+            "username": "admin",
+            "remoteaddr": "127.0.0.1",
+        })
+    );
+    let events = w.published();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert!(events[0].persist);
+    let e = events[0].to_json();
+    assert_eq!(
+        (
+            &e["action"],
+            &e["msgid"],
+            &e["msg"],
+            &e["msgArgs"],
+            &e["nodeid"]
+        ),
+        (
+            &json!("agentlog"),
+            &json!(25),
+            &json!("Performing power action=3, forced=0"),
+            &json!([3, 0]),
+            &json!(pc.id)
+        ),
+        "{e}"
+    );
+    for (actiontype, result) in [
+        (json!(310), "Intel AMT power actions are not supported"),
+        (
+            json!(1),
+            "Invalid action type: expected 2 (power off), 3 (restart) or 4 (sleep)",
+        ),
+        (
+            json!(null),
+            "Invalid action type: expected 2 (power off), 3 (restart) or 4 (sleep)",
+        ),
+    ] {
+        let r = json!({ "action": "poweraction", "nodeids": [pc.id], "actiontype": actiontype });
+        assert_eq!(one(&mut admin, r).await, refused("poweraction", result));
+    }
+}
+
+#[tokio::test]
+async fn wakedevices_asks_the_agents_of_groups_with_the_wake_right() {
+    let mut w = World::new().await;
+    let pc = w.office_pc.clone();
+    let mut admin = w.session(&w.admin).await;
+    let mut alice = w.session(&w.alice).await;
+    let wake = json!({ "action": "wakedevices", "nodeids": [id_key(&pc.id)], "responseid": "w" });
+    let reply = |result: &str| json!({ "action": "wakedevices", "responseid": "w", "result": result, "failed": true });
+    assert_eq!(
+        one(&mut admin, wake.clone()).await,
+        reply("No network information for this device")
+    );
+    let netinfo = json!({ "action": "netinfo", "netif2": {
+        "lo": [{ "mac": "00:00:00:00:00:00" }],
+        "eth0": [{ "mac": "52:54:00:12:34:56", "family": "IPv4" }],
+    }});
+    w.domain()
+        .store_agent_report(
+            &pc.id,
+            DeviceReport::NetInfo,
+            &netinfo.to_string(),
+            None,
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    // The lab's device is online: the administrator may wake in both groups.
+    let mut waker = w.connect(&w.lab_pc);
+    w.published();
+    assert_eq!(
+        one(&mut admin, wake.clone()).await,
+        json!({ "action": "wakedevices", "responseid": "w",
+                "result": "Used 1 device(s) to send wake packets" })
+    );
+    assert_eq!(
+        sent(&mut waker),
+        json!({ "action": "wakeonlan", "macs": ["52:54:00:12:34:56"] })
+    );
+    let events = w.published();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert!(!events[0].persist, "announced, not kept");
+    assert_eq!(events[0].action, "wakedevices");
+    // Without the wake right the device is "invalid", as if unknown.
+    assert_eq!(one(&mut alice, wake).await, reply("Invalid nodeid"));
+    let several = json!({ "action": "wakedevices", "nodeids": [pc.id, "node//nosuch"] });
+    assert_eq!(one(&mut admin, several).await, ok("wakedevices"));
+    assert_eq!(sent(&mut waker)["action"], "wakeonlan");
+}
+
+#[tokio::test]
+async fn powertimeline_shows_the_connections_of_the_week() {
+    let w = World::new().await;
+    let pc = w.office_pc.clone();
+    let mut alice = w.session(&w.alice).await;
+    let ask = json!({ "action": "powertimeline", "nodeid": pc.id });
+    // Nothing recorded: the current state, from now.
+    let t = one(&mut alice, ask.clone()).await;
+    let line = t["timeline"].as_array().unwrap();
+    assert_eq!(
+        (line.len(), &line[0], &line[2]),
+        (3, &json!(0), &json!(0)),
+        "{t}"
+    );
+    let on = LiveState {
+        conn: 1,
+        pwr: 1,
+        connected_ms: now_ms(),
+    };
+    w.domain().announce_connection(&pc, on).await;
+    // A later millisecond: changes are ordered by time.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    w.domain()
+        .announce_connection(&pc, LiveState::default())
+        .await;
+    let t = one(&mut alice, ask).await;
+    assert_eq!(t["nodeid"], pc.id.as_str());
+    let line = t["timeline"].as_array().unwrap();
+    assert_eq!(line.len(), 5, "{t}");
+    assert_eq!(
+        (&line[0], &line[2], &line[4]),
+        (&json!(0), &json!(1), &json!(0))
+    );
+    let start = line[1].as_f64().unwrap();
+    assert!((start * 1000.0 - now_ms() as f64).abs() < 60_000.0, "{t}");
+    assert!(line[3].as_f64().unwrap() >= 0.0);
+    assert_eq!(
+        one(
+            &mut alice,
+            json!({ "action": "powertimeline", "nodeid": w.lab_pc.id })
+        )
+        .await,
+        refused("powertimeline", "Invalid device id")
+    );
+}
+
+#[tokio::test]
+async fn toast_and_message_boxes_reach_the_devices_user() {
+    let mut w = World::new().await;
+    let pc = w.office_pc.clone();
+    let mut admin = w.session(&w.admin).await;
+    let mut alice = w.session(&w.alice).await;
+    let toast =
+        json!({ "action": "toast", "nodeids": [pc.id], "title": "T", "msg": "a \"b\"\n$(c)" });
+    assert_eq!(
+        one(&mut admin, toast.clone()).await,
+        refused("toast", "Agent not connected")
+    );
+    let mut agent = w.connect(&pc);
+    w.published();
+    assert_eq!(one(&mut admin, toast.clone()).await, ok("toast"));
+    assert_eq!(
+        sent(&mut agent),
+        json!({ "action": "toast", "title": "T", "msg": "a \"b\"\n$(c)",
+                "sessionid": admin.session_id, "username": "admin", "userid": "user//admin" })
+    );
+    let e = w.published()[0].to_json();
+    assert_eq!(
+        (&e["msgid"], &e["msgArgs"]),
+        (&json!(26), &json!(["T", "a \"b\"\n$(c)"]))
+    );
+    // No chat/notify right, or a device she cannot see: the same answer.
+    assert_eq!(
+        one(&mut alice, toast).await,
+        refused("toast", "Access Denied")
+    );
+    let lab = json!({ "action": "toast", "nodeids": [w.lab_pc.id], "msg": "x" });
+    assert_eq!(
+        one(&mut alice, lab).await,
+        refused("toast", "Access Denied")
+    );
+    // Without a title, the server's.
+    let untitled = json!({ "action": "toast", "nodeids": [pc.id], "msg": "x", "title": 5 });
+    assert_eq!(one(&mut admin, untitled).await, ok("toast"));
+    assert_eq!(sent(&mut agent)["title"], "ironmesh");
+
+    // A message box needs remote control, which she has.
+    w.published();
+    let boxed = json!({ "action": "msg", "type": "messagebox", "nodeid": pc.id, "title": "B",
+                        "msg": "hello", "timeout": 0, "responseid": "m" });
+    assert_eq!(
+        one(&mut alice, boxed).await,
+        json!({ "action": "msg", "responseid": "m", "result": "OK" })
+    );
+    let m = sent(&mut agent);
+    assert_eq!(
+        (&m["type"], &m["title"], &m["msg"], &m["timeout"]),
+        (
+            &json!("messagebox"),
+            &json!("B"),
+            &json!("hello"),
+            &json!(0)
+        )
+    );
+    let e = w.published()[0].to_json();
+    assert_eq!(
+        (&e["msgid"], &e["msg"]),
+        (
+            &json!(18),
+            &json!("Displaying message box, title=B, message=hello")
+        )
+    );
+}
