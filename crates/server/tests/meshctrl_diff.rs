@@ -324,7 +324,7 @@ impl Side {
 }
 
 /// Starts one stock agent against a side's group and waits until it is online with its OS
-/// reported; records the node's bare id as `{node}`.
+/// and network reported; records the node's bare id as `{node}`.
 async fn agent_online(side: &mut Side, msh: &str) -> StockAgent {
     let agent = StockAgent::start(msh).await;
     let node = wait_until(
@@ -340,8 +340,18 @@ async fn agent_online(side: &mut Side, msh: &str) -> StockAgent {
         },
     )
     .await;
-    side.vars
-        .insert("node", node.trim_start_matches("node//").to_string());
+    let id = node.trim_start_matches("node//").to_string();
+    // And its network report stored, which `deviceinfo` and `listdevices --details` show.
+    wait_until(Duration::from_secs(60), "the network report", async || {
+        let out = meshctrl::run(&side.url, ADMIN, PASS, &["deviceinfo", "--id", &id]).await;
+        if out.stdout.contains("--- Networking ---") {
+            Ok(())
+        } else {
+            Err(out.stdout)
+        }
+    })
+    .await;
+    side.vars.insert("node", id);
     agent
 }
 
@@ -484,7 +494,7 @@ impl Normalizer {
     }
 
     fn normalize(&mut self, text: &str) -> String {
-        let text = replace_iso_times(text);
+        let text = replace_loopback_ports(&replace_iso_times(text));
         let mut out = String::with_capacity(text.len());
         let mut token = String::new();
         for c in text.chars().chain(std::iter::once('\n')) {
@@ -521,6 +531,24 @@ impl Normalizer {
             token.to_string()
         }
     }
+}
+
+/// Replaces the port of every loopback address (`127.0.0.1:41234`, an agent's or the
+/// server's) with `<PORT>`.
+fn replace_loopback_ports(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("127.0.0.1:") {
+        let (before, after) = rest.split_at(at + "127.0.0.1:".len());
+        out.push_str(before);
+        let digits = after.chars().take_while(char::is_ascii_digit).count();
+        if digits > 0 {
+            out.push_str("<PORT>");
+        }
+        rest = &after[digits..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Replaces ISO 8601 times (`2026-12-01T06:13:09.383Z`) with `<DATE>`.

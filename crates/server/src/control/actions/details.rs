@@ -55,6 +55,11 @@ impl Action for DeviceDetails {
                 continue;
             }
             let mut node = node_json(&d, s.state.live_state(&d.id));
+            // The last connection has a record of its own here (`lastConnect`), as in
+            // MeshCentral's answer.
+            if let Some(fields) = node.as_object_mut() {
+                fields.remove("lastconnect");
+            }
             if let Some((g, _)) = groups.iter().find(|(g, _)| g.id == d.group_id) {
                 node["groupname"] = g.name.clone().into();
             }
@@ -70,15 +75,17 @@ impl Action for DeviceDetails {
                     .as_deref()
                     .and_then(|t| serde_json::from_str::<Value>(t).ok())
                     .and_then(|r| r.get("netif2").cloned());
-                if let Some(netif2) = netif2 {
-                    entry["net"] = json!({
+                // `null` until the agent has reported, as MeshCentral answers.
+                entry["net"] = match netif2 {
+                    Some(netif2) => json!({
                         "netif2": netif2,
                         "updateTime": d.last_connect_ms,
                         "_id": format!("if{}", d.id),
                         "domain": "",
                         "type": "ifinfo",
-                    });
-                }
+                    }),
+                    None => Value::Null,
+                };
             }
             if d.last_connect_ms > 0 {
                 entry["lastConnect"] = json!({
