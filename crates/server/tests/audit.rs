@@ -211,7 +211,7 @@ async fn exercise(db: Db) {
             .join(format!("{recording}.cast")),
     )
     .unwrap();
-    assert!(recorded.starts_with("{\"env\""), "{recorded}");
+    assert!(recorded.starts_with("{\"version\":2"), "{recorded}");
     assert!(recorded.contains("audit-42"), "{recorded}");
 
     // The chain verifies; an edited row is named.

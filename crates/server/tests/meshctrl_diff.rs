@@ -37,6 +37,9 @@ enum Who {
     User2,
 }
 
+/// Finds a value for later steps in a step's output.
+type Finder = fn(&str) -> Option<String>;
+
 /// One meshctrl invocation. `{node}`, `{group}` and other names in braces are replaced with
 /// what earlier steps found on the same server.
 struct Step {
@@ -44,7 +47,7 @@ struct Step {
     who: Who,
     args: &'static str,
     /// A name for later steps, and how to find its value in this step's output.
-    capture: Option<(&'static str, fn(&str) -> Option<String>)>,
+    capture: Option<(&'static str, Finder)>,
 }
 
 const fn admin(name: &'static str, args: &'static str) -> Step {
@@ -66,7 +69,7 @@ const fn user2(name: &'static str, args: &'static str) -> Step {
 }
 
 impl Step {
-    const fn capture(mut self, var: &'static str, find: fn(&str) -> Option<String>) -> Step {
+    const fn capture(mut self, var: &'static str, find: Finder) -> Step {
         self.capture = Some((var, find));
         self
     }

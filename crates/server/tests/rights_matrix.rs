@@ -29,8 +29,9 @@ fn refused(result: &str) -> bool {
     matches!(
         result,
         "Access denied"
-            // MeshCentral's texts for the device lifecycle actions, each the same for an
-            // unknown device as for a forbidden one (or, for moves, an unknown group).
+            // MeshCentral's texts for the device lifecycle actions and `toast`, each the
+            // same for an unknown device as for a forbidden one (or, for moves, an unknown
+            // group).
             | "Access Denied"
             | "Denied"
             | "Permission denied"
@@ -42,8 +43,6 @@ fn refused(result: &str) -> bool {
             | "Invalid device id"
             | "Unknown gateway"
             | "Unknown device group"
-            // `toast`: MeshCentral's text for both an unknown device and a missing right.
-            | "Access Denied"
     )
 }
 

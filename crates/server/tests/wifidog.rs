@@ -770,7 +770,7 @@ async fn a_wscat_session_as_in_the_seed() {
         let mut session = ironmesh_testkit::pty::PtyProcess::spawn(cmd, 200, 40);
         let acked = session
             .expect(
-                r#"{"gateway":[{"auth_mode":1,"gw_id":"GW1"}],"type":"connect"}"#,
+                r#"{"type":"connect","gateway":[{"gw_id":"GW1","auth_mode":1}]}"#,
                 Duration::from_secs(15),
             )
             .await;
