@@ -55,19 +55,19 @@ pub async fn add_member(
 
 /// The `.msh` text the server hands out for a group.
 pub async fn fetch_msh(server: &TestServer, group_id: &str) -> String {
+    msh_on_port(server.port, group_id).await
+}
+
+/// The `.msh` text the HTTPS server on `port` (ironmesh or MeshCentral) hands out for a
+/// group (`mesh//…` or the bare id).
+pub async fn msh_on_port(port: u16, group_id: &str) -> String {
     let key = group_id
         .trim_start_matches("mesh//")
         .replace('$', "%24")
         .replace('@', "%40");
-    let r = crate::http::request(
-        server.port,
-        "GET",
-        &format!("/meshsettings?id={key}"),
-        &[],
-        b"",
-    )
-    .await
-    .expect("meshsettings");
+    let r = crate::http::request(port, "GET", &format!("/meshsettings?id={key}"), &[], b"")
+        .await
+        .expect("meshsettings");
     assert_eq!(r.status, 200, "{}", r.text());
     r.text()
 }

@@ -88,21 +88,7 @@ impl MeshCentral {
 
     /// The `.msh` MeshCentral hands out for a group (`mesh//…` or the bare id).
     pub async fn msh(&self, group_id: &str) -> String {
-        let key = group_id
-            .trim_start_matches("mesh//")
-            .replace('$', "%24")
-            .replace('@', "%40");
-        let r = crate::http::request(
-            self.port,
-            "GET",
-            &format!("/meshsettings?id={key}"),
-            &[],
-            b"",
-        )
-        .await
-        .expect("meshsettings");
-        assert_eq!(r.status, 200, "{}", r.text());
-        r.text()
+        crate::agent::msh_on_port(self.port, group_id).await
     }
 }
 
