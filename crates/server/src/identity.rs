@@ -46,6 +46,8 @@ pub struct WebIdentity {
     pub cert_hash: Hash384,
     /// SHA-384 of the leaf's public key (PKCS#1 for RSA, SPKI otherwise): older agents.
     pub key_hash: Hash384,
+    /// When the leaf expires, in Unix ms (`serverinfo`'s `certExpire`); read once at load.
+    pub not_after_ms: Option<i64>,
 }
 
 /// The key agents pin.
@@ -228,11 +230,13 @@ fn load_web(cert_path: &Path, key_path: &Path) -> anyhow::Result<WebIdentity> {
         .with_context(|| format!("parsing {}", key_path.display()))?;
     let cert_hash = sha384(leaf);
     let key_hash = public_key_hash(leaf)?;
+    let not_after_ms = not_after_ms(leaf);
     Ok(WebIdentity {
         cert_chain,
         key,
         cert_hash,
         key_hash,
+        not_after_ms,
     })
 }
 
@@ -251,7 +255,7 @@ pub fn public_key_hash(cert_der: &[u8]) -> anyhow::Result<Hash384> {
 }
 
 /// When a certificate expires, in Unix milliseconds (`None` if it does not parse).
-pub fn not_after_ms(cert_der: &[u8]) -> Option<i64> {
+fn not_after_ms(cert_der: &[u8]) -> Option<i64> {
     let (_, cert) = x509_parser::parse_x509_certificate(cert_der).ok()?;
     Some(cert.validity().not_after.timestamp() * 1000)
 }

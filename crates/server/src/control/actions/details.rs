@@ -2,7 +2,9 @@
 //! with its network report and last connection, as one JSON text in `data`
 //! (docs/protocol/control.md §2.4).
 
-use ironmesh_core::access::{DeviceNeed, SignedIn};
+use std::collections::HashMap;
+
+use ironmesh_core::access::SignedIn;
 use ironmesh_core::devices::node_json;
 use ironmesh_core::{DomainError, DomainResult};
 use ironmesh_proto::control::Request;
@@ -47,7 +49,14 @@ impl Action for DeviceDetails {
     }
 
     async fn run(self, s: &mut ControlSession, req: &Request, _: ()) -> DomainResult<Replies> {
-        let groups = s.state.domain.visible_groups(&s.actor).await?;
+        let group_names: HashMap<String, String> = s
+            .state
+            .domain
+            .visible_groups(&s.actor)
+            .await?
+            .into_iter()
+            .map(|(g, _)| (g.id, g.name))
+            .collect();
         let devices = s.state.domain.visible_devices(&s.actor, None).await?;
         let mut results = Vec::new();
         for d in devices {
@@ -60,16 +69,14 @@ impl Action for DeviceDetails {
             if let Some(fields) = node.as_object_mut() {
                 fields.remove("lastconnect");
             }
-            if let Some((g, _)) = groups.iter().find(|(g, _)| g.id == d.group_id) {
-                node["groupname"] = g.name.clone().into();
+            if let Some(name) = group_names.get(&d.group_id) {
+                node["groupname"] = name.clone().into();
             }
             let mut entry = json!({ "node": node });
-            // Network details only with the DEVICE_DETAILS right, as `getnetworkinfo`.
-            let need = DeviceNeed {
-                id: d.id.clone(),
-                rights: MeshRights::DEVICE_DETAILS,
-            };
-            if s.state.domain.authorize(&s.actor, &need).await.is_ok() {
+            // Network details only with the DEVICE_DETAILS right, as `getnetworkinfo`; the
+            // rights come from the actor already loaded, not one lookup per device.
+            let rights = s.actor.device_rights(&d);
+            if rights.is_some_and(|r| r.has(MeshRights::DEVICE_DETAILS)) {
                 let netif2 = d
                     .net_info
                     .as_deref()

@@ -55,11 +55,6 @@ pub fn serverinfo_push(session: &ControlSession) -> Value {
     } else {
         format!("mc://{}:{port}", config.server_name)
     };
-    let cert_expire = id
-        .web
-        .cert_chain
-        .first()
-        .and_then(|leaf| crate::identity::not_after_ms(leaf));
     json!({
         "action": "serverinfo",
         "serverinfo": {
@@ -81,7 +76,7 @@ pub fn serverinfo_push(session: &ControlSession) -> Value {
             "redirport": 0,
             "magenturl": agent_url,
             "domainsuffix": "",
-            "certExpire": cert_expire,
+            "certExpire": id.web.not_after_ms,
             "product": "ironmesh",
             "version": env!("CARGO_PKG_VERSION"),
             "startTime": state.started_ms,
