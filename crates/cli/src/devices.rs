@@ -1,8 +1,7 @@
-//! Devices, groups, users, one device's details; and changes to a device: its name,
+//! Devices, one device's details; and changes to a device: its name,
 //! description, tags, group, or its removal.
 
 use ironmesh_client::control::ControlClient;
-use ironmesh_proto::rights::MeshRights;
 use serde_json::{json, Value};
 
 use crate::config::Store;
@@ -57,57 +56,6 @@ pub async fn list_devices(store: &Store, group: Option<&str>, json: bool) -> any
         );
     }
     Ok(())
-}
-
-pub async fn list_groups(store: &Store, json: bool) -> anyhow::Result<()> {
-    let (login, mut client) = connect(store).await?;
-    let reply = client.request(json!({"action": "meshes"})).await?;
-    let meshes = reply["meshes"].as_array().cloned().unwrap_or_default();
-    if json {
-        output::json(&Value::Array(meshes));
-        return Ok(());
-    }
-    let me = client.user_info["_id"].as_str().unwrap_or("").to_string();
-    let rows: Vec<Vec<String>> = meshes
-        .iter()
-        .map(|m| {
-            let rights = m["links"][&me]["rights"].as_u64();
-            vec![
-                m["name"].as_str().unwrap_or("").to_string(),
-                rights
-                    .map(|r| rights_text(r as u32))
-                    .unwrap_or_else(|| "site administrator".into()),
-                m["_id"]
-                    .as_str()
-                    .unwrap_or("")
-                    .trim_start_matches("mesh//")
-                    .to_string(),
-            ]
-        })
-        .collect();
-    let _ = login;
-    if rows.is_empty() {
-        println!("No device groups.");
-    } else {
-        table(&["NAME", "YOUR RIGHTS", "ID"], &rows);
-    }
-    Ok(())
-}
-
-fn rights_text(rights: u32) -> String {
-    if rights == MeshRights::FULL {
-        return "full".into();
-    }
-    let names: Vec<&str> = MeshRights::NAMES
-        .iter()
-        .filter(|(bit, _)| rights & bit != 0)
-        .map(|(_, n)| *n)
-        .collect();
-    if names.is_empty() {
-        "none".into()
-    } else {
-        names.join(",")
-    }
 }
 
 pub async fn info(store: &Store, device: &str, json: bool) -> anyhow::Result<()> {

@@ -7,6 +7,7 @@ mod devices;
 mod events;
 mod files;
 mod gateways;
+mod groups;
 mod output;
 mod power;
 mod remote;
@@ -74,8 +75,12 @@ enum Command {
         #[command(subcommand)]
         change: Option<DeviceCommand>,
     },
-    /// List device groups.
-    Groups,
+    /// Device groups: list (the default), add, rename, remove, members (with rights by
+    /// name).
+    Groups {
+        #[command(subcommand)]
+        command: Option<groups::GroupsCommand>,
+    },
     /// Accounts: list (the default), add, remove, passwd, disable, enable (needs the
     /// right to manage users).
     Users {
@@ -347,7 +352,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 text,
             } => power::message(&store, &device, toast, &title, &text, json).await?,
         },
-        Command::Groups => devices::list_groups(&store, json).await?,
+        Command::Groups { command } => {
+            let command = command.unwrap_or(groups::GroupsCommand::List);
+            groups::groups(&store, command, json).await?
+        }
         Command::Users { command } => {
             accounts::users(
                 &store,
