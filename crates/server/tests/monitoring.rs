@@ -238,7 +238,7 @@ async fn metrics_follow_what_happens() {
     );
     let (socket, trust) = agent.connect(None).await.unwrap();
     drop(socket);
-    let (_socket, _) = agent.connect(trust).await.unwrap();
+    let (agent_socket, _) = agent.connect(trust).await.unwrap();
     let online = wait_until(
         Duration::from_secs(10),
         "the agent counted online",
@@ -272,6 +272,18 @@ async fn metrics_follow_what_happens() {
     );
     assert!(statements(&online) > statements(&fresh));
     drop(console.close(None).await);
+
+    // The agent leaves: its group stays on the page at 0 rather than vanishing.
+    drop(agent_socket);
+    wait_until(
+        Duration::from_secs(10),
+        "the agent's group at 0",
+        async || {
+            let m = scrape(&s).await;
+            (m.get("ironmesh_agents_online", &[("group", &group)]) == Some(0.0)).then_some(())
+        },
+    )
+    .await;
 
     // A relay session between two sockets of one user: bytes both ways.
     let auth = format!("{},{}", b64(b"admin"), b64(PASS.as_bytes()));

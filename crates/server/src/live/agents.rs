@@ -1,7 +1,7 @@
 //! Connected agents, by node id. The registry is the source of live state (online,
 //! since when) and the way user sessions reach an agent.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -35,6 +35,10 @@ pub struct AgentHandle {
 pub struct AgentRegistry {
     agents: Mutex<HashMap<String, AgentHandle>>,
     next_conn: AtomicU64,
+    /// Every device group an agent was connected in since the start: `online_by_group`
+    /// reports them at 0 once their last agent leaves, so a monitoring rule sees the drop
+    /// instead of a series that vanished.
+    groups_seen: Mutex<BTreeSet<String>>,
 }
 
 impl AgentRegistry {
@@ -45,7 +49,15 @@ impl AgentRegistry {
     /// Registers a connection; returns the one it replaces (same node id), which the
     /// caller closes.
     pub fn insert(&self, node_id: &str, handle: AgentHandle) -> Option<AgentHandle> {
+        self.saw_group(&handle.group_id);
         crate::locks::lock(&self.agents).insert(node_id.to_string(), handle)
+    }
+
+    fn saw_group(&self, group_id: &str) {
+        let mut seen = crate::locks::lock(&self.groups_seen);
+        if !seen.contains(group_id) {
+            seen.insert(group_id.to_string());
+        }
     }
 
     /// Removes the entry only if it is still this connection's (a newer one may have
@@ -60,6 +72,7 @@ impl AgentRegistry {
 
     /// The device moved to another group while connected: its connection stays.
     pub fn set_group(&self, node_id: &str, group_id: &str) {
+        self.saw_group(group_id);
         if let Some(h) = crate::locks::lock(&self.agents).get_mut(node_id) {
             h.group_id = group_id.to_string();
         }
@@ -94,8 +107,12 @@ impl AgentRegistry {
     }
 
     /// How many agents are connected in each device group (by group id).
-    pub fn online_by_group(&self) -> std::collections::BTreeMap<String, usize> {
-        let mut groups = std::collections::BTreeMap::new();
+    /// Groups that had agents since the start and have none now count 0.
+    pub fn online_by_group(&self) -> BTreeMap<String, usize> {
+        let mut groups: BTreeMap<String, usize> = crate::locks::lock(&self.groups_seen)
+            .iter()
+            .map(|g| (g.clone(), 0))
+            .collect();
         for handle in crate::locks::lock(&self.agents).values() {
             *groups.entry(handle.group_id.clone()).or_insert(0) += 1;
         }
