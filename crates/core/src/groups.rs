@@ -9,6 +9,27 @@ use crate::events::Event;
 use crate::store::{now_ms, DeviceGroup, GroupMember, StoreError, UserGroupLink};
 use crate::{random_bytes, Domain, DomainError, DomainResult};
 
+/// Why one member named in `add_group_members` was not added (the others still are).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemberRefusal {
+    /// No account or user group has this id (its key is kept for the reply).
+    Unknown(String),
+    /// The member holds rights the caller does not, so the caller may not change theirs.
+    HoldsMoreRights(String),
+}
+
+impl std::fmt::Display for MemberRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MemberRefusal::Unknown(who) => write!(f, "Unknown user {who}"),
+            MemberRefusal::HoldsMoreRights(who) => write!(
+                f,
+                "Cannot change the rights of {who}: they hold rights you do not hold"
+            ),
+        }
+    }
+}
+
 /// Agent-based group, the only kind ironmesh hosts (docs/protocol/control.md §4.3).
 pub const MTYPE_AGENT: i64 = 2;
 
@@ -165,7 +186,7 @@ impl Domain {
         actor_rights: MeshRights,
         user_ids: &[String],
         rights: u32,
-    ) -> DomainResult<Vec<Result<String, String>>> {
+    ) -> DomainResult<Vec<Result<String, MemberRefusal>>> {
         // Restrictions (no terminal, only own events, …) take away; anyone managing
         // members may hand them out. Rights are granted only by who holds them.
         if !MeshRights(rights).covered_by(actor_rights) {
@@ -192,13 +213,11 @@ impl Domain {
             }
             let current = members.iter().find(|m| &m.user_id == user_id);
             if current.is_some_and(|m| !MeshRights(m.rights).covered_by(actor_rights)) {
-                outcome.push(Err(format!(
-                    "Cannot change the rights of {user_id}: they hold rights you do not hold"
-                )));
+                outcome.push(Err(MemberRefusal::HoldsMoreRights(user_id.clone())));
                 continue;
             }
             match self.store.user(user_id).await? {
-                None => outcome.push(Err(format!("Unknown user {user_id}"))),
+                None => outcome.push(Err(MemberRefusal::Unknown(user_id.clone()))),
                 Some(user) => {
                     self.store
                         .set_group_member(&group.id, &user.id, rights)
@@ -231,15 +250,13 @@ impl Domain {
         ugrp_id: &str,
         current: Option<&UserGroupLink>,
         rights: u32,
-    ) -> DomainResult<Result<String, String>> {
+    ) -> DomainResult<Result<String, MemberRefusal>> {
         let key = crate::usergroups::user_group_key(ugrp_id).to_string();
         if current.is_some_and(|l| !MeshRights(l.rights).covered_by(actor_rights)) {
-            return Ok(Err(format!(
-                "Cannot change the rights of {ugrp_id}: it holds rights you do not hold"
-            )));
+            return Ok(Err(MemberRefusal::HoldsMoreRights(ugrp_id.to_string())));
         }
         let Some(ugrp) = self.store.user_group(ugrp_id).await? else {
-            return Ok(Err(format!("Unknown user {key}")));
+            return Ok(Err(MemberRefusal::Unknown(key)));
         };
         self.store
             .set_group_user_group(&group.id, &ugrp.id, rights)

@@ -2,7 +2,7 @@
 //! `addmeshuser`, `removemeshuser`.
 
 use ironmesh_core::access::{GroupGrant, GroupNeed, SignedIn};
-use ironmesh_core::groups::{group_json, group_json_with, MTYPE_AGENT};
+use ironmesh_core::groups::{group_json, group_json_with, MemberRefusal, MTYPE_AGENT};
 use ironmesh_core::model::DeviceGroup;
 use ironmesh_core::{DomainError, DomainResult};
 use ironmesh_proto::control::Request;
@@ -283,10 +283,16 @@ impl Action for AddMembers {
     ) -> DomainResult<Replies> {
         let mut ids = Vec::new();
         let mut failed = Vec::new();
+        // MeshCentral answers a bare `Nothing done` when no name was an account (meshctrl
+        // scripts compare it); ironmesh's other refusals keep their reason.
+        let mut only_unknown = true;
         for name in &self.names {
             match member_id(name) {
                 Ok(id) => ids.push(id),
-                Err(_) => failed.push(format!("Invalid user name {name}")),
+                Err(_) => {
+                    only_unknown = false;
+                    failed.push(format!("Invalid user name {name}"));
+                }
             }
         }
         let outcome = s
@@ -298,15 +304,14 @@ impl Action for AddMembers {
         for o in outcome {
             match o {
                 Ok(name) => added.push(name),
-                Err(reason) => failed.push(reason),
+                Err(reason) => {
+                    only_unknown &= matches!(reason, MemberRefusal::Unknown(_));
+                    failed.push(reason.to_string());
+                }
             }
         }
         let result = match (added.len(), failed.is_empty()) {
-            // Unknown accounts get MeshCentral's bare text (meshctrl scripts compare it);
-            // ironmesh's own refusals keep their reason.
-            (0, _) if failed.iter().all(|f| f.starts_with("Unknown user")) => {
-                "Nothing done".to_string()
-            }
+            (0, _) if only_unknown => "Nothing done".to_string(),
             (0, _) => format!("Nothing done: {}", failed.join("; ")),
             (1, true) => format!("Added user {}", added[0]),
             (_, true) => format!("Added users {}", added.join(", ")),
